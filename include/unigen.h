@@ -1,0 +1,303 @@
+/* unigen.h — the public interface of unigen, a C11 library for generative models on CPUs.
+ *
+ * Worked example: train a tiny regression MLP with the engine.
+ *
+ *   #include <unigen.h>
+ *
+ *   ug_ctx *ctx; ug_params *ps; ug_status st;
+ *   if ((st = ug_ctx_create(&ctx, 0)) != UG_OK) { fprintf(stderr, "%s\n", ug_last_error()); ... }
+ *   ug_params_create(&ps);
+ *   ug_tensor *w = ug_params_add(ps, "fc.weight", 2, (int64_t[]){1, 3});   // (out, in)
+ *   ug_tensor *b = ug_params_add(ps, "fc.bias", 1, (int64_t[]){1});
+ *   ug_params_finalize(ps);                      // one flat buffer; views point into it
+ *   ug_params_init_uniform(ps, 42);              // PyTorch-style default init
+ *   ug_adam adam; ug_adam_init(&adam, ps, ug_adam_default());
+ *   for (int step = 0; step < 100; step++) {
+ *       ug_tensor *x = ug_tensor_new(ctx, 2, (int64_t[]){8, 3});     // arena, reset each step
+ *       ...fill x->data, y...
+ *       ug_tensor *loss = ug_mean_all(ctx, ug_mse(ctx, ug_linear(ctx, x, w, b), y, NULL));
+ *       ug_params_zero_grad(ps);
+ *       ug_backward(ctx, loss);                  // reverse loop over the eager tape
+ *       ug_adam_step(&adam, ps, 1e-3f);
+ *       ug_ctx_reset(ctx);                       // frees the step's activations at once
+ *   }
+ *   ug_adam_free(&adam); ug_params_free(ps); ug_ctx_free(ctx);
+ *
+ * Conventions: every fallible call returns ug_status (UG_OK = 0); ug_last_error() holds a
+ * thread-local message naming the file, the field, the expected and the found value.
+ * The library never exits, aborts on bad input or prints.
+ */
+#ifndef UNIGEN_H
+#define UNIGEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UG_VERSION_MAJOR 0
+#define UG_VERSION_MINOR 1
+#define UG_VERSION_PATCH 0
+#define UG_VERSION_STRING "0.1.0"
+
+/* ---------------------------------------------------------------- status and errors */
+typedef enum ug_status {
+    UG_OK = 0,
+    UG_ERR_INVALID_ARG,  /* a caller passed a value outside the documented range */
+    UG_ERR_SHAPE,        /* tensor shapes do not fit the operation */
+    UG_ERR_NOMEM,        /* an allocation failed */
+    UG_ERR_IO,           /* a file could not be opened, read or written */
+    UG_ERR_FORMAT,       /* a file or string is malformed */
+    UG_ERR_UNSUPPORTED,  /* well formed, but not something unigen handles */
+    UG_ERR_NUMERIC,      /* NaN or Inf where a finite number was required */
+    UG_ERR_STATE,        /* call made in the wrong order (e.g. params not finalized) */
+    UG_STATUS_COUNT
+} ug_status;
+
+const char *ug_status_str(ug_status s);
+/* Message of the last failing call on this thread ("" if none). */
+const char *ug_last_error(void);
+const char *ug_version(void);
+
+/* Log callback: the library reports progress and warnings only through this. */
+typedef enum { UG_LOG_DEBUG, UG_LOG_INFO, UG_LOG_WARN, UG_LOG_ERROR, UG_LOG_COUNT } ug_log_level;
+typedef void (*ug_log_fn)(ug_log_level level, const char *msg, void *user);
+void ug_set_log(ug_log_fn fn, void *user);
+
+/* ---------------------------------------------------------------- threads */
+/* Sets OpenMP and OpenBLAS thread counts together (n <= 0: UNIGEN_THREADS, else all cores). */
+void ug_set_threads(int n);
+int ug_get_threads(void);
+
+/* ---------------------------------------------------------------- tensors */
+#define UG_MAX_DIMS 6
+
+/* float32, contiguous, PyTorch shape order (last dimension contiguous). */
+typedef struct ug_tensor {
+    float *data;
+    float *grad;          /* NULL unless requires_grad */
+    int64_t shape[UG_MAX_DIMS];
+    int64_t numel;
+    int ndim;
+    int requires_grad;
+    const char *name;     /* parameters only */
+} ug_tensor;
+
+typedef struct ug_ctx ug_ctx;
+
+/* A context owns the per-step activation arena and the tape. arena_bytes = 0: grow on demand
+ * (after the first steps nothing more is allocated: the arena keeps its high-water mark). */
+ug_status ug_ctx_create(ug_ctx **out, size_t arena_bytes);
+void ug_ctx_free(ug_ctx *ctx);
+/* Forget the tape and every activation; keeps memory for the next step. */
+void ug_ctx_reset(ug_ctx *ctx);
+/* No-grad mode: ops record nothing and outputs never require grad. Returns the old mode. */
+int ug_ctx_set_grad(ug_ctx *ctx, int enabled);
+int ug_ctx_grad_enabled(const ug_ctx *ctx);
+size_t ug_ctx_arena_used(const ug_ctx *ctx);
+size_t ug_ctx_arena_capacity(const ug_ctx *ctx);
+/* Number of mallocs the arena has made since creation (tests assert it stops growing). */
+int64_t ug_ctx_arena_mallocs(const ug_ctx *ctx);
+
+/* Arena tensors (valid until ug_ctx_reset). Data are zeroed for _zeros, uninitialized for _new. */
+ug_tensor *ug_tensor_new(ug_ctx *ctx, int ndim, const int64_t *shape);
+ug_tensor *ug_tensor_zeros(ug_ctx *ctx, int ndim, const int64_t *shape);
+/* Copy of data into a new arena tensor. */
+ug_tensor *ug_tensor_from(ug_ctx *ctx, int ndim, const int64_t *shape, const float *data);
+/* Marks an arena tensor as needing d/dx (allocates its zeroed gradient). */
+void ug_tensor_requires_grad(ug_ctx *ctx, ug_tensor *t);
+int ug_tensor_same_shape(const ug_tensor *a, const ug_tensor *b);
+/* Arena scratch memory, 64-byte aligned (for ops and samplers). */
+void *ug_ctx_alloc(ug_ctx *ctx, size_t bytes);
+
+/* Backward from a scalar (numel == 1) loss: seeds d loss = 1 and runs the tape in reverse.
+ * Gradients ACCUMULATE into parameter and input grad buffers. */
+ug_status ug_backward(ug_ctx *ctx, ug_tensor *loss);
+
+/* ---------------------------------------------------------------- random numbers */
+/* Philox4x32-10 (Salmon et al. 2011), counter-based: the value at (seed, stream, counter) is a
+ * pure function of them, so the noise of sample i at step k never depends on the batch size,
+ * the thread count or the MPI rank. A ug_rng is a cursor: (seed, stream) plus a block counter. */
+typedef struct ug_rng {
+    uint64_t seed;     /* key */
+    uint64_t stream;   /* counter words 2-3: e.g. the global sample index */
+    uint64_t block;    /* counter words 0-1: the next 128-bit block */
+} ug_rng;
+
+void ug_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+/* Cursor at (seed, stream), counter starting at block (sub << 32): sub separates uses
+ * (e.g. the sampler step) inside one stream. */
+ug_rng ug_rng_make(uint64_t seed, uint64_t stream, uint32_t sub);
+/* Each call consumes whole 128-bit blocks (4 uniforms, 4 normals): results of a call depend
+ * only on the cursor and n. */
+void ug_rng_uniform(ug_rng *r, float *out, int64_t n);          /* (0, 1), 24-bit resolution */
+void ug_rng_uniform_f64(ug_rng *r, double *out, int64_t n);     /* (0, 1), 53-bit resolution */
+void ug_rng_normal(ug_rng *r, float *out, int64_t n);           /* N(0, 1), Box-Muller in double */
+void ug_rng_bernoulli(ug_rng *r, float p, float *out, int64_t n);   /* 0/1 */
+void ug_rng_rademacher(ug_rng *r, float *out, int64_t n);       /* +-1 */
+/* Categorical over k unnormalized nonnegative weights, n draws into out (indices). */
+void ug_rng_categorical(ug_rng *r, const double *weights, int k, int32_t *out, int64_t n);
+/* Fill a (rows, cols) buffer where row i uses stream first_stream + i: rows are independent
+ * of how many rows are drawn at once and of the thread count. */
+void ug_rng_normal_rows(uint64_t seed, uint64_t first_stream, uint32_t sub,
+                        float *out, int64_t rows, int64_t cols);
+
+/* ---------------------------------------------------------------- ops
+ * Every op runs at once; when grad mode is on and an input requires grad it records itself on
+ * the tape. Shapes follow PyTorch. Wrong shapes are programmer errors: an always-on check
+ * stops with a message naming the op and both shapes. Outputs live in the context's arena. */
+
+/* y = x W^T + b. x (..., in), w (out, in), b (out) or NULL -> (..., out). */
+ug_tensor *ug_linear(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b);
+/* MADE's masked linear: y = x (W * M)^T + b, mask (out, in) of 0/1 held by the caller. */
+ug_tensor *ug_masked_linear(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, const float *mask,
+                            ug_tensor *b);
+/* Batched matrix product. a (B, M, K) [or (B, K, M) when ta], b (B, K, N) [or (B, N, K) when
+ * tb] -> (B, M, N). 2-D operands are a batch of one. */
+ug_tensor *ug_matmul(ug_ctx *ctx, ug_tensor *a, ug_tensor *b, int ta, int tb);
+/* 2-D convolution. x (N, C, H, W), w (O, C, kh, kw), b (O) or NULL -> (N, O, H', W'). */
+ug_tensor *ug_conv2d(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int stride, int pad);
+/* Nearest-neighbour upsampling by 2: (N, C, H, W) -> (N, C, 2H, 2W). */
+ug_tensor *ug_upsample2x(ug_ctx *ctx, ug_tensor *x);
+/* Average pooling with kernel = stride = k: (N, C, H, W) -> (N, C, H/k, W/k). */
+ug_tensor *ug_avg_pool2d(ug_ctx *ctx, ug_tensor *x, int k);
+/* Group norm over (N, C, *): groups divide C; w, b (C) or NULL. */
+ug_tensor *ug_group_norm(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int groups,
+                         float eps);
+/* Layer norm over the last dimension; w, b (last dim) or NULL. */
+ug_tensor *ug_layer_norm(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, float eps);
+/* Fused multi-head attention, softmax inside: q, k, v (B, T, C) -> (B, T, C), heads divide C,
+ * scores scaled by 1/sqrt(C/heads). Spatial attention: permute (B, C, H, W) -> (B, HW, C). */
+ug_tensor *ug_attention(ug_ctx *ctx, ug_tensor *q, ug_tensor *k, ug_tensor *v, int heads);
+
+/* Over the last dimension. logsumexp drops it: (..., n) -> (...). */
+ug_tensor *ug_softmax(ug_ctx *ctx, ug_tensor *x);
+ug_tensor *ug_log_softmax(ug_ctx *ctx, ug_tensor *x);
+ug_tensor *ug_logsumexp(ug_ctx *ctx, ug_tensor *x);
+
+/* Elementwise. GELU is the exact (erf) form, PyTorch's default. */
+ug_tensor *ug_silu(ug_ctx *ctx, ug_tensor *x);
+ug_tensor *ug_gelu(ug_ctx *ctx, ug_tensor *x);
+ug_tensor *ug_relu(ug_ctx *ctx, ug_tensor *x);
+ug_tensor *ug_tanh(ug_ctx *ctx, ug_tensor *x);
+ug_tensor *ug_sigmoid(ug_ctx *ctx, ug_tensor *x);
+ug_tensor *ug_softplus(ug_ctx *ctx, ug_tensor *x);
+ug_tensor *ug_exp(ug_ctx *ctx, ug_tensor *x);
+ug_tensor *ug_log(ug_ctx *ctx, ug_tensor *x);
+ug_tensor *ug_square(ug_ctx *ctx, ug_tensor *x);
+ug_tensor *ug_sqrt(ug_ctx *ctx, ug_tensor *x);
+/* a * x + b with scalars a, b. */
+ug_tensor *ug_affine(ug_ctx *ctx, ug_tensor *x, float a, float b);
+
+/* Broadcasting binary ops (NumPy/PyTorch rules: shapes right-aligned, size-1 dims stretch),
+ * e.g. (B, C, H, W) * (1, C, 1, 1) per channel or * (B, 1, 1, 1) per sample. */
+ug_tensor *ug_add(ug_ctx *ctx, ug_tensor *a, ug_tensor *b);
+ug_tensor *ug_sub(ug_ctx *ctx, ug_tensor *a, ug_tensor *b);
+ug_tensor *ug_mul(ug_ctx *ctx, ug_tensor *a, ug_tensor *b);
+ug_tensor *ug_div(ug_ctx *ctx, ug_tensor *a, ug_tensor *b);
+
+/* Reductions over one axis (negative counts from the end) or over everything (-> shape ()). */
+ug_tensor *ug_sum(ug_ctx *ctx, ug_tensor *x, int axis, int keepdim);
+ug_tensor *ug_mean(ug_ctx *ctx, ug_tensor *x, int axis, int keepdim);
+ug_tensor *ug_sum_all(ug_ctx *ctx, ug_tensor *x);
+ug_tensor *ug_mean_all(ug_ctx *ctx, ug_tensor *x);
+
+/* Shape ops. reshape is a view (no copy); permute copies; concat/split along one axis. */
+ug_tensor *ug_reshape(ug_ctx *ctx, ug_tensor *x, int ndim, const int64_t *shape);
+ug_tensor *ug_permute(ug_ctx *ctx, ug_tensor *x, const int *perm);
+ug_tensor *ug_concat(ug_ctx *ctx, ug_tensor *const *xs, int n, int axis);
+/* Splits x into n parts of sizes[i] along axis, written to outs[0..n-1]. */
+void ug_split(ug_ctx *ctx, ug_tensor *x, int axis, const int64_t *sizes, int n, ug_tensor **outs);
+/* Same data, no gradient flows back (stop-gradient). */
+ug_tensor *ug_detach(ug_ctx *ctx, ug_tensor *x);
+
+/* Embedding lookup: weight (V, D), n indices in [0, V) -> (n, D). */
+ug_tensor *ug_embedding(ug_ctx *ctx, ug_tensor *weight, const int32_t *idx, int64_t n);
+/* Sinusoidal embedding of x (B) -> (B, dim), dim even, half = dim/2:
+ * f_k = exp(log_fmax * k / (half - 1)), k = 0..half-1; [sin(x f_k)..., cos(x f_k)...]
+ * (cosines first if cos_first). toy2d: log_fmax = ln 1000; DDPM U-Net: log_fmax = -ln 10000. */
+ug_tensor *ug_sinusoidal(ug_ctx *ctx, ug_tensor *x, int dim, float log_fmax, int cos_first);
+/* Inverted dropout: zero with probability p, scale the rest by 1/(1-p). */
+ug_tensor *ug_dropout(ug_ctx *ctx, ug_tensor *x, float p, ug_rng *rng);
+
+/* Losses return one value per sample (B), so NLLs stay per example; ug_mean_all finishes. */
+/* w_b * mean_j (x_bj - y_bj)^2 with w (B) or NULL (= 1); gradient flows to x and y. */
+ug_tensor *ug_mse(ug_ctx *ctx, ug_tensor *x, ug_tensor *y, ug_tensor *w);
+/* sum_j BCE(sigmoid(logit_bj), target_bj), stable form; targets in [0, 1]. */
+ug_tensor *ug_bce_logits(ug_ctx *ctx, ug_tensor *logits, ug_tensor *targets);
+/* -log softmax(logits)_label: logits (B, K), labels in [0, K). */
+ug_tensor *ug_cross_entropy(ug_ctx *ctx, ug_tensor *logits, const int32_t *labels);
+/* sum_j 0.5 (ln 2pi + logvar_bj + (x_bj - mean_bj)^2 exp(-logvar_bj)); gradients to all three. */
+ug_tensor *ug_gaussian_nll(ug_ctx *ctx, ug_tensor *x, ug_tensor *mean, ug_tensor *logvar);
+
+/* ---------------------------------------------------------------- parameters */
+/* One flat float buffer holds every parameter; grads, Adam moments and EMA share its layout. */
+typedef struct ug_params ug_params;
+ug_status ug_params_create(ug_params **out);
+void ug_params_free(ug_params *ps);
+/* Declare a parameter (before finalize). The returned tensor's data pointer is valid after
+ * ug_params_finalize. Returns NULL (and sets the last error) on a duplicate name or bad shape. */
+ug_tensor *ug_params_add(ug_params *ps, const char *name, int ndim, const int64_t *shape);
+ug_status ug_params_finalize(ug_params *ps);
+int64_t ug_params_count(const ug_params *ps);      /* total number of floats */
+int ug_params_num_tensors(const ug_params *ps);
+ug_tensor *ug_params_tensor(ug_params *ps, int i);
+ug_tensor *ug_params_find(ug_params *ps, const char *name);
+float *ug_params_data(ug_params *ps);
+float *ug_params_grad(ug_params *ps);
+void ug_params_zero_grad(ug_params *ps);
+/* Turn gradients for every parameter on or off (off: d/dx of a frozen network, e.g. guidance). */
+void ug_params_set_requires_grad(ug_params *ps, int on);
+/* PyTorch default init: weights of ndim >= 2 U(-1/sqrt(fan_in), +), 1-D tensors named *.bias
+ * likewise with the fan_in of the matching weight, *norm*.weight = 1, *norm*.bias = 0. */
+void ug_params_init_uniform(ug_params *ps, uint64_t seed);
+
+/* ---------------------------------------------------------------- optimizers */
+typedef struct ug_sgd_cfg { float momentum, weight_decay; int nesterov; } ug_sgd_cfg;
+typedef struct ug_adam_cfg {
+    float beta1, beta2, eps, weight_decay;
+    int decoupled;     /* 0: Adam (L2 added to the gradient), 1: AdamW (decoupled decay) */
+} ug_adam_cfg;
+ug_sgd_cfg ug_sgd_default(void);     /* momentum 0, wd 0 */
+ug_adam_cfg ug_adam_default(void);   /* 0.9, 0.999, 1e-8, wd 0, Adam */
+ug_adam_cfg ug_adamw_default(void);  /* 0.9, 0.999, 1e-8, wd 1e-2, AdamW (PyTorch defaults) */
+
+typedef struct ug_sgd { ug_sgd_cfg cfg; float *buf; int64_t n; int64_t t; } ug_sgd;
+typedef struct ug_adam { ug_adam_cfg cfg; float *m, *v; int64_t n; int64_t t; } ug_adam;
+ug_status ug_sgd_init(ug_sgd *o, const ug_params *ps, ug_sgd_cfg cfg);
+void ug_sgd_step(ug_sgd *o, ug_params *ps, float lr);
+void ug_sgd_free(ug_sgd *o);
+ug_status ug_adam_init(ug_adam *o, const ug_params *ps, ug_adam_cfg cfg);
+void ug_adam_step(ug_adam *o, ug_params *ps, float lr);
+void ug_adam_free(ug_adam *o);
+
+/* Global L2 norm of all gradients; if max_norm > 0 and the norm exceeds it, gradients are scaled
+ * by max_norm / (norm + 1e-6) as torch.nn.utils.clip_grad_norm_ does. Returns the norm before. */
+double ug_clip_grad_norm(ug_params *ps, double max_norm);
+
+typedef enum { UG_LR_CONSTANT, UG_LR_WARMUP, UG_LR_COSINE, UG_LR_COUNT } ug_lr_kind;
+typedef struct ug_lr_schedule {
+    ug_lr_kind kind;
+    float base_lr;
+    int64_t warmup_steps;   /* linear from 0 over this many steps (all kinds) */
+    int64_t total_steps;    /* cosine: decays to min_lr at total_steps */
+    float min_lr;
+} ug_lr_schedule;
+float ug_lr_at(const ug_lr_schedule *s, int64_t step);
+const char *ug_lr_name(ug_lr_kind k);
+int ug_lr_from_name(const char *name, ug_lr_kind *out);   /* 0 ok, -1 unknown */
+
+/* Exponential moving average of the parameters: ema = decay ema + (1 - decay) p. */
+typedef struct ug_ema { float *w; int64_t n; float decay; } ug_ema;
+ug_status ug_ema_init(ug_ema *e, const ug_params *ps, float decay);
+void ug_ema_update(ug_ema *e, const ug_params *ps);
+/* Swap EMA and live weights (sample with EMA, then swap back). */
+void ug_ema_swap(ug_ema *e, ug_params *ps);
+void ug_ema_free(ug_ema *e);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* UNIGEN_H */

@@ -1,0 +1,79 @@
+/* core.h — internals shared by every layer: the context (arena + tape), error reporting,
+ * the always-on check for programmer errors, and the tape node every op records.
+ * Design: eager tape of coarse ops (STYLE.md); backward kernels accumulate (+=). */
+#ifndef UG_CORE_H
+#define UG_CORE_H
+
+#include "unigen.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__GNUC__)
+#define UG_PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define UG_NORETURN __attribute__((noreturn))
+#else
+#define UG_PRINTF(a, b)
+#define UG_NORETURN
+#endif
+
+/* Sets the thread-local message and returns s, so callers write `return ug_fail(...)`. */
+ug_status ug_fail(ug_status s, const char *fmt, ...) UG_PRINTF(2, 3);
+void ug_clear_error(void);
+void ug_log_msg(ug_log_level level, const char *fmt, ...) UG_PRINTF(2, 3);
+
+/* Programmer errors inside the library (wrong shapes passed between internal layers). Stays on
+ * in release builds: a wrong shape must never silently compute garbage. */
+UG_NORETURN void ug_check_failed(const char *file, int line, const char *fmt, ...) UG_PRINTF(3, 4);
+#define UG_CHECK(cond, ...) \
+    do { if (!(cond)) ug_check_failed(__FILE__, __LINE__, __VA_ARGS__); } while (0)
+
+/* Work below this many elements runs on one thread: waking the pool costs more. */
+#define UG_PAR_MIN 32768
+
+/* ---------------------------------------------------------------- tape */
+#define UG_NODE_MAX_IN 4
+typedef struct ug_node ug_node;
+typedef void (*ug_backward_fn)(ug_node *n);
+struct ug_node {
+    ug_backward_fn backward;
+    const char *op;                 /* name, for debugging and error messages */
+    ug_tensor *out;
+    ug_tensor *in[UG_NODE_MAX_IN];  /* NULL entries allowed (e.g. no bias) */
+    int nin;
+    void *saved[4];                 /* arena buffers kept for backward (mean, rstd, masks...) */
+    int64_t i[8];                   /* integer arguments */
+    double f[4];                    /* real arguments */
+};
+
+typedef struct ug_arena_block { struct ug_arena_block *next; size_t cap, used; } ug_arena_block;
+
+struct ug_ctx {
+    ug_arena_block *head;           /* current block; older blocks chained behind it */
+    size_t total_cap;
+    size_t high_water;              /* bytes used in the largest step so far */
+    int64_t mallocs;
+    ug_node *nodes;
+    int64_t nnodes, cap_nodes;
+    int grad_enabled;
+};
+
+/* 1 if an op with these inputs must record a node (grad mode on and any input needs grad). */
+int ug_any_requires_grad(const ug_ctx *ctx, int nin, ug_tensor *const *ins);
+/* Records a node if needed: marks out as requiring grad and gives it a zeroed gradient.
+ * Returns the node (to fill saved/i/f) or NULL when nothing is recorded. */
+ug_node *ug_tape_record(ug_ctx *ctx, const char *op, ug_backward_fn fn, ug_tensor *out,
+                        int nin, ug_tensor *const *ins);
+
+/* Backward seeded with an arbitrary output gradient dout (out->numel values), as ug_backward
+ * with a loss of sum(out * dout). Used by the gradient checker and vector-Jacobian products. */
+ug_status ug_backward_seed(ug_ctx *ctx, ug_tensor *out, const float *dout);
+
+/* A tensor header in the arena that aliases existing storage (reshape views, params). */
+ug_tensor *ug_tensor_view(ug_ctx *ctx, ug_tensor *src, int ndim, const int64_t *shape);
+int64_t ug_shape_numel(int ndim, const int64_t *shape);
+/* "(2, 3, 4)" into buf, for messages. */
+const char *ug_shape_str(const ug_tensor *t, char *buf, size_t n);
+
+#endif

@@ -1,0 +1,232 @@
+/* ctx.c — the per-step bump arena, arena tensors and the eager tape with its reverse loop.
+ * The arena keeps its high-water mark: once a step has run, later steps of the same shape
+ * allocate nothing (llm.c's discipline without a static graph). */
+#include "core.h"
+
+#define UG_ALIGN 64
+#define UG_MIN_BLOCK ((size_t)1 << 20)
+
+static size_t align_up(size_t n) { return (n + UG_ALIGN - 1) & ~(size_t)(UG_ALIGN - 1); }
+
+static ug_arena_block *block_new(ug_ctx *ctx, size_t cap) {
+    /* Header padded to the alignment so the payload starts aligned. */
+    size_t hdr = align_up(sizeof(ug_arena_block));
+    void *mem = NULL;
+    if (posix_memalign(&mem, UG_ALIGN, hdr + cap) != 0) return NULL;
+    ug_arena_block *b = mem;
+    b->next = NULL;
+    b->cap = cap;
+    b->used = 0;
+    ctx->mallocs++;
+    ctx->total_cap += cap;
+    return b;
+}
+
+ug_status ug_ctx_create(ug_ctx **out, size_t arena_bytes) {
+    *out = NULL;
+    ug_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) return ug_fail(UG_ERR_NOMEM, "ug_ctx_create: cannot allocate the context");
+    ctx->grad_enabled = 1;
+    if (arena_bytes) {
+        ctx->head = block_new(ctx, align_up(arena_bytes));
+        if (!ctx->head) {
+            free(ctx);
+            return ug_fail(UG_ERR_NOMEM, "ug_ctx_create: cannot allocate an arena of %zu bytes",
+                           arena_bytes);
+        }
+    }
+    *out = ctx;
+    return UG_OK;
+}
+
+static void free_blocks(ug_arena_block *b) {
+    while (b) {
+        ug_arena_block *n = b->next;
+        free(b);
+        b = n;
+    }
+}
+
+void ug_ctx_free(ug_ctx *ctx) {
+    if (!ctx) return;
+    free_blocks(ctx->head);
+    free(ctx->nodes);
+    free(ctx);
+}
+
+static size_t arena_used(const ug_ctx *ctx) {
+    size_t u = 0;
+    for (ug_arena_block *b = ctx->head; b; b = b->next) u += b->used;
+    return u;
+}
+
+size_t ug_ctx_arena_used(const ug_ctx *ctx) { return arena_used(ctx); }
+size_t ug_ctx_arena_capacity(const ug_ctx *ctx) { return ctx->total_cap; }
+int64_t ug_ctx_arena_mallocs(const ug_ctx *ctx) { return ctx->mallocs; }
+
+void ug_ctx_reset(ug_ctx *ctx) {
+    size_t used = arena_used(ctx);
+    if (used > ctx->high_water) ctx->high_water = used;
+    if (ctx->head && ctx->head->next) {
+        /* The step overflowed into several blocks: replace them by one block that holds the
+         * whole step, so the next step is served from a single bump pointer. */
+        size_t cap = align_up(ctx->high_water + ctx->high_water / 8);
+        free_blocks(ctx->head);
+        ctx->total_cap = 0;
+        ctx->head = block_new(ctx, cap < UG_MIN_BLOCK ? UG_MIN_BLOCK : cap);
+        /* On failure head stays NULL and the next allocation tries again. */
+    }
+    if (ctx->head) ctx->head->used = 0;
+    ctx->nnodes = 0;
+}
+
+void *ug_ctx_alloc(ug_ctx *ctx, size_t bytes) {
+    bytes = align_up(bytes ? bytes : 1);
+    ug_arena_block *b = ctx->head;
+    if (!b || b->cap - b->used < bytes) {
+        size_t want = ctx->total_cap;  /* grow geometrically */
+        if (want < UG_MIN_BLOCK) want = UG_MIN_BLOCK;
+        if (want < bytes) want = bytes;
+        ug_arena_block *nb = block_new(ctx, want);
+        UG_CHECK(nb, "arena: out of memory allocating %zu bytes", want);
+        nb->next = b;
+        ctx->head = b = nb;
+    }
+    void *p = (char *)b + align_up(sizeof(ug_arena_block)) + b->used;
+    b->used += bytes;
+    return p;
+}
+
+int ug_ctx_set_grad(ug_ctx *ctx, int enabled) {
+    int old = ctx->grad_enabled;
+    ctx->grad_enabled = enabled != 0;
+    return old;
+}
+
+int ug_ctx_grad_enabled(const ug_ctx *ctx) { return ctx->grad_enabled; }
+
+/* ---------------------------------------------------------------- tensors */
+int64_t ug_shape_numel(int ndim, const int64_t *shape) {
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) n *= shape[i];
+    return n;
+}
+
+const char *ug_shape_str(const ug_tensor *t, char *buf, size_t n) {
+    size_t k = 0;
+    k += (size_t)snprintf(buf + k, n - k, "(");
+    for (int i = 0; i < t->ndim && k < n; i++)
+        k += (size_t)snprintf(buf + k, n - k, i ? ", %lld" : "%lld", (long long)t->shape[i]);
+    if (k < n) snprintf(buf + k, n - k, ")");
+    return buf;
+}
+
+static ug_tensor *header_new(ug_ctx *ctx, int ndim, const int64_t *shape) {
+    UG_CHECK(ndim >= 0 && ndim <= UG_MAX_DIMS, "tensor: ndim %d outside 0..%d", ndim, UG_MAX_DIMS);
+    ug_tensor *t = ug_ctx_alloc(ctx, sizeof *t);
+    memset(t, 0, sizeof *t);
+    t->ndim = ndim;
+    for (int i = 0; i < ndim; i++) {
+        UG_CHECK(shape[i] >= 0, "tensor: negative dimension %lld", (long long)shape[i]);
+        t->shape[i] = shape[i];
+    }
+    t->numel = ug_shape_numel(ndim, shape);
+    return t;
+}
+
+ug_tensor *ug_tensor_new(ug_ctx *ctx, int ndim, const int64_t *shape) {
+    ug_tensor *t = header_new(ctx, ndim, shape);
+    t->data = ug_ctx_alloc(ctx, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+ug_tensor *ug_tensor_zeros(ug_ctx *ctx, int ndim, const int64_t *shape) {
+    ug_tensor *t = ug_tensor_new(ctx, ndim, shape);
+    memset(t->data, 0, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+ug_tensor *ug_tensor_from(ug_ctx *ctx, int ndim, const int64_t *shape, const float *data) {
+    ug_tensor *t = ug_tensor_new(ctx, ndim, shape);
+    memcpy(t->data, data, (size_t)t->numel * sizeof(float));
+    return t;
+}
+
+void ug_tensor_requires_grad(ug_ctx *ctx, ug_tensor *t) {
+    if (t->grad) { t->requires_grad = 1; return; }
+    t->grad = ug_ctx_alloc(ctx, (size_t)t->numel * sizeof(float));
+    memset(t->grad, 0, (size_t)t->numel * sizeof(float));
+    t->requires_grad = 1;
+}
+
+ug_tensor *ug_tensor_view(ug_ctx *ctx, ug_tensor *src, int ndim, const int64_t *shape) {
+    ug_tensor *t = header_new(ctx, ndim, shape);
+    UG_CHECK(t->numel == src->numel, "view: %lld elements cannot view %lld",
+             (long long)t->numel, (long long)src->numel);
+    t->data = src->data;
+    /* Sharing the gradient buffer makes the view's backward a no-op: whatever flows into the
+     * view has already landed in the source's gradient. */
+    if (ctx->grad_enabled && src->requires_grad) {
+        t->grad = src->grad;
+        t->requires_grad = 1;
+    }
+    return t;
+}
+
+int ug_tensor_same_shape(const ug_tensor *a, const ug_tensor *b) {
+    if (a->ndim != b->ndim) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
+    return 1;
+}
+
+/* ---------------------------------------------------------------- tape */
+int ug_any_requires_grad(const ug_ctx *ctx, int nin, ug_tensor *const *ins) {
+    if (!ctx->grad_enabled) return 0;
+    for (int i = 0; i < nin; i++)
+        if (ins[i] && ins[i]->requires_grad) return 1;
+    return 0;
+}
+
+ug_node *ug_tape_record(ug_ctx *ctx, const char *op, ug_backward_fn fn, ug_tensor *out,
+                        int nin, ug_tensor *const *ins) {
+    if (!ug_any_requires_grad(ctx, nin, ins)) return NULL;
+    UG_CHECK(nin <= UG_NODE_MAX_IN, "%s: %d inputs, a node holds %d", op, nin, UG_NODE_MAX_IN);
+    if (ctx->nnodes == ctx->cap_nodes) {
+        int64_t cap = ctx->cap_nodes ? 2 * ctx->cap_nodes : 256;
+        ug_node *nn = realloc(ctx->nodes, (size_t)cap * sizeof *nn);
+        UG_CHECK(nn, "tape: out of memory for %lld nodes", (long long)cap);
+        ctx->nodes = nn;
+        ctx->cap_nodes = cap;
+        ctx->mallocs++;
+    }
+    ug_node *n = &ctx->nodes[ctx->nnodes++];
+    memset(n, 0, sizeof *n);
+    n->backward = fn;
+    n->op = op;
+    n->out = out;
+    n->nin = nin;
+    for (int i = 0; i < nin; i++) n->in[i] = ins[i];
+    ug_tensor_requires_grad(ctx, out);
+    return n;
+}
+
+ug_status ug_backward(ug_ctx *ctx, ug_tensor *loss) {
+    if (!loss || loss->numel != 1)
+        return ug_fail(UG_ERR_SHAPE, "ug_backward: the loss must have one element, found %lld",
+                       loss ? (long long)loss->numel : 0LL);
+    const float one = 1.0f;
+    return ug_backward_seed(ctx, loss, &one);
+}
+
+ug_status ug_backward_seed(ug_ctx *ctx, ug_tensor *out, const float *dout) {
+    if (!out->requires_grad || !out->grad)
+        return ug_fail(UG_ERR_STATE,
+                       "ug_backward: the output does not depend on any tensor that requires grad");
+    for (int64_t j = 0; j < out->numel; j++) out->grad[j] += dout[j];
+    for (int64_t i = ctx->nnodes - 1; i >= 0; i--) {
+        ug_node *n = &ctx->nodes[i];
+        if (n->backward) n->backward(n);
+    }
+    return UG_OK;
+}

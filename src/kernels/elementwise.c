@@ -1,0 +1,70 @@
+/* elementwise.c — pointwise activations and their derivatives, in one place:
+ *   silu x s(x)           d: s(x) (1 + x (1 - s(x)))
+ *   gelu x Phi(x)         d: Phi(x) + x phi(x)           (exact erf form, PyTorch default)
+ *   relu max(x, 0)        d: 1[x > 0]
+ *   tanh                  d: 1 - y^2
+ *   sigmoid s(x)          d: y (1 - y)
+ *   softplus ln(1 + e^x)  d: s(x)            (computed as max(x,0) + log1p(e^-|x|))
+ *   exp, log (d: 1/x), square (d: 2x), sqrt (d: 1 / (2 y)) */
+#include "elementwise.h"
+#include "core/core.h"
+#include <math.h>
+
+static const char *const k_names[UG_ACT_COUNT] = {
+    "silu", "gelu", "relu", "tanh", "sigmoid", "softplus", "exp", "log", "square", "sqrt"};
+const char *ug_act_name(ug_act a) { return (unsigned)a < UG_ACT_COUNT ? k_names[a] : "?"; }
+
+static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+#define PAR_FOR _Pragma("omp parallel for schedule(static) if (n >= UG_PAR_MIN)") \
+    for (int64_t i = 0; i < n; i++)
+
+void ug_k_act_forward(ug_act a, float *out, const float *x, int64_t n) {
+    switch (a) {
+    case UG_ACT_SILU: PAR_FOR out[i] = x[i] * sigmoidf(x[i]); break;
+    case UG_ACT_GELU: PAR_FOR out[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2)); break;
+    case UG_ACT_RELU: PAR_FOR out[i] = x[i] > 0 ? x[i] : 0.0f; break;
+    case UG_ACT_TANH: PAR_FOR out[i] = tanhf(x[i]); break;
+    case UG_ACT_SIGMOID: PAR_FOR out[i] = sigmoidf(x[i]); break;
+    case UG_ACT_SOFTPLUS:
+        PAR_FOR out[i] = fmaxf(x[i], 0.0f) + log1pf(expf(-fabsf(x[i])));
+        break;
+    case UG_ACT_EXP: PAR_FOR out[i] = expf(x[i]); break;
+    case UG_ACT_LOG: PAR_FOR out[i] = logf(x[i]); break;
+    case UG_ACT_SQUARE: PAR_FOR out[i] = x[i] * x[i]; break;
+    case UG_ACT_SQRT: PAR_FOR out[i] = sqrtf(x[i]); break;
+    default: UG_CHECK(0, "activation %d unknown", (int)a);
+    }
+}
+
+void ug_k_act_backward(ug_act a, float *dx, const float *dout, const float *x, const float *y,
+                       int64_t n) {
+    switch (a) {
+    case UG_ACT_SILU:
+        PAR_FOR {
+            float s = sigmoidf(x[i]);
+            dx[i] += dout[i] * s * (1.0f + x[i] * (1.0f - s));
+        }
+        break;
+    case UG_ACT_GELU:
+        PAR_FOR {
+            float cdf = 0.5f * (1.0f + erff(x[i] * (float)M_SQRT1_2));
+            float pdf = expf(-0.5f * x[i] * x[i]) * 0.3989422804014327f;
+            dx[i] += dout[i] * (cdf + x[i] * pdf);
+        }
+        break;
+    case UG_ACT_RELU: PAR_FOR dx[i] += x[i] > 0 ? dout[i] : 0.0f; break;
+    case UG_ACT_TANH: PAR_FOR dx[i] += dout[i] * (1.0f - y[i] * y[i]); break;
+    case UG_ACT_SIGMOID: PAR_FOR dx[i] += dout[i] * y[i] * (1.0f - y[i]); break;
+    case UG_ACT_SOFTPLUS: PAR_FOR dx[i] += dout[i] * sigmoidf(x[i]); break;
+    case UG_ACT_EXP: PAR_FOR dx[i] += dout[i] * y[i]; break;
+    case UG_ACT_LOG: PAR_FOR dx[i] += dout[i] / x[i]; break;
+    case UG_ACT_SQUARE: PAR_FOR dx[i] += 2.0f * dout[i] * x[i]; break;
+    case UG_ACT_SQRT: PAR_FOR dx[i] += dout[i] * 0.5f / y[i]; break;
+    default: UG_CHECK(0, "activation %d unknown", (int)a);
+    }
+}
+
+void ug_k_affine_forward(float *out, const float *x, float a, float b, int64_t n) {
+    PAR_FOR out[i] = a * x[i] + b;
+}
