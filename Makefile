@@ -27,7 +27,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 DEPS_OK  := $(BUILD)/.deps-ok
 
-.PHONY: all test asan bench install clean help demo
+.PHONY: all test asan bench install clean help demo install-check mutation-check
 all: $(BUILD)/libunigen.a $(BUILD)/libunigen.so $(BUILD)/unigen
 
 help:
@@ -96,3 +96,13 @@ clean:
 	rm -rf build build-asan
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_OBJ:.o=.d)
+
+# Installs into a scratch prefix and builds examples/mlp.c with pkg-config, as a user would.
+install-check: all
+	rm -rf $(BUILD)/stage && $(MAKE) -s install PREFIX=$(CURDIR)/$(BUILD)/stage
+	PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/stage/lib/pkgconfig sh -c \
+	    '$(CC) -std=c11 examples/mlp.c -o $(BUILD)/example_mlp $$(pkg-config --cflags unigen) $(CURDIR)/$(BUILD)/stage/lib/libunigen.a $$(pkg-config --libs-only-other --libs --static unigen | sed "s/-lunigen//")'
+	$(BUILD)/example_mlp
+
+mutation-check: $(BUILD)/test_unigen
+	scripts/mutation_check.sh $(BUILD)

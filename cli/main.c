@@ -1,13 +1,65 @@
-/* main.c — the `unigen` command line. */
-#include "unigen.h"
+/* main.c — the `unigen` command line: dispatch to subcommands. Library errors become
+ * "unigen: error: ..." with exit status 1; usage errors exit with status 2. */
+#include "cli.h"
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+static const cli_command k_commands[] = {
+    {0},
+};
+
+int cli_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("unigen: error: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return 1;
+}
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: unigen <command> [options]   (unigen <command> --help for its options)\n\n"
+               "commands:\n");
+    for (const cli_command *c = k_commands; c->name; c++) fprintf(f, "  %-8s %s\n", c->name, c->summary);
+    fprintf(f, "\nunigen %s; threads from --threads or UNIGEN_THREADS\n", ug_version());
+}
+
 int main(int argc, char **argv) {
-    if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
         printf("unigen %s\n", ug_version());
         return 0;
     }
-    fprintf(stderr, "usage: unigen --version\n");
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    for (const cli_command *c = k_commands; c->name; c++) {
+        if (strcmp(argv[1], c->name) != 0) continue;
+        for (int i = 2; i < argc; i++)
+            if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+                cli_print_help(c->bit, c->name, c->summary);
+                return 0;
+            }
+        cli_cfg cfg;
+        char err[512];
+        int rc = cli_parse(c->bit, c->name, argc - 2, argv + 2, &cfg, err, sizeof err);
+        if (rc) {
+            fprintf(stderr, "unigen: error: %s\n", err);
+            cli_cfg_free(&cfg);
+            return rc;
+        }
+        ug_set_threads(cfg.threads);
+        rc = c->run(&cfg);
+        cli_cfg_free(&cfg);
+        return rc;
+    }
+    fprintf(stderr, "unigen: error: unknown command '%s'\n", argv[1]);
+    usage(stderr);
     return 2;
 }

@@ -189,3 +189,17 @@ TEST(activation_values) {
     EXPECT(ug_test_allclose("silu", ug_silu(ctx, x)->data, si, 5, 1e-7, 1e-6), "silu");
     ug_ctx_free(ctx);
 }
+
+/* The same weight used twice: catches backward kernels that overwrite instead of accumulate. */
+static ug_tensor *f_linear_twice(ug_ctx *ctx, ug_tensor **in, void *u) {
+    return ug_linear(ctx, ug_tanh(ctx, ug_linear(ctx, in[0], in[1], in[2])), in[1], in[2]);
+}
+
+TEST(grad_linear_shared_weight_accumulates) {
+    ug_tensor *x = ug_test_tensor(2, (int64_t[]){3, 4}, 7, -1, 1);
+    ug_tensor *w = ug_test_tensor(2, (int64_t[]){4, 4}, 8, -1, 1);
+    ug_tensor *b = ug_test_tensor(1, (int64_t[]){4}, 9, -1, 1);
+    ug_tensor *ins[3] = {x, w, b};
+    EXPECT(ug_gradcheck("linear twice", f_linear_twice, NULL, ins, 3, ug_gc_default()), "shared");
+    ug_test_tensor_free(x); ug_test_tensor_free(w); ug_test_tensor_free(b);
+}

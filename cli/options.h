@@ -1,0 +1,47 @@
+/* options.h — ONE table of options drives the command-line flags, the --config file (JSON with
+ * the same keys) and every --help text. Unknown keys are errors that suggest the closest one. */
+#ifndef UG_CLI_OPTIONS_H
+#define UG_CLI_OPTIONS_H
+#include <stddef.h>
+#include <stdint.h>
+
+enum {  /* subcommands, as bits so an option can belong to several */
+    CMD_TRAIN = 1 << 0, CMD_SAMPLE = 1 << 1, CMD_EVAL = 1 << 2, CMD_INFO = 1 << 3,
+    CMD_DATA = 1 << 4, CMD_ALL = 0xff
+};
+
+typedef enum { OPT_INT, OPT_FLOAT, OPT_STRING, OPT_BOOL } opt_type;
+
+typedef struct cli_cfg {
+    /* common */
+    int threads;
+    int64_t seed;
+    char *config;
+    char *out;
+    char *data;
+    int64_t n;
+    int json;
+    char *ckpt;
+} cli_cfg;
+
+typedef struct {
+    const char *key;       /* flag without dashes, also the config-file key */
+    opt_type type;
+    size_t offset;         /* into cli_cfg */
+    const char *def;       /* default as text (NULL: unset) */
+    unsigned cmds;         /* subcommands that accept it */
+    const char *help;
+} opt_def;
+
+extern const opt_def cli_options[];
+extern const int cli_num_options;
+
+/* Fills cfg with defaults, then the --config file (if any), then the flags (flags win).
+ * Returns 0, or 2 for a usage error (message in err). */
+int cli_parse(int cmd, const char *cmd_name, int argc, char **argv, cli_cfg *cfg, char *err,
+              size_t errlen);
+void cli_cfg_free(cli_cfg *cfg);
+void cli_print_help(int cmd, const char *cmd_name, const char *summary);
+/* Closest option name valid for cmd (edit distance), or NULL when nothing is close. */
+const char *cli_suggest(int cmd, const char *key);
+#endif

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# mutation_check.sh — proves the gradient tests can fail: on a copy of the tree, break one
+# backward kernel at a time and require the test suite to FAIL for each. Exit 1 if any
+# mutation survives. Usage: scripts/mutation_check.sh [build-dir-to-reuse]
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$top"
+git ls-files -z | tar --null -cf - -T - | tar -xf - -C "$tmp"
+[ -d "${1:-build}" ] && cp -a "${1:-build}" "$tmp/build"
+
+# file | sed expression | test filter. Each sed must change the file.
+mutations=(
+  "src/kernels/elementwise.c|s/dx\[i\] += dout\[i\] \* s \* (1.0f + x\[i\] \* (1.0f - s))/dx[i] += dout[i] * s * (1.0f + x[i] * (1.0f - 0.9f * s))/|grad_activations"
+  "src/kernels/linear.c|s/if (dw) ug_k_gemm(1, 0, O, Din, N, dout, inp, 1.0f, dw)/if (dw) ug_k_gemm(1, 0, O, Din, N, dout, inp, 0.0f, dw)/|grad_linear_shared"
+  "src/kernels/linear.c|s/for (int64_t o = lo; o < hi; o++) dbias\[o\] += row\[o\]/for (int64_t o = lo; o < hi; o++) dbias[o] += 0.5f * row[o]/|grad_linear_shared"
+)
+for m in "${mutations[@]}"; do
+  IFS='|' read -r file expr filter <<<"$m"
+  cp "$top/$file" "$tmp/$file"
+  sed -i "$expr" "$tmp/$file"
+  if cmp -s "$top/$file" "$tmp/$file"; then
+    echo "mutation_check: the mutation of $file did not apply (stale expression)" >&2
+    exit 1
+  fi
+  make -s -C "$tmp" build/test_unigen >/dev/null 2>&1
+  if (cd "$tmp/tests" && ../build/test_unigen "$filter" >/dev/null 2>&1); then
+    echo "mutation_check: SURVIVED: $file: $expr (tests '$filter' still pass)" >&2
+    exit 1
+  fi
+  echo "mutation_check: caught: $file ($filter fails)"
+  cp "$top/$file" "$tmp/$file"
+done
+echo "mutation_check: all ${#mutations[@]} mutations caught"
