@@ -106,3 +106,6 @@ install-check: all
 
 mutation-check: $(BUILD)/test_unigen
 	scripts/mutation_check.sh $(BUILD)
+
+# Until the diffusion family lands, the demo builds everything and runs the library example.
+demo: install-check
