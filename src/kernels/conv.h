@@ -1,0 +1,43 @@
+/* conv.h — spatial kernels on raw (N, C, H, W) floats: 2-D convolution as im2col + sgemm,
+ * nearest 2x upsampling and average pooling. Backward kernels accumulate (+=); a NULL gradient
+ * pointer skips that input. */
+#ifndef UG_K_CONV_H
+#define UG_K_CONV_H
+#include <stdint.h>
+
+/* Geometry of one convolution: input (N, C, H, W), weight (O, C, kh, kw), output (N, O, Ho, Wo)
+ * with Ho = (H + 2 pad - kh) / stride + 1 (and likewise Wo). */
+typedef struct ug_conv_geom {
+    int64_t N, C, H, W, O, kh, kw, stride, pad, Ho, Wo;
+} ug_conv_geom;
+
+/* Fills Ho and Wo; returns 0 when the kernel does not fit the padded input. */
+int ug_conv_geom_init(ug_conv_geom *g);
+/* 1 when the columns of an image are the image itself (1x1, stride 1, no padding): no scratch. */
+int ug_conv_is_pointwise(const ug_conv_geom *g);
+/* Floats of the per-image column scratch: C kh kw Ho Wo (0 when pointwise). */
+int64_t ug_conv_col_size(const ug_conv_geom *g);
+
+/* col (C kh kw, Ho Wo) from one image (C, H, W); zero where the window hits padding. */
+void ug_k_im2col(float *col, const float *img, const ug_conv_geom *g);
+/* img (C, H, W) += the columns folded back (each input pixel sums every window it fed). */
+void ug_k_col2im(float *img, const float *col, const ug_conv_geom *g);
+
+/* out (N, O, Ho, Wo) = conv(inp, w) + bias (O, or NULL). col: ug_conv_col_size floats. */
+void ug_k_conv2d_forward(float *out, float *col, const float *inp, const float *w,
+                         const float *bias, const ug_conv_geom *g);
+/* dinp += conv^T(dout, w); dw += sum_n dout_n col_n^T; dbias += sum over N, Ho, Wo.
+ * col: the same scratch (the columns are recomputed per image rather than kept from the
+ * forward: keeping them would cost N C kh kw Ho Wo floats per layer). */
+void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *col, const float *dout,
+                          const float *inp, const float *w, const ug_conv_geom *g);
+
+/* out (N, C, 2H, 2W)[.., 2i + a, 2j + b] = inp[.., i, j]; backward sums the 2x2 block. */
+void ug_k_upsample2x_forward(float *out, const float *inp, int64_t NC, int64_t H, int64_t W);
+void ug_k_upsample2x_backward(float *dinp, const float *dout, int64_t NC, int64_t H, int64_t W);
+/* out (NC, H/k, W/k) = mean of each k x k block (trailing rows/columns dropped, as PyTorch). */
+void ug_k_avg_pool2d_forward(float *out, const float *inp, int64_t NC, int64_t H, int64_t W,
+                             int64_t k);
+void ug_k_avg_pool2d_backward(float *dinp, const float *dout, int64_t NC, int64_t H, int64_t W,
+                              int64_t k);
+#endif

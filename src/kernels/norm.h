@@ -1,0 +1,23 @@
+/* norm.h — group norm and layer norm on raw floats (PyTorch semantics: biased variance, eps
+ * inside the square root). Forward saves mean and rstd = 1 / sqrt(var + eps) per normalized
+ * slice; backward kernels accumulate (+=) and skip NULL gradients. */
+#ifndef UG_K_NORM_H
+#define UG_K_NORM_H
+#include <stdint.h>
+
+/* inp (N, C, S) with S the product of the trailing dims, G groups dividing C; w, b (C) or NULL.
+ * out = (x - mean) rstd w[c] + b[c]; mean, rstd (N, G). */
+void ug_k_group_norm_forward(float *out, float *mean, float *rstd, const float *inp,
+                             const float *w, const float *b, int64_t N, int64_t C, int64_t S,
+                             int64_t G, float eps);
+void ug_k_group_norm_backward(float *dinp, float *dw, float *db, const float *dout,
+                              const float *inp, const float *w, const float *mean,
+                              const float *rstd, int64_t N, int64_t C, int64_t S, int64_t G);
+
+/* inp (R, D): each row normalized; w, b (D) or NULL; mean, rstd (R). */
+void ug_k_layer_norm_forward(float *out, float *mean, float *rstd, const float *inp,
+                             const float *w, const float *b, int64_t R, int64_t D, float eps);
+void ug_k_layer_norm_backward(float *dinp, float *dw, float *db, const float *dout,
+                              const float *inp, const float *w, const float *mean,
+                              const float *rstd, int64_t R, int64_t D);
+#endif

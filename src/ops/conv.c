@@ -1,0 +1,83 @@
+/* conv.c — conv2d, nearest 2x upsampling and average pooling on the tape. conv2d keeps one
+ * image's im2col columns as scratch (saved[0]) and recomputes them per image in backward. */
+#include "core/core.h"
+#include "kernels/conv.h"
+
+static ug_conv_geom conv_geom(const ug_tensor *x, const ug_tensor *w, int64_t stride,
+                              int64_t pad) {
+    ug_conv_geom g = {x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0],
+                      w->shape[2], w->shape[3], stride, pad, 0, 0};
+    return g;
+}
+
+static void conv2d_backward(ug_node *n) {
+    ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+    ug_conv_geom g = conv_geom(x, w, n->i[0], n->i[1]);
+    ug_conv_geom_init(&g);
+    ug_k_conv2d_backward(x->grad, w->grad, b ? b->grad : NULL, n->saved[0], n->out->grad,
+                         x->data, w->data, &g);
+}
+
+ug_tensor *ug_conv2d(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int stride, int pad) {
+    char s1[96], s2[96];
+    UG_CHECK(x->ndim == 4 && w->ndim == 4 && x->shape[1] == w->shape[1],
+             "conv2d: input %s (N, C, H, W) does not fit weight %s (O, C, kh, kw)",
+             ug_shape_str(x, s1, sizeof s1), ug_shape_str(w, s2, sizeof s2));
+    UG_CHECK(!b || (b->ndim == 1 && b->shape[0] == w->shape[0]), "conv2d: bias %s, expected (%lld)",
+             ug_shape_str(b, s1, sizeof s1), (long long)w->shape[0]);
+    ug_conv_geom g = conv_geom(x, w, stride, pad);
+    UG_CHECK(ug_conv_geom_init(&g),
+             "conv2d: kernel %s with stride %d, pad %d does not fit input %s",
+             ug_shape_str(w, s1, sizeof s1), stride, pad, ug_shape_str(x, s2, sizeof s2));
+    ug_tensor *out = ug_tensor_new(ctx, 4, (int64_t[]){g.N, g.O, g.Ho, g.Wo});
+    int64_t ncol = ug_conv_col_size(&g);
+    float *col = ncol ? ug_ctx_alloc(ctx, (size_t)ncol * sizeof(float)) : NULL;
+    ug_k_conv2d_forward(out->data, col, x->data, w->data, b ? b->data : NULL, &g);
+    ug_tensor *ins[3] = {x, w, b};
+    ug_node *n = ug_tape_record(ctx, "conv2d", conv2d_backward, out, 3, ins);
+    if (n) {
+        n->saved[0] = col;
+        n->i[0] = stride;
+        n->i[1] = pad;
+    }
+    return out;
+}
+
+static void upsample2x_backward(ug_node *n) {
+    ug_tensor *x = n->in[0];
+    if (x->grad)
+        ug_k_upsample2x_backward(x->grad, n->out->grad, x->shape[0] * x->shape[1], x->shape[2],
+                                 x->shape[3]);
+}
+
+ug_tensor *ug_upsample2x(ug_ctx *ctx, ug_tensor *x) {
+    char s1[96];
+    UG_CHECK(x->ndim == 4, "upsample2x: input %s, expected (N, C, H, W)",
+             ug_shape_str(x, s1, sizeof s1));
+    ug_tensor *out = ug_tensor_new(
+        ctx, 4, (int64_t[]){x->shape[0], x->shape[1], 2 * x->shape[2], 2 * x->shape[3]});
+    ug_k_upsample2x_forward(out->data, x->data, x->shape[0] * x->shape[1], x->shape[2],
+                            x->shape[3]);
+    ug_tape_record(ctx, "upsample2x", upsample2x_backward, out, 1, &x);
+    return out;
+}
+
+static void avg_pool2d_backward(ug_node *n) {
+    ug_tensor *x = n->in[0];
+    if (x->grad)
+        ug_k_avg_pool2d_backward(x->grad, n->out->grad, x->shape[0] * x->shape[1], x->shape[2],
+                                 x->shape[3], n->i[0]);
+}
+
+ug_tensor *ug_avg_pool2d(ug_ctx *ctx, ug_tensor *x, int k) {
+    char s1[96];
+    UG_CHECK(x->ndim == 4 && k >= 1 && x->shape[2] >= k && x->shape[3] >= k,
+             "avg_pool2d: input %s (N, C, H, W) with kernel %d", ug_shape_str(x, s1, sizeof s1), k);
+    ug_tensor *out = ug_tensor_new(
+        ctx, 4, (int64_t[]){x->shape[0], x->shape[1], x->shape[2] / k, x->shape[3] / k});
+    ug_k_avg_pool2d_forward(out->data, x->data, x->shape[0] * x->shape[1], x->shape[2],
+                            x->shape[3], k);
+    ug_node *n = ug_tape_record(ctx, "avg_pool2d", avg_pool2d_backward, out, 1, &x);
+    if (n) n->i[0] = k;
+    return out;
+}

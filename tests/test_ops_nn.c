@@ -1,0 +1,441 @@
+/* test_ops_nn.c — conv2d, upsample2x, avg_pool2d, group_norm, layer_norm and attention:
+ * values and input gradients against PyTorch fixtures (tests/ref/gen_nn_ref.py -> ref/nn_ref.h),
+ * finite-difference checks of every input's gradient, gradient accumulation (+=) next to
+ * inputs that do not require grad, and sizes large enough to take the OpenMP paths. */
+#include "test.h"
+#include "core/core.h"
+#include "ref/nn_ref.h"
+
+#define ATOL 1e-5
+#define RTOL 1e-4
+#define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* Arena tensor holding a fixture, marked as requiring grad (NULL stays NULL). */
+static ug_tensor *from_ref(ug_ctx *ctx, int ndim, const int64_t *shape, const float *data) {
+    if (!data) return NULL;
+    ug_tensor *t = ug_tensor_from(ctx, ndim, shape, data);
+    ug_tensor_requires_grad(ctx, t);
+    return t;
+}
+
+static int shape_is(const ug_tensor *t, int ndim, const int64_t *shape) {
+    if (t->ndim != ndim) return 0;
+    for (int i = 0; i < ndim; i++)
+        if (t->shape[i] != shape[i]) return 0;
+    return 1;
+}
+
+/* Compares the output y with ref_y, then seeds backward with dy and compares each input's
+ * gradient with PyTorch's autograd (inputs and refs may be NULL together). */
+static void expect_matches(ug_ctx *ctx, const char *op, const char *cfg, ug_tensor *y,
+                           const float *ref_y, const float *dy, ug_tensor *const *ins,
+                           const float *const *ref_g, const char *const *names, int nin) {
+    char what[96];
+    snprintf(what, sizeof what, "%s %s: forward", op, cfg);
+    EXPECT(ug_test_allclose(what, y->data, ref_y, y->numel, ATOL, RTOL), "%s", what);
+    ug_status st = ug_backward_seed(ctx, y, dy);
+    EXPECT(st == UG_OK, "%s %s: backward: %s", op, cfg, ug_last_error());
+    for (int i = 0; i < nin && st == UG_OK; i++) {
+        if (!ins[i]) continue;
+        snprintf(what, sizeof what, "%s %s: d%s", op, cfg, names[i]);
+        EXPECT(ug_test_allclose(what, ins[i]->grad, ref_g[i], ins[i]->numel, ATOL, RTOL), "%s",
+               what);
+    }
+}
+
+/* ---------------------------------------------------------------- values and gradients vs PyTorch */
+TEST(nn_conv2d_matches_torch) {
+    ug_ctx *ctx;
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    for (int i = 0; i < NELEM(nn_ref_convs); i++) {
+        const nn_ref_conv *r = &nn_ref_convs[i];
+        ug_tensor *x = from_ref(ctx, 4, (int64_t[]){r->N, r->C, r->H, r->W}, r->x);
+        ug_tensor *w = from_ref(ctx, 4, (int64_t[]){r->O, r->C, r->kh, r->kw}, r->w);
+        ug_tensor *b = from_ref(ctx, 1, (int64_t[]){r->O}, r->b);
+        ug_tensor *y = ug_conv2d(ctx, x, w, b, r->stride, r->pad);
+        ASSERT(shape_is(y, 4, (int64_t[]){r->N, r->O, r->Ho, r->Wo}), "conv %s: output shape",
+               r->name);
+        expect_matches(ctx, "conv2d", r->name, y, r->y, r->dy, (ug_tensor *[]){x, w, b},
+                       (const float *[]){r->dx, r->dw, r->db}, (const char *[]){"x", "w", "b"}, 3);
+        ug_ctx_reset(ctx);
+    }
+    ug_ctx_free(ctx);
+}
+
+TEST(nn_upsample_avg_pool_match_torch) {
+    ug_ctx *ctx;
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    ug_tensor *x = from_ref(ctx, 4, (int64_t[]){2, 3, 2, 3}, upsample_x);
+    ug_tensor *y = ug_upsample2x(ctx, x);
+    ASSERT(shape_is(y, 4, (int64_t[]){2, 3, 4, 6}), "upsample2x: output shape");
+    expect_matches(ctx, "upsample2x", "", y, upsample_y, upsample_dy, &x,
+                   (const float *[]){upsample_dx}, (const char *[]){"x"}, 1);
+    for (int i = 0; i < NELEM(nn_ref_pools); i++) {
+        const nn_ref_pool *r = &nn_ref_pools[i];
+        ug_ctx_reset(ctx);
+        ug_tensor *xp = from_ref(ctx, 4, (int64_t[]){r->N, r->C, r->H, r->W}, r->x);
+        ug_tensor *yp = ug_avg_pool2d(ctx, xp, r->k);
+        ASSERT(shape_is(yp, 4, (int64_t[]){r->N, r->C, r->H / r->k, r->W / r->k}),
+               "avg_pool2d %s: output shape", r->name);
+        expect_matches(ctx, "avg_pool2d", r->name, yp, r->y, r->dy, &xp,
+                       (const float *[]){r->dx}, (const char *[]){"x"}, 1);
+    }
+    ug_ctx_free(ctx);
+}
+
+TEST(nn_group_norm_matches_torch) {
+    ug_ctx *ctx;
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    for (int i = 0; i < NELEM(nn_ref_gns); i++) {
+        const nn_ref_gn *r = &nn_ref_gns[i];
+        int64_t shape[4] = {r->shape[0], r->shape[1], r->shape[2], r->shape[3]};
+        ug_tensor *x = from_ref(ctx, r->ndim, shape, r->x);
+        ug_tensor *w = from_ref(ctx, 1, shape + 1, r->w), *b = from_ref(ctx, 1, shape + 1, r->b);
+        ug_tensor *y = ug_group_norm(ctx, x, w, b, r->groups, (float)r->eps);
+        ASSERT(shape_is(y, r->ndim, shape), "group_norm %s: output shape", r->name);
+        expect_matches(ctx, "group_norm", r->name, y, r->y, r->dy, (ug_tensor *[]){x, w, b},
+                       (const float *[]){r->dx, r->dw, r->db}, (const char *[]){"x", "w", "b"}, 3);
+        ug_ctx_reset(ctx);
+    }
+    ug_ctx_free(ctx);
+}
+
+TEST(nn_layer_norm_matches_torch) {
+    ug_ctx *ctx;
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    for (int i = 0; i < NELEM(nn_ref_lns); i++) {
+        const nn_ref_ln *r = &nn_ref_lns[i];
+        int64_t shape[4] = {r->shape[0], r->shape[1], r->shape[2], r->shape[3]};
+        ug_tensor *x = from_ref(ctx, r->ndim, shape, r->x);
+        ug_tensor *w = from_ref(ctx, 1, shape + r->ndim - 1, r->w);
+        ug_tensor *b = from_ref(ctx, 1, shape + r->ndim - 1, r->b);
+        ug_tensor *y = ug_layer_norm(ctx, x, w, b, (float)r->eps);
+        ASSERT(shape_is(y, r->ndim, shape), "layer_norm %s: output shape", r->name);
+        expect_matches(ctx, "layer_norm", r->name, y, r->y, r->dy, (ug_tensor *[]){x, w, b},
+                       (const float *[]){r->dx, r->dw, r->db}, (const char *[]){"x", "w", "b"}, 3);
+        ug_ctx_reset(ctx);
+    }
+    ug_ctx_free(ctx);
+}
+
+TEST(nn_attention_matches_torch) {
+    ug_ctx *ctx;
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    for (int i = 0; i < NELEM(nn_ref_attns); i++) {
+        const nn_ref_attn *r = &nn_ref_attns[i];
+        int64_t shape[3] = {r->B, r->T, r->C};
+        ug_tensor *q = from_ref(ctx, 3, shape, r->q), *k = from_ref(ctx, 3, shape, r->k);
+        ug_tensor *v = from_ref(ctx, 3, shape, r->v);
+        ug_tensor *y = ug_attention(ctx, q, k, v, r->heads);
+        ASSERT(shape_is(y, 3, shape), "attention %s: output shape", r->name);
+        expect_matches(ctx, "attention", r->name, y, r->y, r->dy, (ug_tensor *[]){q, k, v},
+                       (const float *[]){r->dq, r->dk, r->dv}, (const char *[]){"q", "k", "v"}, 3);
+        ug_ctx_reset(ctx);
+    }
+    ug_ctx_free(ctx);
+}
+
+/* ---------------------------------------------------------------- gradient checks */
+typedef struct { int stride, pad, bias; } conv_args;
+
+static ug_tensor *f_conv(ug_ctx *ctx, ug_tensor **in, void *u) {
+    const conv_args *a = u;
+    return ug_conv2d(ctx, in[0], in[1], a->bias ? in[2] : NULL, a->stride, a->pad);
+}
+
+TEST(nn_grad_conv2d) {
+    static const struct { int N, C, H, W, O, kh, kw, stride, pad, bias; } cfg[] = {
+        {2, 3, 5, 6, 4, 3, 3, 1, 1, 1}, {2, 3, 6, 5, 4, 3, 3, 2, 1, 1},
+        {1, 2, 7, 7, 3, 3, 3, 2, 0, 0}, {2, 3, 5, 5, 2, 3, 3, 1, 0, 1},
+        {2, 5, 3, 4, 3, 1, 1, 1, 0, 1}, {1, 3, 5, 5, 2, 1, 1, 2, 0, 0},
+        {1, 2, 4, 5, 3, 1, 3, 1, 1, 1}, {2, 2, 4, 4, 3, 1, 1, 1, 1, 1},
+    };
+    for (int i = 0; i < NELEM(cfg); i++) {
+        ug_tensor *x = ug_test_tensor(4, (int64_t[]){cfg[i].N, cfg[i].C, cfg[i].H, cfg[i].W},
+                                      100 + i, -1, 1);
+        ug_tensor *w = ug_test_tensor(
+            4, (int64_t[]){cfg[i].O, cfg[i].C, cfg[i].kh, cfg[i].kw}, 200 + i, -1, 1);
+        ug_tensor *b = ug_test_tensor(1, (int64_t[]){cfg[i].O}, 300 + i, -1, 1);
+        conv_args a = {cfg[i].stride, cfg[i].pad, cfg[i].bias};
+        ug_tensor *ins[3] = {x, w, b};
+        char name[64];
+        snprintf(name, sizeof name, "conv2d k%dx%d s%d p%d%s", cfg[i].kh, cfg[i].kw,
+                 cfg[i].stride, cfg[i].pad, cfg[i].bias ? "" : " nobias");
+        EXPECT(ug_gradcheck(name, f_conv, &a, ins, a.bias ? 3 : 2, ug_gc_default()), "%s", name);
+        ug_test_tensor_free(x); ug_test_tensor_free(w); ug_test_tensor_free(b);
+    }
+}
+
+static ug_tensor *f_upsample(ug_ctx *ctx, ug_tensor **in, void *u) {
+    return ug_upsample2x(ctx, in[0]);
+}
+
+static ug_tensor *f_pool(ug_ctx *ctx, ug_tensor **in, void *u) {
+    return ug_avg_pool2d(ctx, in[0], (int)(intptr_t)u);
+}
+
+TEST(nn_grad_upsample_avg_pool) {
+    ug_tensor *x = ug_test_tensor(4, (int64_t[]){2, 3, 3, 4}, 7, -1, 1);
+    EXPECT(ug_gradcheck("upsample2x", f_upsample, NULL, &x, 1, ug_gc_default()), "upsample2x");
+    ug_test_tensor_free(x);
+    x = ug_test_tensor(4, (int64_t[]){2, 2, 4, 6}, 8, -1, 1);
+    EXPECT(ug_gradcheck("avg_pool2d k2", f_pool, (void *)2, &x, 1, ug_gc_default()), "pool k2");
+    ug_test_tensor_free(x);
+    x = ug_test_tensor(4, (int64_t[]){1, 3, 7, 8}, 9, -1, 1);   /* floor: last row/col dropped */
+    EXPECT(ug_gradcheck("avg_pool2d k3", f_pool, (void *)3, &x, 1, ug_gc_default()), "pool k3");
+    ug_test_tensor_free(x);
+}
+
+typedef struct { int groups, w, b; } norm_args;
+
+static ug_tensor *f_gn(ug_ctx *ctx, ug_tensor **in, void *u) {
+    const norm_args *a = u;
+    return ug_group_norm(ctx, in[0], a->w ? in[1] : NULL, a->b ? in[2] : NULL, a->groups, 1e-5f);
+}
+
+static ug_tensor *f_ln(ug_ctx *ctx, ug_tensor **in, void *u) {
+    const norm_args *a = u;
+    return ug_layer_norm(ctx, in[0], a->w ? in[1] : NULL, a->b ? in[2] : NULL, 1e-5f);
+}
+
+/* Checks x, and whichever of w, b are in use (a missing w leaves b at index 1). */
+static int norm_check(const char *name, ug_gc_fn f, const norm_args *a, ug_tensor *x,
+                      ug_tensor *w, ug_tensor *b) {
+    ug_tensor *ins[3] = {x, w, b};
+    int nin = a->b ? 3 : a->w ? 2 : 1;
+    /* A bias without a weight: keep slot 1 but stop it from being probed. */
+    int wr = w->requires_grad;
+    if (!a->w) w->requires_grad = 0;
+    int ok = ug_gradcheck(name, f, (void *)a, ins, nin, ug_gc_default());
+    w->requires_grad = wr;
+    return ok;
+}
+
+TEST(nn_grad_group_norm) {
+    static const struct { int ndim; int64_t shape[4]; norm_args a; } cfg[] = {
+        {4, {2, 4, 3, 3}, {1, 1, 1}}, {4, {2, 4, 3, 3}, {2, 1, 1}}, {4, {2, 4, 3, 3}, {4, 1, 1}},
+        {3, {2, 6, 5, 1}, {3, 1, 0}}, {4, {2, 4, 2, 3}, {2, 0, 0}}, {4, {1, 6, 2, 2}, {6, 0, 1}},
+        {2, {3, 4, 1, 1}, {2, 1, 1}},
+    };
+    for (int i = 0; i < NELEM(cfg); i++) {
+        int64_t C = cfg[i].shape[1];
+        ug_tensor *x = ug_test_tensor(cfg[i].ndim, cfg[i].shape, 400 + i, -1, 1);
+        ug_tensor *w = ug_test_tensor(1, &C, 500 + i, 0.5f, 1.5f);
+        ug_tensor *b = ug_test_tensor(1, &C, 600 + i, -1, 1);
+        char name[64];
+        snprintf(name, sizeof name, "group_norm ndim %d G=%d w=%d b=%d", cfg[i].ndim,
+                 cfg[i].a.groups, cfg[i].a.w, cfg[i].a.b);
+        EXPECT(norm_check(name, f_gn, &cfg[i].a, x, w, b), "%s", name);
+        ug_test_tensor_free(x); ug_test_tensor_free(w); ug_test_tensor_free(b);
+    }
+}
+
+TEST(nn_grad_layer_norm) {
+    static const struct { int ndim; int64_t shape[3]; norm_args a; } cfg[] = {
+        {3, {2, 3, 6}, {0, 1, 1}}, {2, {4, 5, 0}, {0, 1, 0}}, {2, {3, 7, 0}, {0, 0, 0}},
+        {1, {8, 0, 0}, {0, 0, 1}},
+    };
+    for (int i = 0; i < NELEM(cfg); i++) {
+        int64_t D = cfg[i].shape[cfg[i].ndim - 1];
+        ug_tensor *x = ug_test_tensor(cfg[i].ndim, cfg[i].shape, 700 + i, -1, 1);
+        ug_tensor *w = ug_test_tensor(1, &D, 800 + i, 0.5f, 1.5f);
+        ug_tensor *b = ug_test_tensor(1, &D, 900 + i, -1, 1);
+        char name[64];
+        snprintf(name, sizeof name, "layer_norm ndim %d w=%d b=%d", cfg[i].ndim, cfg[i].a.w,
+                 cfg[i].a.b);
+        EXPECT(norm_check(name, f_ln, &cfg[i].a, x, w, b), "%s", name);
+        ug_test_tensor_free(x); ug_test_tensor_free(w); ug_test_tensor_free(b);
+    }
+}
+
+static ug_tensor *f_attn(ug_ctx *ctx, ug_tensor **in, void *u) {
+    return ug_attention(ctx, in[0], in[1], in[2], (int)(intptr_t)u);
+}
+
+TEST(nn_grad_attention) {
+    static const int cfg[][4] = {{2, 5, 4, 1}, {2, 3, 6, 2}, {1, 6, 4, 2}, {2, 4, 8, 4}};
+    for (int i = 0; i < NELEM(cfg); i++) {
+        int64_t shape[3] = {cfg[i][0], cfg[i][1], cfg[i][2]};
+        ug_tensor *q = ug_test_tensor(3, shape, 1000 + i, -1.5f, 1.5f);
+        ug_tensor *k = ug_test_tensor(3, shape, 1100 + i, -1.5f, 1.5f);
+        ug_tensor *v = ug_test_tensor(3, shape, 1200 + i, -1, 1);
+        ug_tensor *ins[3] = {q, k, v};
+        char name[64];
+        snprintf(name, sizeof name, "attention B%d T%d C%d heads %d", cfg[i][0], cfg[i][1],
+                 cfg[i][2], cfg[i][3]);
+        EXPECT(ug_gradcheck(name, f_attn, (void *)(intptr_t)cfg[i][3], ins, 3, ug_gc_default()),
+               "%s", name);
+        ug_test_tensor_free(q); ug_test_tensor_free(k); ug_test_tensor_free(v);
+    }
+}
+
+/* ---------------------------------------------------------------- accumulation, no-grad inputs */
+/* Runs f once with all grads zero and once with them pre-filled with 1 and with in[skip] not
+ * requiring grad (grad NULL): the other gradients must be the first ones plus one. */
+static int check_accumulates(const char *name, ug_gc_fn f, void *u, ug_tensor **ins, int nin,
+                             int skip) {
+    ug_ctx *ctx;
+    if (ug_ctx_create(&ctx, 0) != UG_OK) return 0;
+    int ok = 1;
+    float *first[4] = {0};
+    for (int k = 0; k < nin; k++) memset(ins[k]->grad, 0, (size_t)ins[k]->numel * sizeof(float));
+    ug_tensor *out = f(ctx, ins, u);
+    float *R = malloc((size_t)out->numel * sizeof *R);
+    ug_rng rr = ug_rng_make(5, 6, 0);
+    ug_rng_normal(&rr, R, out->numel);
+    ok &= ug_backward_seed(ctx, out, R) == UG_OK;
+    for (int k = 0; k < nin; k++) {
+        if (k == skip) continue;
+        first[k] = malloc((size_t)ins[k]->numel * sizeof(float));
+        memcpy(first[k], ins[k]->grad, (size_t)ins[k]->numel * sizeof(float));
+        for (int64_t j = 0; j < ins[k]->numel; j++) ins[k]->grad[j] = 1.0f;
+    }
+    ug_ctx_reset(ctx);
+    float *g0 = ins[skip]->grad;
+    ins[skip]->grad = NULL;
+    ins[skip]->requires_grad = 0;
+    out = f(ctx, ins, u);
+    ok &= ug_backward_seed(ctx, out, R) == UG_OK;
+    ins[skip]->grad = g0;
+    ins[skip]->requires_grad = 1;
+    for (int k = 0; k < nin; k++) {
+        if (k == skip) continue;
+        for (int64_t j = 0; j < ins[k]->numel; j++) first[k][j] += 1.0f;
+        char what[96];
+        snprintf(what, sizeof what, "%s: grad of input %d accumulates", name, k);
+        ok &= ug_test_allclose(what, ins[k]->grad, first[k], ins[k]->numel, 1e-5, 1e-5);
+        free(first[k]);
+    }
+    free(R);
+    ug_ctx_free(ctx);
+    return ok;
+}
+
+TEST(nn_backward_accumulates_and_skips_no_grad_inputs) {
+    ug_tensor *x = ug_test_tensor(4, (int64_t[]){2, 4, 5, 5}, 31, -1, 1);
+    ug_tensor *w3 = ug_test_tensor(4, (int64_t[]){3, 4, 3, 3}, 32, -1, 1);
+    ug_tensor *w1 = ug_test_tensor(4, (int64_t[]){3, 4, 1, 1}, 33, -1, 1);
+    ug_tensor *b = ug_test_tensor(1, (int64_t[]){3}, 34, -1, 1);
+    conv_args a3 = {2, 1, 1}, a1 = {1, 0, 1};
+    ug_tensor *ins[3] = {x, w3, b};
+    EXPECT(check_accumulates("conv2d 3x3", f_conv, &a3, ins, 3, 0), "conv2d 3x3");
+    EXPECT(check_accumulates("conv2d 3x3 frozen w", f_conv, &a3, ins, 3, 1), "conv2d 3x3 w");
+    ins[1] = w1;
+    EXPECT(check_accumulates("conv2d 1x1", f_conv, &a1, ins, 3, 0), "conv2d 1x1");
+    EXPECT(check_accumulates("conv2d 1x1 frozen w", f_conv, &a1, ins, 3, 1), "conv2d 1x1 w");
+    ug_tensor *gw = ug_test_tensor(1, (int64_t[]){4}, 35, -1, 1);
+    ug_tensor *gb = ug_test_tensor(1, (int64_t[]){4}, 36, -1, 1);
+    norm_args na = {2, 1, 1};
+    ug_tensor *gins[3] = {x, gw, gb};
+    EXPECT(check_accumulates("group_norm", f_gn, &na, gins, 3, 0), "group_norm");
+    EXPECT(check_accumulates("group_norm frozen w", f_gn, &na, gins, 3, 1), "group_norm w");
+    ug_tensor *lw = ug_test_tensor(1, (int64_t[]){5}, 37, -1, 1);
+    ug_tensor *lb = ug_test_tensor(1, (int64_t[]){5}, 38, -1, 1);
+    ug_tensor *lins[3] = {x, lw, lb};
+    EXPECT(check_accumulates("layer_norm", f_ln, &na, lins, 3, 0), "layer_norm");
+    ug_tensor *q = ug_test_tensor(3, (int64_t[]){2, 5, 4}, 39, -1, 1);
+    ug_tensor *k = ug_test_tensor(3, (int64_t[]){2, 5, 4}, 40, -1, 1);
+    ug_tensor *v = ug_test_tensor(3, (int64_t[]){2, 5, 4}, 41, -1, 1);
+    ug_tensor *ains[3] = {q, k, v};
+    for (int skip = 0; skip < 3; skip++) {
+        char name[32];
+        snprintf(name, sizeof name, "attention frozen %c", "qkv"[skip]);
+        EXPECT(check_accumulates(name, f_attn, (void *)2, ains, 3, skip), "%s", name);
+    }
+    ug_tensor *all[] = {x, w3, w1, b, gw, gb, lw, lb, q, k, v};
+    for (int i = 0; i < NELEM(all); i++) ug_test_tensor_free(all[i]);
+}
+
+/* ---------------------------------------------------------------- sizes on the OpenMP paths */
+/* Naive double-precision convolution, forward and the two input gradients for dout = R. */
+static void naive_conv(double *y, double *dx, double *dw, const float *x, const float *w,
+                       const float *R, int N, int C, int H, int W, int O, int k, int s, int p,
+                       int Ho, int Wo) {
+    for (int n = 0; n < N; n++)
+        for (int o = 0; o < O; o++)
+            for (int oh = 0; oh < Ho; oh++)
+                for (int ow = 0; ow < Wo; ow++) {
+                    int64_t yi = (((int64_t)n * O + o) * Ho + oh) * Wo + ow;
+                    double acc = 0;
+                    for (int c = 0; c < C; c++)
+                        for (int ki = 0; ki < k; ki++)
+                            for (int kj = 0; kj < k; kj++) {
+                                int ih = oh * s - p + ki, iw = ow * s - p + kj;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                int64_t xi = (((int64_t)n * C + c) * H + ih) * W + iw;
+                                int64_t wi = (((int64_t)o * C + c) * k + ki) * k + kj;
+                                acc += (double)x[xi] * w[wi];
+                                dx[xi] += (double)R[yi] * w[wi];
+                                dw[wi] += (double)R[yi] * x[xi];
+                            }
+                    y[yi] = acc;
+                }
+}
+
+TEST(nn_conv2d_large_matches_naive) {
+    /* 8 3 3 24 24 = 41472 column entries per image: im2col and col2im run threaded. */
+    const int N = 2, C = 8, H = 24, W = 24, O = 6, k = 3;
+    for (int s = 1; s <= 2; s++) {
+        int p = 1, Ho = (H + 2 * p - k) / s + 1, Wo = (W + 2 * p - k) / s + 1;
+        ug_tensor *x = ug_test_tensor(4, (int64_t[]){N, C, H, W}, 51, -1, 1);
+        ug_tensor *w = ug_test_tensor(4, (int64_t[]){O, C, k, k}, 52, -1, 1);
+        int64_t ny = (int64_t)N * O * Ho * Wo;
+        float *R = malloc((size_t)ny * sizeof *R);
+        ug_rng rr = ug_rng_make(53, 0, 0);
+        ug_rng_normal(&rr, R, ny);
+        double *y = calloc((size_t)ny, sizeof *y), *dx = calloc((size_t)x->numel, sizeof *dx);
+        double *dw = calloc((size_t)w->numel, sizeof *dw);
+        naive_conv(y, dx, dw, x->data, w->data, R, N, C, H, W, O, k, s, p, Ho, Wo);
+        ug_ctx *ctx;
+        ASSERT_OK(ug_ctx_create(&ctx, 0));
+        memset(x->grad, 0, (size_t)x->numel * sizeof(float));
+        memset(w->grad, 0, (size_t)w->numel * sizeof(float));
+        ug_tensor *out = ug_conv2d(ctx, x, w, NULL, s, p);
+        ASSERT_OK(ug_backward_seed(ctx, out, R));
+        double *got = malloc((size_t)(ny > x->numel ? ny : x->numel) * sizeof *got);
+        for (int64_t i = 0; i < ny; i++) got[i] = out->data[i];
+        EXPECT(ug_test_allclose_f64("conv2d large forward", got, y, ny, 1e-4, 1e-4), "fwd s%d", s);
+        for (int64_t i = 0; i < x->numel; i++) got[i] = x->grad[i];
+        EXPECT(ug_test_allclose_f64("conv2d large dx", got, dx, x->numel, 1e-4, 1e-4), "dx s%d", s);
+        for (int64_t i = 0; i < w->numel; i++) got[i] = w->grad[i];
+        EXPECT(ug_test_allclose_f64("conv2d large dw", got, dw, w->numel, 1e-3, 1e-4), "dw s%d", s);
+        free(got); free(y); free(dx); free(dw); free(R);
+        ug_ctx_free(ctx);
+        ug_test_tensor_free(x); ug_test_tensor_free(w);
+    }
+}
+
+TEST(nn_grad_large_threaded) {
+    ug_gc_opts o = ug_gc_default();
+    o.max_elems = 48;
+    o.h = 1e-2;
+    /* group norm: 2 16 32 32 = 32768 elements, groups of 4096. */
+    ug_tensor *x = ug_test_tensor(4, (int64_t[]){2, 16, 32, 32}, 61, -1, 1);
+    ug_tensor *w = ug_test_tensor(1, (int64_t[]){16}, 62, 0.5f, 1.5f);
+    ug_tensor *b = ug_test_tensor(1, (int64_t[]){16}, 63, -1, 1);
+    norm_args na = {8, 1, 1};
+    ug_tensor *ins[3] = {x, w, b};
+    EXPECT(ug_gradcheck("group_norm large", f_gn, &na, ins, 3, o), "group_norm large");
+    ug_test_tensor_free(x); ug_test_tensor_free(w); ug_test_tensor_free(b);
+    /* layer norm: 1024 rows of 32. */
+    x = ug_test_tensor(3, (int64_t[]){32, 32, 32}, 64, -1, 1);
+    w = ug_test_tensor(1, (int64_t[]){32}, 65, 0.5f, 1.5f);
+    b = ug_test_tensor(1, (int64_t[]){32}, 66, -1, 1);
+    ins[0] = x; ins[1] = w; ins[2] = b;
+    EXPECT(ug_gradcheck("layer_norm large", f_ln, &na, ins, 3, o), "layer_norm large");
+    ug_test_tensor_free(x); ug_test_tensor_free(w); ug_test_tensor_free(b);
+    /* attention: B heads T T Dh = 4 2 16 16 16 = 32768. */
+    ug_tensor *q = ug_test_tensor(3, (int64_t[]){4, 16, 32}, 67, -1, 1);
+    ug_tensor *k = ug_test_tensor(3, (int64_t[]){4, 16, 32}, 68, -1, 1);
+    ug_tensor *v = ug_test_tensor(3, (int64_t[]){4, 16, 32}, 69, -1, 1);
+    ug_tensor *ains[3] = {q, k, v};
+    EXPECT(ug_gradcheck("attention large", f_attn, (void *)2, ains, 3, o), "attention large");
+    ug_test_tensor_free(q); ug_test_tensor_free(k); ug_test_tensor_free(v);
+    /* upsample / pool: 2 4 64 64 = 32768 input elements for pooling. */
+    x = ug_test_tensor(4, (int64_t[]){2, 4, 64, 64}, 70, -1, 1);
+    EXPECT(ug_gradcheck("avg_pool2d large", f_pool, (void *)2, &x, 1, o), "pool large");
+    ug_test_tensor_free(x);
+    x = ug_test_tensor(4, (int64_t[]){2, 4, 32, 32}, 71, -1, 1);
+    EXPECT(ug_gradcheck("upsample2x large", f_upsample, NULL, &x, 1, o), "upsample large");
+    ug_test_tensor_free(x);
+}
