@@ -39,7 +39,7 @@ ug_adam_cfg ug_adamw_default(void) {
 
 /* ---------------------------------------------------------------- shared checks */
 /* Written so that NaN fails every range test. */
-static int in_01_open(float x) { return x >= 0.0f && x < 1.0f; }
+static int in_unit_halfopen(float x) { return x >= 0.0f && x < 1.0f; }
 
 /* The optimizer state mirrors the flat buffer, which exists only after finalize. */
 static ug_status check_params(const char *fn, const ug_params *ps) {
@@ -124,10 +124,10 @@ ug_status ug_adam_init(ug_adam *o, const ug_params *ps, ug_adam_cfg cfg) {
     memset(o, 0, sizeof *o);
     ug_status st = check_params("ug_adam_init", ps);
     if (st) return st;
-    if (!in_01_open(cfg.beta1))
+    if (!in_unit_halfopen(cfg.beta1))
         return ug_fail(UG_ERR_INVALID_ARG, "ug_adam_init: cfg.beta1 must be in [0, 1), found %g",
                        (double)cfg.beta1);
-    if (!in_01_open(cfg.beta2))
+    if (!in_unit_halfopen(cfg.beta2))
         return ug_fail(UG_ERR_INVALID_ARG, "ug_adam_init: cfg.beta2 must be in [0, 1), found %g",
                        (double)cfg.beta2);
     if (!(cfg.eps >= 0.0f) || isinf(cfg.eps))
