@@ -42,9 +42,11 @@ static inline void next_block(ug_rng *r, uint32_t out[4]) {
     r->block++;
 }
 
-/* 24 random bits -> the open interval (0, 1): never 0 (log) and never 1. */
+/* 23 random bits -> the midpoints (k + 1/2) 2^-23, all exact in float: the open interval
+ * (0, 1), never 0 (log) and never 1, symmetric about 1/2. 24 bits cannot do this: above 1/2
+ * floats are 2^-24 apart, so (k + 1/2) 2^-24 rounds to even and k = 2^24 - 1 gave exactly 1. */
 static inline float u32_to_unit(uint32_t x) {
-    return ((float)(x >> 8) + 0.5f) * (1.0f / 16777216.0f);
+    return ((float)(x >> 9) + 0.5f) * (1.0f / 8388608.0f);
 }
 
 void ug_rng_uniform(ug_rng *r, float *out, int64_t n) {
