@@ -132,7 +132,7 @@ void ug_philox4x32_10(const uint32_t ctr[4], const uint32_t key[2], uint32_t out
 ug_rng ug_rng_make(uint64_t seed, uint64_t stream, uint32_t sub);
 /* Each call consumes whole 128-bit blocks (4 uniforms, 4 normals): results of a call depend
  * only on the cursor and n. */
-void ug_rng_uniform(ug_rng *r, float *out, int64_t n);          /* (0, 1), 24-bit resolution */
+void ug_rng_uniform(ug_rng *r, float *out, int64_t n);          /* (0, 1): midpoints of a 2^-23 grid */
 void ug_rng_uniform_f64(ug_rng *r, double *out, int64_t n);     /* (0, 1), 53-bit resolution */
 void ug_rng_normal(ug_rng *r, float *out, int64_t n);           /* N(0, 1), Box-Muller in double */
 void ug_rng_bernoulli(ug_rng *r, float p, float *out, int64_t n);   /* 0/1 */
