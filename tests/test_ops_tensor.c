@@ -834,3 +834,33 @@ TEST(ops_match_pytorch) {
     EXPECT(ug_test_allclose("ddpm emb", emb->data, ref_ddpm_emb, 32, 2e-5, 1e-5), "ddpm");
     ug_ctx_free(ctx);
 }
+
+/* Permute and axis sums above UG_PAR_MIN, so thread chunks start mid-row. */
+TEST(permute_and_sum_large_threaded) {
+    ug_ctx *ctx = new_ctx();
+    int64_t A = 40, Bd = 33, C = 31;
+    ug_tensor *x = ug_test_tensor(3, (int64_t[]){A, Bd, C}, 81, -1, 1);
+    ug_tensor *y = ug_permute(ctx, x, (int[]){2, 0, 1});
+    int ok = 1;
+    for (int64_t i = 0; i < A; i++)
+        for (int64_t j = 0; j < Bd; j++)
+            for (int64_t k = 0; k < C; k++)
+                ok &= y->data[(k * A + i) * Bd + j] == x->data[(i * Bd + j) * C + k];
+    EXPECT(ok, "large permute misplaced an element");
+    /* Backward of permute is the inverse permutation: seed with y's own values. */
+    memset(x->grad, 0, (size_t)x->numel * sizeof(float));
+    ASSERT_OK(ug_backward_seed(ctx, y, y->data));
+    EXPECT(memcmp(x->grad, x->data, (size_t)x->numel * sizeof(float)) == 0, "permute backward");
+    ug_tensor *s = ug_sum(ctx, x, 1, 0);
+    float *ref = malloc((size_t)(A * C) * sizeof *ref);
+    for (int64_t i = 0; i < A; i++)
+        for (int64_t k = 0; k < C; k++) {
+            double acc = 0;
+            for (int64_t j = 0; j < Bd; j++) acc += x->data[(i * Bd + j) * C + k];
+            ref[i * C + k] = (float)acc;
+        }
+    EXPECT(ug_test_allclose("large sum", s->data, ref, A * C, 1e-6, 1e-6), "large sum axis 1");
+    free(ref);
+    ug_test_tensor_free(x);
+    ug_ctx_free(ctx);
+}
