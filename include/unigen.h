@@ -113,7 +113,8 @@ int ug_tensor_same_shape(const ug_tensor *a, const ug_tensor *b);
 void *ug_ctx_alloc(ug_ctx *ctx, size_t bytes);
 
 /* Backward from a scalar (numel == 1) loss: seeds d loss = 1 and runs the tape in reverse.
- * Gradients ACCUMULATE into parameter and input grad buffers. */
+ * Gradients ACCUMULATE into parameter and input grad buffers. The tape is consumed: build the
+ * graph again (after ug_ctx_reset) for another backward. */
 ug_status ug_backward(ug_ctx *ctx, ug_tensor *loss);
 
 /* ---------------------------------------------------------------- random numbers */

@@ -59,6 +59,12 @@ struct ug_ctx {
     int grad_enabled;
 };
 
+/* The gradient buffer a backward kernel may accumulate into: NULL for tensors that do not
+ * require grad (frozen parameters keep their buffer but must not receive anything). */
+static inline float *ug_grad_of(const ug_tensor *t) {
+    return t && t->requires_grad ? t->grad : NULL;
+}
+
 /* 1 if an op with these inputs must record a node (grad mode on and any input needs grad). */
 int ug_any_requires_grad(const ug_ctx *ctx, int nin, ug_tensor *const *ins);
 /* Records a node if needed: marks out as requiring grad and gives it a zeroed gradient.

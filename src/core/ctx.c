@@ -216,7 +216,9 @@ ug_status ug_backward(ug_ctx *ctx, ug_tensor *loss) {
         return ug_fail(UG_ERR_SHAPE, "ug_backward: the loss must have one element, found %lld",
                        loss ? (long long)loss->numel : 0LL);
     const float one = 1.0f;
-    return ug_backward_seed(ctx, loss, &one);
+    ug_status st = ug_backward_seed(ctx, loss, &one);
+    ctx->nnodes = 0;   /* consumed: a second call cannot count the same graph twice */
+    return st;
 }
 
 ug_status ug_backward_seed(ug_ctx *ctx, ug_tensor *out, const float *dout) {

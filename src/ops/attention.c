@@ -5,7 +5,7 @@
 
 static void attention_backward(ug_node *n) {
     ug_tensor *q = n->in[0], *k = n->in[1], *v = n->in[2];
-    ug_k_attention_backward(q->grad, k->grad, v->grad, n->saved[1], n->out->grad, q->data,
+    ug_k_attention_backward(ug_grad_of(q), ug_grad_of(k), ug_grad_of(v), n->saved[1], n->out->grad, q->data,
                             k->data, v->data, n->saved[0], q->shape[0], q->shape[1],
                             q->shape[2], n->i[0]);
 }

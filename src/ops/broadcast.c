@@ -7,7 +7,7 @@
 
 static void binary_backward(ug_node *n) {
     ug_tensor *a = n->in[0], *b = n->in[1];
-    float *da = a->requires_grad ? a->grad : NULL, *db = b->requires_grad ? b->grad : NULL;
+    float *da = ug_grad_of(a), *db = ug_grad_of(b);
     ug_k_binary_backward((ug_binop)n->i[0], da, db, n->out->grad, a->data, b->data, n->saved[0]);
 }
 

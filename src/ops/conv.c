@@ -14,7 +14,7 @@ static void conv2d_backward(ug_node *n) {
     ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     ug_conv_geom g = conv_geom(x, w, n->i[0], n->i[1]);
     ug_conv_geom_init(&g);
-    ug_k_conv2d_backward(x->grad, w->grad, b ? b->grad : NULL, n->saved[0], n->out->grad,
+    ug_k_conv2d_backward(ug_grad_of(x), ug_grad_of(w), ug_grad_of(b), n->saved[0], n->out->grad,
                          x->data, w->data, &g);
 }
 
@@ -45,7 +45,7 @@ ug_tensor *ug_conv2d(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int 
 
 static void upsample2x_backward(ug_node *n) {
     ug_tensor *x = n->in[0];
-    if (x->grad)
+    if (ug_grad_of(x))
         ug_k_upsample2x_backward(x->grad, n->out->grad, x->shape[0] * x->shape[1], x->shape[2],
                                  x->shape[3]);
 }
@@ -64,7 +64,7 @@ ug_tensor *ug_upsample2x(ug_ctx *ctx, ug_tensor *x) {
 
 static void avg_pool2d_backward(ug_node *n) {
     ug_tensor *x = n->in[0];
-    if (x->grad)
+    if (ug_grad_of(x))
         ug_k_avg_pool2d_backward(x->grad, n->out->grad, x->shape[0] * x->shape[1], x->shape[2],
                                  x->shape[3], n->i[0]);
 }

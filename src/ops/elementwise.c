@@ -4,7 +4,7 @@
 
 static void act_backward(ug_node *n) {
     ug_tensor *x = n->in[0];
-    if (x->grad)
+    if (ug_grad_of(x))
         ug_k_act_backward((ug_act)n->i[0], x->grad, n->out->grad, x->data, n->out->data, x->numel);
 }
 
@@ -31,7 +31,7 @@ static void affine_backward(ug_node *n) {
     ug_tensor *x = n->in[0];
     float a = (float)n->f[0];
     const float *dout = n->out->grad;
-    if (!x->grad) return;
+    if (!ug_grad_of(x)) return;
     for (int64_t i = 0; i < x->numel; i++) x->grad[i] += a * dout[i];
 }
 

@@ -22,7 +22,7 @@ static ug_tensor *linear_out(ug_ctx *ctx, const ug_tensor *x, int64_t O) {
 static void linear_backward(ug_node *n) {
     ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     int64_t Din = w->shape[1], O = w->shape[0], N = x->numel / Din;
-    ug_k_linear_backward(x->grad, w->grad, b ? b->grad : NULL, n->out->grad, x->data, w->data, N,
+    ug_k_linear_backward(ug_grad_of(x), ug_grad_of(w), ug_grad_of(b), n->out->grad, x->data, w->data, N,
                          Din, O);
 }
 
@@ -42,8 +42,8 @@ static void masked_linear_backward(ug_node *n) {
     ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     const float *wm = n->saved[0], *mask = n->saved[1];
     int64_t Din = w->shape[1], O = w->shape[0], N = x->numel / Din;
-    ug_k_linear_backward(x->grad, NULL, b ? b->grad : NULL, n->out->grad, x->data, wm, N, Din, O);
-    if (w->grad) {
+    ug_k_linear_backward(ug_grad_of(x), NULL, ug_grad_of(b), n->out->grad, x->data, wm, N, Din, O);
+    if (ug_grad_of(w)) {
         float *dwm = n->saved[2];
         ug_k_gemm(1, 0, O, Din, N, n->out->grad, x->data, 0.0f, dwm);
         for (int64_t j = 0; j < O * Din; j++) w->grad[j] += dwm[j] * mask[j];
@@ -77,12 +77,12 @@ static void matmul_backward(ug_node *n) {
     for (int64_t i = 0; i < B; i++) {
         const float *ai = a->data + i * M * K, *bi = b->data + i * K * N, *dci = dc + i * M * N;
         /* C = op(A) op(B): dop(A) = dC op(B)^T, dop(B) = op(A)^T dC; transposes map back. */
-        if (a->grad) {
+        if (ug_grad_of(a)) {
             float *dai = a->grad + i * M * K;
             if (!ta) ug_k_gemm(0, !tb, M, K, N, dci, bi, 1.0f, dai);      /* dA (M,K) */
             else ug_k_gemm(tb, 1, K, M, N, bi, dci, 1.0f, dai);           /* dA (K,M) = op(B) dC^T */
         }
-        if (b->grad) {
+        if (ug_grad_of(b)) {
             float *dbi = b->grad + i * K * N;
             if (!tb) ug_k_gemm(!ta, 0, K, N, M, ai, dci, 1.0f, dbi);      /* dB (K,N) */
             else ug_k_gemm(1, ta, N, K, M, dci, ai, 1.0f, dbi);           /* dB (N,K) = dC^T op(A) */

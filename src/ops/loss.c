@@ -3,7 +3,6 @@
 #include "core/core.h"
 #include "kernels/loss.h"
 
-static float *grad_of(ug_tensor *t) { return t && t->requires_grad ? t->grad : NULL; }
 
 static void batch_of(const char *op, const ug_tensor *x, int64_t *B, int64_t *F) {
     char s[96];
@@ -21,7 +20,7 @@ static void check_same(const char *op, const char *what, const ug_tensor *x, con
 /* ---------------------------------------------------------------- mse */
 /* in[0..1] = x, y; saved[0] = w's data (not differentiated) or NULL; i[0..1] = B, F. */
 static void mse_backward(ug_node *n) {
-    ug_k_mse_backward(grad_of(n->in[0]), grad_of(n->in[1]), n->out->grad, n->in[0]->data,
+    ug_k_mse_backward(ug_grad_of(n->in[0]), ug_grad_of(n->in[1]), n->out->grad, n->in[0]->data,
                       n->in[1]->data, n->saved[0], n->i[0], n->i[1]);
 }
 
@@ -45,7 +44,7 @@ ug_tensor *ug_mse(ug_ctx *ctx, ug_tensor *x, ug_tensor *y, ug_tensor *w) {
 
 /* ---------------------------------------------------------------- bce with logits */
 static void bce_backward(ug_node *n) {
-    ug_k_bce_logits_backward(grad_of(n->in[0]), grad_of(n->in[1]), n->out->grad, n->in[0]->data,
+    ug_k_bce_logits_backward(ug_grad_of(n->in[0]), ug_grad_of(n->in[1]), n->out->grad, n->in[0]->data,
                              n->in[1]->data, n->i[0], n->i[1]);
 }
 
@@ -64,7 +63,7 @@ ug_tensor *ug_bce_logits(ug_ctx *ctx, ug_tensor *logits, ug_tensor *targets) {
 /* ---------------------------------------------------------------- cross entropy */
 /* saved[0] = lse (B), saved[1] = labels (arena copy); i[0..1] = B, K. */
 static void ce_backward(ug_node *n) {
-    float *dz = grad_of(n->in[0]);
+    float *dz = ug_grad_of(n->in[0]);
     if (dz)
         ug_k_cross_entropy_backward(dz, n->out->grad, n->in[0]->data, n->saved[0], n->saved[1],
                                     n->i[0], n->i[1]);
@@ -94,7 +93,7 @@ ug_tensor *ug_cross_entropy(ug_ctx *ctx, ug_tensor *logits, const int32_t *label
 
 /* ---------------------------------------------------------------- Gaussian NLL */
 static void gnll_backward(ug_node *n) {
-    ug_k_gaussian_nll_backward(grad_of(n->in[0]), grad_of(n->in[1]), grad_of(n->in[2]),
+    ug_k_gaussian_nll_backward(ug_grad_of(n->in[0]), ug_grad_of(n->in[1]), ug_grad_of(n->in[2]),
                                n->out->grad, n->in[0]->data, n->in[1]->data, n->in[2]->data,
                                n->i[0], n->i[1]);
 }

@@ -12,7 +12,7 @@ static void check_affine(const char *op, const ug_tensor *t, const char *what, i
 /* i[0..3] = N, C, S, G. */
 static void group_norm_backward(ug_node *n) {
     ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
-    ug_k_group_norm_backward(x->grad, w ? w->grad : NULL, b ? b->grad : NULL, n->out->grad,
+    ug_k_group_norm_backward(ug_grad_of(x), ug_grad_of(w), ug_grad_of(b), n->out->grad,
                              x->data, w ? w->data : NULL, n->saved[0], n->saved[1], n->i[0],
                              n->i[1], n->i[2], n->i[3]);
 }
@@ -45,7 +45,7 @@ ug_tensor *ug_group_norm(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, 
 /* i[0..1] = R (rows), D. */
 static void layer_norm_backward(ug_node *n) {
     ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
-    ug_k_layer_norm_backward(x->grad, w ? w->grad : NULL, b ? b->grad : NULL, n->out->grad,
+    ug_k_layer_norm_backward(ug_grad_of(x), ug_grad_of(w), ug_grad_of(b), n->out->grad,
                              x->data, w ? w->data : NULL, n->saved[0], n->saved[1], n->i[0],
                              n->i[1]);
 }
