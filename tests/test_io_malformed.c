@@ -103,6 +103,11 @@ TEST(io_malformed_corpus_refused_with_messages) {
         EXPECT(strstr(msg, c->frag) != NULL, "%s: message lacks \"%s\": %s", path, c->frag, msg);
     }
     EXPECT(bad >= 30, "only %d malformed cases", bad);
+
+    /* A directory opens with fopen on Linux: it must still be refused as I/O, not allocated. */
+    EXPECT(open_any("malformed") == UG_ERR_IO && strstr(ug_last_error(), "directory"),
+           "directory: %s", ug_last_error());
+    EXPECT(open_any("malformed/..npy") == UG_ERR_IO, "missing .npy: %s", ug_last_error());
     EXPECT(good >= 4, "only %d well-formed controls", good);
 
     /* Every corpus file is in the manifest: a file gen.py wrote but forgot to list is a bug. */
@@ -141,4 +146,43 @@ TEST(io_truncated_prefixes_refused) {
         remove(tmp);
         free(buf);
     }
+}
+
+/* Every byte of every well-formed control replaced by a few troublesome values: the readers may
+ * accept or refuse, but only with FORMAT / UNSUPPORTED (never IO, never a crash; under
+ * AddressSanitizer never an out-of-bounds read or a leak). */
+TEST(io_byte_mutations_never_crash) {
+    const char *srcs[] = {"malformed/ok_st_zero_size.safetensors",
+                          "malformed/ok_st_unordered.safetensors", "malformed/ok_npy_u1.npy",
+                          "malformed/ok_npy_v2.npy"};
+    const unsigned char subst[] = {0x00, 0xff, '9', ' ', '"', ']'};
+    int refused = 0, runs = 0;
+    for (size_t s = 0; s < sizeof srcs / sizeof *srcs; s++) {
+        unsigned char *buf;
+        size_t size;
+        ASSERT_OK(ug_file_read_all(srcs[s], &buf, &size));
+        char tmp[64];
+        snprintf(tmp, sizeof tmp, "/tmp/ug_io_mut_%d%s", (int)getpid(),
+                 ends_with(srcs[s], ".npy") ? ".npy" : ".safetensors");
+        for (size_t k = 0; k < size; k++)
+            for (size_t v = 0; v < sizeof subst; v++) {
+                if (buf[k] == subst[v]) continue;
+                unsigned char keep = buf[k];
+                buf[k] = subst[v];
+                FILE *fp = fopen(tmp, "wb");
+                ASSERT(fp, "cannot write %s", tmp);
+                fwrite(buf, 1, size, fp);
+                fclose(fp);
+                buf[k] = keep;
+                ug_status st = open_any(tmp);
+                runs++;
+                refused += st != UG_OK;
+                EXPECT(st == UG_OK || st == UG_ERR_FORMAT || st == UG_ERR_UNSUPPORTED,
+                       "%s byte %zu -> 0x%02x: status %s (%s)", srcs[s], k, subst[v],
+                       ug_status_str(st), ug_last_error());
+            }
+        remove(tmp);
+        free(buf);
+    }
+    EXPECT(refused > runs / 4, "only %d of %d mutations refused", refused, runs);
 }

@@ -71,6 +71,7 @@ static double load(ug_dtype d, const unsigned char *p) {
 
 void ug_dtype_to_f32(ug_dtype d, const void *src, int64_t n, float *dst) {
     const unsigned char *p = src;
+    if (n <= 0) return;
     if (d == UG_DT_F32) {
         memcpy(dst, src, (size_t)n * 4);
         return;
@@ -93,5 +94,6 @@ void ug_dtype_to_f64(ug_dtype d, const void *src, int64_t n, double *dst) {
     const unsigned char *p = src;
     size_t sz = ug_dtype_size(d);
     UG_CHECK(sz, "ug_dtype_to_f64: bad dtype %d", (int)d);
+    if (n <= 0) return;
     for (int64_t i = 0; i < n; i++) dst[i] = load(d, p + (size_t)i * sz);
 }

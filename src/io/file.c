@@ -6,6 +6,7 @@
 #include "core/core.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 ug_status ug_atomic_open(ug_atomic_file *af, const char *path) {
@@ -91,12 +92,18 @@ ug_status ug_file_read_all(const char *path, unsigned char **buf, size_t *size) 
     FILE *fp = fopen(path, "rb");
     if (!fp) return ug_fail(UG_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     ug_status st = UG_OK;
-    long n = -1;
-    if (fseek(fp, 0, SEEK_END) != 0 || (n = ftell(fp)) < 0 || fseek(fp, 0, SEEK_SET) != 0) {
-        st = ug_fail(UG_ERR_IO, "%s: cannot determine the file size (not a regular file?): %s",
-                     path, strerror(errno));
+    struct stat sb;
+    if (fstat(fileno(fp), &sb) != 0) {
+        st = ug_fail(UG_ERR_IO, "%s: cannot determine the file size: %s", path, strerror(errno));
         goto out;
     }
+    /* Directories open fine and report sizes that mean nothing: refuse them up front. */
+    if (!S_ISREG(sb.st_mode)) {
+        st = ug_fail(UG_ERR_IO, "%s: expected a regular file, found a %s", path,
+                     S_ISDIR(sb.st_mode) ? "directory" : "special file");
+        goto out;
+    }
+    long n = (long)sb.st_size;
     *buf = malloc(n ? (size_t)n : 1);
     if (!*buf) {
         st = ug_fail(UG_ERR_NOMEM, "%s: cannot allocate %ld bytes to read the file", path, n);
