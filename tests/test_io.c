@@ -88,8 +88,10 @@ static char *run_capture(const char *cmd, int *rc) {
  * shape (ndim), values (up to cap); returns the number of values, or -1 when absent. */
 static int dump_tensor(const char *dump, const char *name, char *dtype, int *ndim,
                        int64_t *shape, double *vals, int cap) {
-    char key[128];
-    snprintf(key, sizeof key, "tensor\t%s\t", name);
+    char key[256];
+    *ndim = 0;
+    dtype[0] = 0;
+    snprintf(key, sizeof key, "tensor\t%.200s\t", name);
     const char *line = dump;
     while (line && *line) {
         if (strncmp(line, key, strlen(key)) == 0) break;
