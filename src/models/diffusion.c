@@ -1,0 +1,75 @@
+/* diffusion.c — training loss and denoiser of the diffusion family (see diffusion.h). */
+#include "diffusion.h"
+#include "core/core.h"
+#include <math.h>
+
+ug_status ug_diffusion_declare(ug_diffusion *m, ug_params *ps, ug_form_kind form,
+                               ug_param_kind param, const ug_mlp_cfg *net) {
+    memset(m, 0, sizeof *m);
+    if ((unsigned)form >= UG_FORM_COUNT || (unsigned)param >= UG_PARAM_COUNT)
+        return ug_fail(UG_ERR_INVALID_ARG, "diffusion: formulation %d / parameterization %d unknown",
+                       (int)form, (int)param);
+    ug_form_init(&m->form, form);
+    m->param = param;
+    m->data_dim = net->data_dim;
+    m->num_classes = net->num_classes;
+    m->p_uncond = 0.1;
+    return ug_mlp_declare(&m->net, ps, net);
+}
+
+ug_tensor *ug_diffusion_loss(ug_ctx *ctx, const ug_diffusion *m, const float *x0, int64_t B,
+                             const int32_t *labels, uint64_t seed, uint64_t first_stream) {
+    int64_t d = m->data_dim;
+    ug_tensor *x_in = ug_tensor_new(ctx, 2, (int64_t[]){B, d});     /* c_in (x0 + sigma eps) */
+    ug_tensor *target = ug_tensor_new(ctx, 2, (int64_t[]){B, d});   /* a x0 + b eps */
+    ug_tensor *c_noise = ug_tensor_new(ctx, 1, (int64_t[]){B});
+    ug_tensor *w = ug_tensor_new(ctx, 1, (int64_t[]){B});           /* lambda c_out^2 */
+    int32_t *lab = NULL;
+    if (m->num_classes) lab = ug_ctx_alloc(ctx, (size_t)B * sizeof *lab);
+#pragma omp parallel for schedule(static) if (B * d >= UG_PAR_MIN / 4)
+    for (int64_t b = 0; b < B; b++) {
+        ug_rng r = ug_rng_make(seed, first_stream + (uint64_t)b, 0);
+        double u;
+        float nz[4];
+        ug_rng_uniform_f64(&r, &u, 1);
+        ug_rng_normal(&r, nz, 1);
+        double sigma = ug_form_train_sigma(&m->form, u, nz[0]);
+        ug_precond c = ug_precond_at(&m->form, m->param, sigma);
+        /* Discrete VP trains on the integer index itself. */
+        c_noise->data[b] = (float)c.c_noise;
+        w->data[b] = (float)(ug_form_lambda(&m->form, sigma) * c.c_out * c.c_out);
+        float *xi = x_in->data + b * d, *tg = target->data + b * d;
+        const float *x0b = x0 + b * d;
+        ug_rng_normal(&r, xi, d);   /* eps, overwritten in place below */
+        for (int64_t j = 0; j < d; j++) {
+            double eps = xi[j];
+            tg[j] = (float)(c.a * x0b[j] + c.b * eps);
+            xi[j] = (float)(c.c_in * (x0b[j] + sigma * eps));
+        }
+        if (lab) {
+            float drop;
+            ug_rng_uniform(&r, &drop, 1);
+            lab[b] = drop < m->p_uncond ? m->num_classes : labels[b];
+        }
+    }
+    ug_tensor *F = ug_mlp_forward(ctx, &m->net, x_in, c_noise, lab);
+    return ug_mean_all(ctx, ug_mse(ctx, F, target, w));
+}
+
+ug_tensor *ug_diffusion_denoise(ug_ctx *ctx, const ug_diffusion *m, ug_tensor *x, double sigma,
+                                const int32_t *labels) {
+    int64_t B = x->shape[0];
+    ug_precond c = ug_precond_at(&m->form, m->param, sigma);
+    ug_tensor *c_noise = ug_tensor_new(ctx, 1, (int64_t[]){B});
+    for (int64_t b = 0; b < B; b++) c_noise->data[b] = (float)c.c_noise;
+    const int32_t *lab = labels;
+    if (m->num_classes && !labels) {
+        int32_t *nul = ug_ctx_alloc(ctx, (size_t)B * sizeof *nul);
+        for (int64_t b = 0; b < B; b++) nul[b] = m->num_classes;
+        lab = nul;
+    }
+    ug_tensor *x_in = ug_affine(ctx, x, (float)c.c_in, 0.0f);
+    ug_tensor *F = ug_mlp_forward(ctx, &m->net, x_in, c_noise, lab);
+    /* D = c_skip x + c_out F, both scalars at one sigma. */
+    return ug_add(ctx, ug_affine(ctx, x, (float)c.c_skip, 0.0f), ug_affine(ctx, F, (float)c.c_out, 0.0f));
+}

@@ -1,0 +1,34 @@
+/* diffusion.h — the diffusion family: one model for DDPM, score SDEs, EDM and flow matching
+ * (SPEC sections 1-3). A formulation + a parameterization + a network F:
+ *   D(x~; sigma) = c_skip x~ + c_out F(c_in x~; c_noise [, label])
+ * Training minimizes lambda(sigma) ||D - x0||^2, computed as lambda c_out^2 ||F - (a x0 + b eps)||^2
+ * (the same number, without the cancellation D - x0 suffers at small sigma). */
+#ifndef UG_MODELS_DIFFUSION_H
+#define UG_MODELS_DIFFUSION_H
+#include "diffusion/formulation.h"
+#include "nn/mlp.h"
+
+typedef struct ug_diffusion {
+    ug_form form;
+    ug_param_kind param;
+    ug_mlp net;
+    int data_dim;
+    int num_classes;     /* 0: unconditional */
+    double p_uncond;     /* classifier-free guidance: label dropped with this probability */
+} ug_diffusion;
+
+/* Declares the network's parameters in ps (finalize afterwards). */
+ug_status ug_diffusion_declare(ug_diffusion *m, ug_params *ps, ug_form_kind form,
+                               ug_param_kind param, const ug_mlp_cfg *net);
+
+/* Training loss on a batch x0 (B, d) with optional labels. Sample b draws its sigma, noise and
+ * label dropout from Philox stream first_stream + b (so it does not depend on B or threads).
+ * Returns the scalar loss tensor (backward-ready) in *loss. */
+ug_tensor *ug_diffusion_loss(ug_ctx *ctx, const ug_diffusion *m, const float *x0, int64_t B,
+                             const int32_t *labels, uint64_t seed, uint64_t first_stream);
+
+/* D(x; sigma) for x (B, d) in the scaled-out variable x~ (x may require grad: d/dx flows).
+ * labels NULL: unconditional (or the null label of a conditional model). */
+ug_tensor *ug_diffusion_denoise(ug_ctx *ctx, const ug_diffusion *m, ug_tensor *x, double sigma,
+                                const int32_t *labels);
+#endif
