@@ -70,7 +70,7 @@ static ug_status load_gmm(const char *path, int train, int64_t n, uint64_t seed,
 /* ---------------------------------------------------------------- IDX sets */
 static void bytes_to_unit(float *dst, const uint8_t *src, int64_t n) {
 #pragma omp parallel for schedule(static) if (n >= UG_PAR_MIN)
-    for (int64_t i = 0; i < n; i++) dst[i] = (float)src[i] * (1.0f / 255.0f);
+    for (int64_t i = 0; i < n; i++) dst[i] = (float)src[i] / 255.0f;
 }
 
 static ug_status load_idx_file(const char *path, int64_t nmax, ug_dataset *ds) {
@@ -82,7 +82,12 @@ static ug_status load_idx_file(const char *path, int64_t nmax, ug_dataset *ds) {
     switch (f.ndim) {
     case 1: ds->ndim = 1; ds->shape[0] = 1; break;
     case 2: ds->ndim = 1; ds->shape[0] = f.dims[1]; break;
-    case 3: ds->ndim = 3; ds->shape[0] = 1; ds->shape[1] = f.dims[1]; ds->shape[2] = f.dims[2]; break;
+    case 3:
+        ds->ndim = 3;
+        ds->shape[0] = 1;
+        ds->shape[1] = f.dims[1];
+        ds->shape[2] = f.dims[2];
+        break;
     default:
         ds->ndim = 3;
         for (int i = 0; i < 3; i++) ds->shape[i] = f.dims[i + 1];
@@ -186,7 +191,7 @@ static ug_status load_png_dir(const char *dir, int64_t nmax, ug_dataset *ds) {
     closedir(d);
     if (!st && count == 0) st = ug_fail(UG_ERR_FORMAT, "%s: no .png files in the folder", dir);
     if (!st) {
-        /* Sorted: the example order (and so every seeded shuffle) is the same on any file system. */
+        /* Sorted: the example order, and so every seeded shuffle, is the same on any system. */
         qsort(names, (size_t)count, sizeof *names, cmp_str);
         ds->n = nmax > 0 && nmax < count ? nmax : count;
     }
@@ -213,7 +218,7 @@ static ug_status load_png_dir(const char *dir, int64_t nmax, ug_dataset *ds) {
         float *dst = ds->x + i * (int64_t)c * h * w;
         for (int ch = 0; ch < c; ch++)
             for (int64_t p = 0; p < (int64_t)h * w; p++)
-                dst[ch * (int64_t)h * w + p] = pix[p * c + ch] * (1.0f / 255.0f);
+                dst[ch * (int64_t)h * w + p] = (float)pix[p * c + ch] / 255.0f;
         free(pix);
     }
     for (int64_t i = 0; i < count; i++) free(names[i]);

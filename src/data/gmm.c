@@ -164,7 +164,10 @@ ug_status ug_gmm_load(const char *path, ug_gmm *out) {
     memset(out, 0, sizeof *out);
     FILE *f = fopen(path, "rb");
     if (!f) return ug_fail(UG_ERR_IO, "%s: cannot open the Gaussian mixture file", path);
-    if (fseek(f, 0, SEEK_END) != 0) { fclose(f); return ug_fail(UG_ERR_IO, "%s: cannot seek", path); }
+    if (fseek(f, 0, SEEK_END) != 0) {
+        fclose(f);
+        return ug_fail(UG_ERR_IO, "%s: cannot seek", path);
+    }
     long len = ftell(f);
     rewind(f);
     if (len < 0 || len > (64L << 20)) {

@@ -1,5 +1,5 @@
-/* image.c — 8-bit PNG files through libpng's simplified API (png_image: no setjmp, and errors come
- * back as a message instead of being printed), and grids of sample images. */
+/* image.c — 8-bit PNG files through libpng's simplified API (png_image: no setjmp, and errors
+ * come back as a message instead of being printed), and grids of sample images. */
 #include "core/core.h"
 #include "io/image.h"
 #include <math.h>
@@ -41,8 +41,8 @@ ug_status ug_png_read(const char *path, uint8_t **pix, int *w, int *h, int *c) {
     memset(&img, 0, sizeof img);
     img.version = PNG_IMAGE_VERSION;
     if (!png_image_begin_read_from_file(&img, path)) {
-        ug_status st = ug_fail(access(path, R_OK) == 0 ? UG_ERR_FORMAT : UG_ERR_IO, "%s: cannot read PNG: %s",
-                               path, img.message);
+        ug_status st = ug_fail(access(path, R_OK) == 0 ? UG_ERR_FORMAT : UG_ERR_IO,
+                               "%s: cannot read PNG: %s", path, img.message);
         png_image_free(&img);
         return st;
     }

@@ -261,8 +261,14 @@ static void draw_axes(canvas *cv, const frame *f, const ticks *tx, const ticks *
 static void draw_frame(canvas *cv, const frame *f, const ticks *tx, const ticks *ty) {
     int s = f->scale, ch = 7 * s;
     /* Frame and ticks are drawn after the data: points never hide the axes. */
-    for (int x = f->x0; x <= f->x1; x++) { blend(cv, x, f->y0, k_axis, 1); blend(cv, x, f->y1, k_axis, 1); }
-    for (int y = f->y0; y <= f->y1; y++) { blend(cv, f->x0, y, k_axis, 1); blend(cv, f->x1, y, k_axis, 1); }
+    for (int x = f->x0; x <= f->x1; x++) {
+        blend(cv, x, f->y0, k_axis, 1);
+        blend(cv, x, f->y1, k_axis, 1);
+    }
+    for (int y = f->y0; y <= f->y1; y++) {
+        blend(cv, f->x0, y, k_axis, 1);
+        blend(cv, f->x1, y, k_axis, 1);
+    }
     for (int i = 0; i < tx->n; i++) {
         int x = (int)lrintf(fx(f, tx->v[i]));
         for (int k = 1; k <= 5; k++) blend(cv, x, f->y1 + k, k_axis, 1);
@@ -356,7 +362,6 @@ ug_status ug_plot_scatter(const char *path, const float *pts, int64_t n, const f
     if (range) {
         xlo = range[0]; xhi = range[1]; ylo = range[2]; yhi = range[3];
     } else {
-        int any = 0;
         for (int j = 0; j < 2; j++) {
             double lo = INFINITY, hi = -INFINITY, a, b;
             int got = 0;
@@ -366,13 +371,13 @@ ug_status ug_plot_scatter(const char *path, const float *pts, int64_t n, const f
             if (g2 < 0) { free(cv.p); return ug_fail(UG_ERR_NOMEM, "%s: out of memory", path); }
             if (g2 > 0) { lo = fmin(lo, a); hi = fmax(hi, b); }
             if (got > 0 || g2 > 0) {
-                any = 1;
                 if (!(hi > lo)) { lo -= 1; hi += 1; }
                 double pad = 0.05 * (hi - lo);
-                if (j == 0) { xlo = lo - pad; xhi = hi + pad; } else { ylo = lo - pad; yhi = hi + pad; }
+                double *dlo = j == 0 ? &xlo : &ylo, *dhi = j == 0 ? &xhi : &yhi;
+                *dlo = lo - pad;
+                *dhi = hi + pad;
             }
         }
-        (void)any;
     }
     ticks tx, ty;
     for (int pass = 0; pass < 2; pass++) {
