@@ -3,8 +3,8 @@
  * MNIST from Debian, handmade good and broken files), PNG folders, transforms, split, loader. */
 #include "test.h"
 #include "core/core.h"
-#include "data/data.h"
-#include "io/image.h"
+#include "unigen.h"
+#include "unigen.h"
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>

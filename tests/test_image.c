@@ -3,7 +3,7 @@
  * and coloured as documented (samples strong, reference gray, title ink, no temp file left). */
 #include "test.h"
 #include "core/core.h"
-#include "io/image.h"
+#include "unigen.h"
 #include <dirent.h>
 #include <png.h>
 #include <unistd.h>

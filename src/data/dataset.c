@@ -4,8 +4,8 @@
  * 2008) and uniform dequantization (Theis, van den Oord & Bethge 2016; NICE, RealNVP).
  * Images are stored as pixel / 255 in [0, 1], (C, H, W) per example. */
 #include "core/core.h"
-#include "data/data.h"
-#include "io/image.h"
+#include "unigen.h"
+#include "unigen.h"
 #include <dirent.h>
 #include <math.h>
 #include <strings.h>

@@ -5,7 +5,7 @@
  * The JSON is strict: required weights / means / stds, a few descriptive keys, nothing else, so a
  * typo ("std") is an error rather than a silently ignored field. */
 #include "core/core.h"
-#include "data/data.h"
+#include "unigen.h"
 #include <cjson/cJSON.h>
 #include <math.h>
 

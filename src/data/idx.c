@@ -4,7 +4,7 @@
  * Every check names the file and what it expected: a truncated download must not train on
  * zeros, and a wrong file (labels for images) must not be reinterpreted. */
 #include "core/core.h"
-#include "data/data.h"
+#include "unigen.h"
 #include <zlib.h>
 
 /* 4 GiB: far above any IDX data set, small enough that a corrupt size field cannot ask

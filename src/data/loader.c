@@ -3,7 +3,7 @@
  * by rank the way PyTorch's DistributedSampler does (rank r takes positions r, r + w, ...), and
  * gathered into the caller's buffers with no allocation per batch. */
 #include "core/core.h"
-#include "data/data.h"
+#include "unigen.h"
 
 #define PERM_CHUNK 256
 

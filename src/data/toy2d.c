@@ -5,7 +5,7 @@
  * function of (seed, i): the same distribution, without any dependence on n.
  * Each example uses Philox stream = its index: one block of 4 uniforms and one of 4 normals. */
 #include "core/core.h"
-#include "data/data.h"
+#include "unigen.h"
 #include <math.h>
 
 static const char *const k_names[UG_TOY_COUNT] = {

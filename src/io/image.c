@@ -1,7 +1,7 @@
 /* image.c — 8-bit PNG files through libpng's simplified API (png_image: no setjmp, and errors
  * come back as a message instead of being printed), and grids of sample images. */
 #include "core/core.h"
-#include "io/image.h"
+#include "unigen.h"
 #include <math.h>
 #include <png.h>
 #include <stdio.h>

@@ -5,7 +5,7 @@
  * points shrink and fade as their number grows so that overlap reads as density; axes carry
  * "nice" ticks (1, 2, 5 x 10^k; Heckbert, Graphics Gems 1990). */
 #include "core/core.h"
-#include "io/image.h"
+#include "unigen.h"
 #include <math.h>
 
 /* ---------------------------------------------------------------- font */
