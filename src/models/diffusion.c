@@ -14,7 +14,13 @@ ug_status ug_diffusion_declare(ug_diffusion *m, ug_params *ps, ug_form_kind form
     m->data_dim = net->data_dim;
     m->num_classes = net->num_classes;
     m->p_uncond = 0.1;
-    return ug_mlp_declare(&m->net, ps, net);
+    /* The embedding must resolve the range of c_noise: ln(sigma)/4 and t in [0, 1] suit the
+     * toy frequencies 1..1000, but a DDPM time index in 0..999 needs DDPM's 1..1e-4. */
+    ug_mlp_cfg nc = *net;
+    int index_time = (param == UG_PARAM_EPS || param == UG_PARAM_V) &&
+                     (form == UG_FORM_VP || form == UG_FORM_VP_COSINE || form == UG_FORM_VP_CONT);
+    if (index_time) nc.emb_log_fmax = -log(10000.0);
+    return ug_mlp_declare(&m->net, ps, &nc);
 }
 
 ug_tensor *ug_diffusion_loss(ug_ctx *ctx, const ug_diffusion *m, const float *x0, int64_t B,
@@ -72,4 +78,34 @@ ug_tensor *ug_diffusion_denoise(ug_ctx *ctx, const ug_diffusion *m, ug_tensor *x
     ug_tensor *F = ug_mlp_forward(ctx, &m->net, x_in, c_noise, lab);
     /* D = c_skip x + c_out F, both scalars at one sigma. */
     return ug_add(ctx, ug_affine(ctx, x, (float)c.c_skip, 0.0f), ug_affine(ctx, F, (float)c.c_out, 0.0f));
+}
+
+/* Sampler adapter: double state in, float network, double out; no tape, arena reset after. */
+typedef struct { const ug_diffusion *m; ug_ctx *ctx; const int32_t *labels; } dn_self;
+
+static ug_status diffusion_fn(void *self, int64_t n, const double *x, double sigma, double *out) {
+    dn_self *s = self;
+    int64_t d = s->m->data_dim;
+    int old = ug_ctx_set_grad(s->ctx, 0);
+    ug_tensor *xt = ug_tensor_new(s->ctx, 2, (int64_t[]){n, d});
+    for (int64_t j = 0; j < n * d; j++) xt->data[j] = (float)x[j];
+    ug_tensor *D = ug_diffusion_denoise(s->ctx, s->m, xt, sigma, s->labels);
+    for (int64_t j = 0; j < n * d; j++) out[j] = D->data[j];
+    ug_ctx_set_grad(s->ctx, old);
+    ug_ctx_reset(s->ctx);
+    return UG_OK;
+}
+
+ug_status ug_diffusion_denoiser(const ug_diffusion *m, ug_ctx *ctx, const int32_t *labels,
+                                ug_denoiser *out, void **state) {
+    dn_self *s = malloc(sizeof *s);
+    if (!s) return ug_fail(UG_ERR_NOMEM, "diffusion: out of memory");
+    s->m = m;
+    s->ctx = ctx;
+    s->labels = labels;
+    out->dim = m->data_dim;
+    out->fn = diffusion_fn;
+    out->self = s;
+    *state = s;
+    return UG_OK;
 }

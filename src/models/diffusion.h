@@ -6,6 +6,7 @@
 #ifndef UG_MODELS_DIFFUSION_H
 #define UG_MODELS_DIFFUSION_H
 #include "diffusion/formulation.h"
+#include "diffusion/sampler.h"
 #include "nn/mlp.h"
 
 typedef struct ug_diffusion {
@@ -31,4 +32,8 @@ ug_tensor *ug_diffusion_loss(ug_ctx *ctx, const ug_diffusion *m, const float *x0
  * labels NULL: unconditional (or the null label of a conditional model). */
 ug_tensor *ug_diffusion_denoise(ug_ctx *ctx, const ug_diffusion *m, ug_tensor *x, double sigma,
                                 const int32_t *labels);
+/* A sampler's view of the model (no grad; ctx is reset after every call). Free *state with
+ * free() when done. labels: one per point, or NULL. */
+ug_status ug_diffusion_denoiser(const ug_diffusion *m, ug_ctx *ctx, const int32_t *labels,
+                                ug_denoiser *out, void **state);
 #endif
