@@ -1,6 +1,8 @@
 /* test_diffusion.c — the diffusion family end to end on 8gaussians: for each formulation with
  * its natural parameterization, short training makes >= 90% of 2,000 Heun samples land within
- * 3 standard deviations of a mixture component; the untrained model does not. */
+ * 3 standard deviations of a mixture component; the untrained model does not. A 128-wide MLP,
+ * batch 256, Adam 2e-3, EMA 0.99, Heun with 18 steps over the formulation's sigma range (capped
+ * at 160: vp-cosine's last sigma is 2e4). The data keep their raw scale (std ~2). */
 #include "test.h"
 #include "models/diffusion.h"
 #include <time.h>
@@ -22,14 +24,10 @@ static double near_component_fraction(const double *x, int64_t n) {
     return (double)hit / n;
 }
 
-/* 8gaussians has a per-coordinate std of about 2; like the peer toy2d.py the data are scaled
- * to std 0.5 = sigma_data for training, and the samples scaled back. */
-#define DATA_SCALE 0.25f
 
 static double train_and_score(ug_form_kind fk, int steps, double *secs) {
-    const char *e;
-    int64_t B = (e = getenv("UG_DIFF_B")) ? atoi(e) : 256;
-    float lr0 = (e = getenv("UG_DIFF_LR")) ? (float)atof(e) : 2e-3f;
+    const int64_t B = 256;
+    const float lr0 = 2e-3f;
     ug_params *ps;
     ug_ctx *ctx;
     ug_params_create(&ps);
@@ -47,7 +45,6 @@ static double train_and_score(ug_form_kind fk, int steps, double *secs) {
     const int64_t pool = 65536;
     float *data = malloc((size_t)pool * 2 * sizeof *data), *batch = malloc((size_t)B * 2 * sizeof *batch);
     ug_toy2d_sample("8gaussians", pool, 3, data);
-    for (int64_t j = 0; j < pool * 2; j++) data[j] *= DATA_SCALE;
     clock_t t0 = clock();
     for (int s = 0; s < steps; s++) {
         for (int64_t b = 0; b < B; b++) {
@@ -72,14 +69,13 @@ static double train_and_score(ug_form_kind fk, int steps, double *secs) {
     for (int64_t j = 0; j < n * 2; j++) x[j] = nz[j];
     ug_sampler_cfg sc = ug_sampler_default();
     sc.sigma_min = m.form.sigma_min;
-    sc.sigma_max = m.form.sigma_max;
+    sc.sigma_max = fmin(m.form.sigma_max, 160.0);   /* vp-cosine ends near 2e4 */
     ug_denoiser dn;
     void *st;
     ug_diffusion_denoiser(&m, ctx, NULL, &dn, &st);
     int64_t nfe;
     double frac = -1;
     if (ug_sampler_run(&sc, &dn, n, x, &nfe) == UG_OK) {
-        for (int64_t j = 0; j < n * 2; j++) x[j] /= DATA_SCALE;
         frac = near_component_fraction(x, n);
     }
     free(st); free(x); free(nz); free(data); free(batch);
@@ -89,11 +85,10 @@ static double train_and_score(ug_form_kind fk, int steps, double *secs) {
 
 TEST(diffusion_trains_every_formulation_on_8gaussians) {
     for (int fk = 0; fk < UG_FORM_COUNT; fk++) {
-        const char *only = getenv("UG_DIFF_ONLY");
-        if (only && strcmp(only, ug_form_name(fk))) continue;
         double secs = 0;
         double untrained = train_and_score((ug_form_kind)fk, 0, &secs);
-        int steps = getenv("UG_DIFF_STEPS") ? atoi(getenv("UG_DIFF_STEPS")) : 3000;
+        /* VE's c_in = 1 feeds the net inputs up to |x| ~ sigma_max = 100: it converges slowest. */
+        int steps = fk == UG_FORM_VE ? 5000 : 3000;
         double trained = train_and_score((ug_form_kind)fk, steps, &secs);
         printf("    %-10s untrained %.3f trained %.3f (%.1f s cpu)\n", ug_form_name(fk), untrained,
                trained, secs);
