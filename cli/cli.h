@@ -8,9 +8,21 @@ typedef struct {
     const char *name;
     unsigned bit;          /* CMD_* */
     const char *summary;
-    int (*run)(const cli_cfg *cfg);   /* returns the exit status */
+    int (*run)(cli_cfg *cfg);   /* returns the exit status */
 } cli_command;
 
 /* Prints "unigen: error: ..." and returns 1. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Shared helpers (train.c). */
+int cli_mkdirs(const char *dir);
+int cli_write_text(const char *path, const char *text);
+int cli_parse_list(const char *s, double *out, int d);
+int cli_normalize(const cli_cfg *cfg, float *x, int64_t n, int64_t d, int inverse);
+int cli_model_cfg(const cli_cfg *cfg, int64_t data_dim, ug_model_cfg *mc);
+int cli_plot_metrics(const char *metrics_path, const char *dir);
+
+int cli_train(cli_cfg *cfg);
+int cli_sample(cli_cfg *cfg);
+int cli_info(cli_cfg *cfg);
+int cli_data(cli_cfg *cfg);
 #endif

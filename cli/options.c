@@ -11,16 +11,62 @@
 #define OFF(f) offsetof(cli_cfg, f)
 
 const opt_def cli_options[] = {
-    {"threads", OPT_INT, OFF(threads), "0", CMD_ALL,
+    {"threads", OPT_INT, OFF(threads), "0", CMD_ALL, 0,
      "threads for kernels and BLAS (0: UNIGEN_THREADS or all cores)"},
-    {"seed", OPT_INT, OFF(seed), "0", CMD_ALL, "random seed"},
-    {"config", OPT_STRING, OFF(config), NULL, CMD_ALL,
+    {"seed", OPT_INT, OFF(seed), "0", CMD_ALL, 0, "random seed"},
+    {"config", OPT_STRING, OFF(config), NULL, CMD_ALL, 0,
      "JSON file of options (same keys as the flags; flags win)"},
-    {"out", OPT_STRING, OFF(out), NULL, CMD_TRAIN | CMD_SAMPLE | CMD_DATA, "output path"},
-    {"data", OPT_STRING, OFF(data), NULL, CMD_TRAIN | CMD_EVAL | CMD_DATA, "data set"},
-    {"n", OPT_INT, OFF(n), "0", CMD_SAMPLE | CMD_EVAL | CMD_DATA, "number of examples"},
-    {"json", OPT_BOOL, OFF(json), "0", CMD_ALL, "print one JSON line instead of a table"},
-    {"ckpt", OPT_STRING, OFF(ckpt), NULL, CMD_SAMPLE | CMD_EVAL | CMD_INFO, "checkpoint file"},
+    {"out", OPT_STRING, OFF(out), NULL, CMD_TRAIN | CMD_SAMPLE | CMD_DATA, 0,
+     "output: run directory (train), .npy or .png file (sample, data)"},
+    {"data", OPT_STRING, OFF(data), NULL, CMD_TRAIN | CMD_EVAL | CMD_DATA, 0,
+     "data set: moons, circles, 8gaussians, 25gaussians, checkerboard, swissroll, pinwheel, "
+     "2spirals, gmm:FILE.json, fashion-mnist, mnist:DIR, idx:PATH, png:DIR"},
+    {"n", OPT_INT, OFF(n), "0", CMD_TRAIN | CMD_SAMPLE | CMD_EVAL | CMD_DATA, 0,
+     "number of examples (train: size of a toy data pool; 0: default)"},
+    {"json", OPT_BOOL, OFF(json), "0", CMD_ALL, 0, "print one JSON line instead of a table"},
+    {"ckpt", OPT_STRING, OFF(ckpt), NULL, CMD_SAMPLE | CMD_EVAL | CMD_INFO, 0, "checkpoint file"},
+    /* model definition */
+    {"family", OPT_STRING, OFF(family), "diffusion", CMD_TRAIN, 1, "model family: diffusion"},
+    {"formulation", OPT_STRING, OFF(formulation), "edm", CMD_TRAIN, 1,
+     "diffusion formulation: vp, vp-cosine, vp-cont, ve, edm, fm"},
+    {"param", OPT_STRING, OFF(param), "", CMD_TRAIN, 1,
+     "parameterization: eps, x0, v, edm, velocity (default: the formulation's natural one)"},
+    {"model", OPT_STRING, OFF(model), "mlp-toy", CMD_TRAIN | CMD_SAMPLE | CMD_EVAL, 1,
+     "network: mlp-toy (the peer toy2d.py net), mlp (--hidden, --depth); sample/eval also "
+     "take gmm:FILE.json, the exact denoiser of a Gaussian mixture"},
+    {"hidden", OPT_INT, OFF(hidden), "256", CMD_TRAIN, 1, "MLP width (--model mlp)"},
+    {"depth", OPT_INT, OFF(depth), "3", CMD_TRAIN, 1, "MLP hidden layers (--model mlp)"},
+    {"classes", OPT_INT, OFF(classes), "0", CMD_TRAIN, 1,
+     "class-conditional with this many classes (0: unconditional)"},
+    {"sigma-data", OPT_FLOAT, OFF(sigma_data), "0.5", CMD_TRAIN, 1, "data standard deviation sd"},
+    {"t-sampler", OPT_STRING, OFF(t_sampler), "default", CMD_TRAIN, 1,
+     "training noise levels: default (SPEC section 3), uniform, lognormal, logitnormal"},
+    {"p-mean", OPT_FLOAT, OFF(p_mean), "nan", CMD_TRAIN, 1,
+     "mean of the lognormal/logitnormal sampler (nan: -1.2 / 0)"},
+    {"p-std", OPT_FLOAT, OFF(p_std), "nan", CMD_TRAIN, 1,
+     "std of the lognormal/logitnormal sampler (nan: 1.2 / 1)"},
+    {"shift", OPT_FLOAT, OFF(shift), "1", CMD_TRAIN, 1, "SD3 timestep shift"},
+    {"p-uncond", OPT_FLOAT, OFF(p_uncond), "0.1", CMD_TRAIN, 1,
+     "probability of the null label (classifier-free guidance)"},
+    {"normalize", OPT_STRING, OFF(normalize), "std", CMD_TRAIN, 1,
+     "std: shift each coordinate to mean 0 and scale to std sigma-data; none"},
+    {"data-mean", OPT_STRING, OFF(data_mean), "", CMD_TRAIN, 1,
+     "per-coordinate data mean (set by --normalize std)"},
+    {"data-std", OPT_STRING, OFF(data_std), "", CMD_TRAIN, 1,
+     "per-coordinate data std (set by --normalize std)"},
+    /* training */
+    {"steps", OPT_INT, OFF(steps), "2000", CMD_TRAIN, 0, "training steps"},
+    {"batch", OPT_INT, OFF(batch), "1024", CMD_TRAIN, 0, "batch size"},
+    {"lr", OPT_FLOAT, OFF(lr), "1e-3", CMD_TRAIN, 0, "Adam learning rate"},
+    {"lr-schedule", OPT_STRING, OFF(lr_schedule), "constant", CMD_TRAIN, 0,
+     "constant, warmup, cosine"},
+    {"warmup", OPT_INT, OFF(warmup), "0", CMD_TRAIN, 0, "linear warm-up steps"},
+    {"ema", OPT_FLOAT, OFF(ema), "0.999", CMD_TRAIN, 0, "EMA decay of the weights (0: off)"},
+    {"grad-clip", OPT_FLOAT, OFF(grad_clip), "0", CMD_TRAIN, 0,
+     "clip the global gradient norm to this (0: off)"},
+    {"log-every", OPT_INT, OFF(log_every), "50", CMD_TRAIN, 0, "steps between metrics lines"},
+    {"save-every", OPT_INT, OFF(save_every), "0", CMD_TRAIN, 0,
+     "also keep a snapshot checkpoint every N steps (0: only the latest)"},
 };
 const int cli_num_options = (int)(sizeof cli_options / sizeof *cli_options);
 
@@ -84,7 +130,8 @@ static int set_value(const opt_def *o, const char *text, cli_cfg *cfg, const cha
     }
     case OPT_FLOAT: {
         double v = strtod(text, &end);
-        if (!*text || *end || errno || !isfinite(v)) {
+        /* "nan" is allowed: it stands for "the method's own default". */
+        if (!*text || *end || errno || (!isfinite(v) && strcmp(text, "nan") != 0)) {
             snprintf(err, errlen, "%s: --%s expects a finite number, found '%s'", where, o->key,
                      text);
             return 2;
@@ -267,4 +314,67 @@ void cli_print_help(int cmd, const char *cmd_name, const char *summary) {
         if (o->def && o->type != OPT_BOOL) printf(" (default %s)", o->def);
         printf("\n");
     }
+}
+
+char *cli_cfg_to_json(int cmd, const cli_cfg *cfg) {
+    cJSON *o = cJSON_CreateObject();
+    for (int i = 0; i < cli_num_options; i++) {
+        const opt_def *d = &cli_options[i];
+        if (!(d->cmds & (unsigned)cmd) || d->offset == OFF(config)) continue;
+        const char *field = (const char *)cfg + d->offset;
+        switch (d->type) {
+        case OPT_INT:
+            cJSON_AddNumberToObject(o, d->key, d->offset == OFF(threads)
+                                                   ? (double)*(const int *)field
+                                                   : (double)*(const int64_t *)field);
+            break;
+        case OPT_FLOAT: {
+            double v = *(const double *)field;
+            if (isnan(v)) cJSON_AddStringToObject(o, d->key, "nan");
+            else cJSON_AddNumberToObject(o, d->key, v);
+            break;
+        }
+        case OPT_BOOL: cJSON_AddBoolToObject(o, d->key, *(const int *)field); break;
+        case OPT_STRING: {
+            const char *v = *(char *const *)field;
+            if (v) cJSON_AddStringToObject(o, d->key, v);
+            else cJSON_AddNullToObject(o, d->key);
+            break;
+        }
+        }
+    }
+    char *txt = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return txt;
+}
+
+int cli_cfg_apply_model_json(const char *json, const char *what, cli_cfg *cfg, char *err,
+                             size_t errlen) {
+    cJSON *root = cJSON_Parse(json);
+    if (!root || !cJSON_IsObject(root)) {
+        snprintf(err, errlen, "%s: the stored configuration is not a JSON object", what);
+        cJSON_Delete(root);
+        return 1;
+    }
+    int rc = 0;
+    for (int i = 0; i < cli_num_options && !rc; i++) {
+        const opt_def *d = &cli_options[i];
+        if (!d->model) continue;
+        cJSON *it = cJSON_GetObjectItemCaseSensitive(root, d->key);
+        if (!it || cJSON_IsNull(it)) continue;
+        char text[64];
+        const char *val = text;
+        if (cJSON_IsString(it)) val = it->valuestring;
+        else if (cJSON_IsBool(it)) val = cJSON_IsTrue(it) ? "true" : "false";
+        else if (cJSON_IsNumber(it))
+            snprintf(text, sizeof text, d->type == OPT_INT ? "%.0f" : "%.17g", it->valuedouble);
+        else {
+            snprintf(err, errlen, "%s: stored key \"%s\" has an unexpected type", what, d->key);
+            rc = 1;
+            break;
+        }
+        rc = set_value(d, val, cfg, what, err, errlen);
+    }
+    cJSON_Delete(root);
+    return rc;
 }

@@ -22,6 +22,14 @@ typedef struct cli_cfg {
     int64_t n;
     int json;
     char *ckpt;
+    /* model definition (stored in checkpoints) */
+    char *family, *formulation, *param, *model, *t_sampler, *normalize, *data_mean, *data_std;
+    int64_t hidden, depth, classes;
+    double sigma_data, p_mean, p_std, shift, p_uncond;
+    /* training */
+    int64_t steps, batch, warmup, log_every, save_every;
+    double lr, ema, grad_clip;
+    char *lr_schedule;
 } cli_cfg;
 
 typedef struct {
@@ -30,6 +38,7 @@ typedef struct {
     size_t offset;         /* into cli_cfg */
     const char *def;       /* default as text (NULL: unset) */
     unsigned cmds;         /* subcommands that accept it */
+    int model;             /* 1: defines the model; restored from a checkpoint's config */
     const char *help;
 } opt_def;
 
@@ -41,6 +50,11 @@ extern const int cli_num_options;
 int cli_parse(int cmd, const char *cmd_name, int argc, char **argv, cli_cfg *cfg, char *err,
               size_t errlen);
 void cli_cfg_free(cli_cfg *cfg);
+/* The resolved configuration as one JSON object (malloc'd), for config.json and checkpoints. */
+char *cli_cfg_to_json(int cmd, const cli_cfg *cfg);
+/* Applies the model-defining keys of a stored configuration (JSON text) to cfg. */
+int cli_cfg_apply_model_json(const char *json, const char *what, cli_cfg *cfg, char *err,
+                             size_t errlen);
 void cli_print_help(int cmd, const char *cmd_name, const char *summary);
 /* Closest option name valid for cmd (edit distance), or NULL when nothing is close. */
 const char *cli_suggest(int cmd, const char *key);

@@ -298,6 +298,109 @@ void ug_ema_update(ug_ema *e, const ug_params *ps);
 void ug_ema_swap(ug_ema *e, ug_params *ps);
 void ug_ema_free(ug_ema *e);
 
+/* ================================================================ diffusion formulations
+ * Every diffusion-type model is x_t = s(t) (x0 + sigma(t) eps) with a denoiser
+ * D = c_skip x + c_out F(c_in x; c_noise) (../shared/SPEC.md sections 1-3). */
+typedef enum {
+    UG_FORM_VP,         /* DDPM, discrete, linear betas 1e-4..0.02, T = 1000 */
+    UG_FORM_VP_COSINE,  /* improved DDPM cosine schedule, discrete */
+    UG_FORM_VP_CONT,    /* continuous VP SDE, b_min 0.1, b_d 19.9, t in [1e-3, 1] */
+    UG_FORM_VE,         /* SMLD / NCSN as EDM writes it: t = sigma^2 */
+    UG_FORM_EDM,        /* sigma(t) = t, s = 1 */
+    UG_FORM_FM,         /* flow matching / rectified flow: x_t = (1-t) x0 + t eps */
+    UG_FORM_COUNT
+} ug_form_kind;
+
+typedef enum {
+    UG_PARAM_EPS, UG_PARAM_X0, UG_PARAM_V, UG_PARAM_EDM, UG_PARAM_VELOCITY, UG_PARAM_COUNT
+} ug_param_kind;
+
+typedef enum {
+    UG_TS_DEFAULT,      /* the formulation's own (SPEC section 3) */
+    UG_TS_UNIFORM,      /* uniform in the formulation's t */
+    UG_TS_LOGNORMAL,    /* ln sigma ~ N(p_mean, p_std^2) */
+    UG_TS_LOGITNORMAL,  /* t_fm = sigmoid(N(p_mean, p_std^2)), sigma = t/(1-t) (SD3) */
+    UG_TS_COUNT
+} ug_tsampler_kind;
+
+const char *ug_form_name(ug_form_kind k);
+int ug_form_from_name(const char *name, ug_form_kind *out);          /* 0 ok, -1 unknown */
+const char *ug_param_name(ug_param_kind k);
+int ug_param_from_name(const char *name, ug_param_kind *out);
+const char *ug_tsampler_name(ug_tsampler_kind k);
+int ug_tsampler_from_name(const char *name, ug_tsampler_kind *out);
+/* The natural parameterization of a formulation (vp*: eps, ve: eps, edm: edm, fm: velocity). */
+ug_param_kind ug_form_natural_param(ug_form_kind k);
+
+/* ================================================================ models
+ * Every family behind one handle: build from a configuration, train with ug_model_loss, save
+ * and load checkpoints. */
+typedef enum { UG_FAMILY_DIFFUSION, UG_FAMILY_COUNT } ug_family;
+const char *ug_family_name(ug_family f);
+int ug_family_from_name(const char *name, ug_family *out);
+
+typedef struct ug_model_cfg {
+    ug_family family;
+    int data_dim;            /* d (flattened example size) */
+    int num_classes;         /* 0: unconditional */
+    /* network */
+    char net[32];            /* "mlp-toy" (../shared/peers/toy2d.py's net) or "mlp" */
+    int hidden, depth, emb_dim;
+    /* diffusion */
+    ug_form_kind formulation;
+    ug_param_kind param;
+    double sigma_data;
+    ug_tsampler_kind t_sampler;
+    double p_mean, p_std;    /* NAN: the sampler's default */
+    double shift;            /* SD3 timestep shift (1: none) */
+    double p_uncond;         /* classifier-free guidance label dropout */
+} ug_model_cfg;
+
+ug_model_cfg ug_model_cfg_default(void);   /* diffusion, edm/edm, mlp-toy */
+typedef struct ug_model ug_model;
+/* Builds the model and initializes its weights (PyTorch defaults) from seed. */
+ug_status ug_model_create(const ug_model_cfg *cfg, uint64_t seed, ug_model **out);
+void ug_model_free(ug_model *m);
+ug_params *ug_model_params(ug_model *m);
+const ug_model_cfg *ug_model_config(const ug_model *m);
+/* The training loss on a batch x (B, d) with labels (or NULL). Example b draws its noise from
+ * Philox stream first_stream + b. The loss tensor lives in ctx. */
+ug_status ug_model_loss(ug_model *m, ug_ctx *ctx, const float *x, int64_t B, const int32_t *y,
+                        uint64_t seed, uint64_t first_stream, ug_tensor **loss);
+
+/* The exact denoiser of a Gaussian mixture as a model (SPEC section 6): sampled and
+ * evaluated like a trained one, computed in double. */
+ug_status ug_model_load_gmm(const char *path, ug_model **out);
+
+/* ---------------------------------------------------------------- sampling */
+typedef struct ug_sample_cfg {
+    const char *sampler;     /* CLI name (see `unigen sample --help`); NULL: heun */
+    const char *schedule;    /* time grid; NULL: karras */
+    int steps;               /* 0: 18 */
+    double sigma_min, sigma_max;   /* 0: the formulation's range (sigma_max capped at 160) */
+    double rho;              /* 0: 7 */
+    uint64_t seed;           /* sample i draws from Philox stream first_stream + i */
+    uint64_t first_stream;
+} ug_sample_cfg;
+ug_sample_cfg ug_sample_cfg_default(void);
+/* n samples (n, d) into out. noise: (n, d) standard normal start, or NULL to draw it from the
+ * seed (per-sample streams). *nfe: network evaluations per batch. */
+ug_status ug_model_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, const int32_t *labels,
+                          const double *noise, double *out, int64_t *nfe);
+
+/* ---------------------------------------------------------------- checkpoints
+ * A safetensors file: weights under their PyTorch-style names, "ema.<name>", Adam moments
+ * "optim.m.<name>" / "optim.v.<name>", and __metadata__ {"format": "unigen-checkpoint-1",
+ * "step", "adam_t", "ema_decay", "config": <the resolved configuration as JSON>}. */
+ug_status ug_ckpt_save(const char *path, ug_params *ps, const ug_ema *ema, const ug_adam *adam,
+                       int64_t step, const char *config_json);
+/* Loads into an already built ps (names and shapes must match: the message names the first
+ * tensor that does not); ema / adam / step may be NULL. */
+ug_status ug_ckpt_load(const char *path, ug_params *ps, ug_ema *ema, ug_adam *adam,
+                       int64_t *step);
+/* The "config" metadata of a checkpoint (malloc'd; free() it). */
+ug_status ug_ckpt_config(const char *path, char **config_json);
+
 /* ================================================================ files
  * safetensors (https://github.com/huggingface/safetensors) and NumPy .npy, validated like the
  * reference readers; writers go to a temporary file, fsync and rename, so no reader ever sees
@@ -555,6 +658,9 @@ ug_status ug_png_read(const char *path, uint8_t **pix, int *w, int *h, int *c);
  * cells past n stay gray. One row per class: pass rows = classes, cols = per class. */
 ug_status ug_image_grid(const char *path, const float *imgs, int64_t n, int C, int H, int W,
                         int rows, int cols, int pad, float lo, float hi);
+/* The same with every pixel drawn as a zoom x zoom block (1..16), for legible small images. */
+ug_status ug_image_grid_zoom(const char *path, const float *imgs, int64_t n, int C, int H, int W,
+                             int rows, int cols, int pad, float lo, float hi, int zoom);
 
 /* Scatter of pts (n, 2) in a strong colour over ref (m, 2) in light gray (ref NULL: none), with
  * axes, ticks, tick labels and a title (may be NULL). range {xmin, xmax, ymin, ymax}, or NULL to

@@ -5,29 +5,7 @@
  * c_in, c_noise and the regression target of F. All in double precision. */
 #ifndef UG_FORMULATION_H
 #define UG_FORMULATION_H
-#include <stdint.h>
-
-typedef enum {
-    UG_FORM_VP,         /* DDPM, discrete, linear betas 1e-4..0.02, T = 1000 */
-    UG_FORM_VP_COSINE,  /* improved DDPM cosine schedule, discrete */
-    UG_FORM_VP_CONT,    /* continuous VP SDE, b_min 0.1, b_d 19.9, t in [1e-3, 1] */
-    UG_FORM_VE,         /* SMLD / NCSN as EDM writes it: t = sigma^2 */
-    UG_FORM_EDM,        /* sigma(t) = t, s = 1 */
-    UG_FORM_FM,         /* flow matching / rectified flow: x_t = (1-t) x0 + t eps */
-    UG_FORM_COUNT
-} ug_form_kind;
-
-typedef enum {
-    UG_PARAM_EPS, UG_PARAM_X0, UG_PARAM_V, UG_PARAM_EDM, UG_PARAM_VELOCITY, UG_PARAM_COUNT
-} ug_param_kind;
-
-typedef enum {
-    UG_TS_DEFAULT,      /* the formulation's own (SPEC section 3) */
-    UG_TS_UNIFORM,      /* uniform in the formulation's t */
-    UG_TS_LOGNORMAL,    /* ln sigma ~ N(p_mean, p_std^2) */
-    UG_TS_LOGITNORMAL,  /* t_fm = sigmoid(N(p_mean, p_std^2)), sigma = t/(1-t) (SD3) */
-    UG_TS_COUNT
-} ug_tsampler_kind;
+#include "unigen.h"
 
 #define UG_FORM_MAX_T 4096
 
@@ -45,14 +23,6 @@ typedef struct ug_form {
     double p_mean, p_std, shift;
 } ug_form;
 
-const char *ug_form_name(ug_form_kind k);
-int ug_form_from_name(const char *name, ug_form_kind *out);          /* 0 ok, -1 unknown */
-const char *ug_param_name(ug_param_kind k);
-int ug_param_from_name(const char *name, ug_param_kind *out);
-const char *ug_tsampler_name(ug_tsampler_kind k);
-int ug_tsampler_from_name(const char *name, ug_tsampler_kind *out);
-/* The natural parameterization of a formulation (vp*: eps, ve: eps, edm: edm, fm: velocity). */
-ug_param_kind ug_form_natural_param(ug_form_kind k);
 /* 1 if SPEC defines the pair (v needs sigma_data = 1 semantics and a VP-type scaling). */
 int ug_param_valid(ug_form_kind f, ug_param_kind p);
 

@@ -78,6 +78,13 @@ static inline uint8_t to_byte(float v, float lo, float inv) {
 
 ug_status ug_image_grid(const char *path, const float *imgs, int64_t n, int C, int H, int W,
                         int rows, int cols, int pad, float lo, float hi) {
+    return ug_image_grid_zoom(path, imgs, n, C, H, W, rows, cols, pad, lo, hi, 1);
+}
+
+ug_status ug_image_grid_zoom(const char *path, const float *imgs, int64_t n, int C, int H, int W,
+                             int rows, int cols, int pad, float lo, float hi, int zoom) {
+    if (zoom < 1 || zoom > 16)
+        return ug_fail(UG_ERR_INVALID_ARG, "%s: zoom %d, expected 1..16", path, zoom);
     if (n < 1 || (C != 1 && C != 3) || H < 1 || W < 1 || pad < 0 || !(hi > lo))
         return ug_fail(UG_ERR_INVALID_ARG, "%s: image grid of n = %lld, C = %d, H = %d, W = %d, "
                        "pad = %d, range [%g, %g] (need n >= 1, C 1 or 3, pad >= 0, hi > lo)",
@@ -85,7 +92,7 @@ ug_status ug_image_grid(const char *path, const float *imgs, int64_t n, int C, i
     if (cols <= 0 && rows > 0) cols = (int)((n + rows - 1) / rows);
     if (cols <= 0) cols = (int)ceil(sqrt((double)n));
     if (rows <= 0) rows = (int)((n + cols - 1) / cols);
-    int64_t gw = (int64_t)cols * (W + pad) + pad, gh = (int64_t)rows * (H + pad) + pad;
+    int64_t gw = (int64_t)cols * (W * zoom + pad) + pad, gh = (int64_t)rows * (H * zoom + pad) + pad;
     if (gw > 30000 || gh > 30000)
         return ug_fail(UG_ERR_INVALID_ARG, "%s: grid of %lld x %lld pixels (limit 30000)", path,
                        (long long)gw, (long long)gh);
@@ -95,13 +102,13 @@ ug_status ug_image_grid(const char *path, const float *imgs, int64_t n, int C, i
     float inv = 1.0f / (hi - lo);
     int64_t cells = (int64_t)rows * cols;
     for (int64_t k = 0; k < n && k < cells; k++) {
-        int64_t r0 = pad + (k / cols) * (H + pad), c0 = pad + (k % cols) * (W + pad);
+        int64_t r0 = pad + (k / cols) * (H * zoom + pad), c0 = pad + (k % cols) * (W * zoom + pad);
         const float *im = imgs + k * C * H * W;
-        for (int yy = 0; yy < H; yy++)
-            for (int xx = 0; xx < W; xx++)
+        for (int yy = 0; yy < H * zoom; yy++)
+            for (int xx = 0; xx < W * zoom; xx++)
                 for (int ch = 0; ch < C; ch++)
                     pix[((r0 + yy) * gw + c0 + xx) * C + ch] =
-                        to_byte(im[((int64_t)ch * H + yy) * W + xx], lo, inv);
+                        to_byte(im[((int64_t)ch * H + yy / zoom) * W + xx / zoom], lo, inv);
     }
     ug_status st = ug_png_write(path, pix, (int)gw, (int)gh, C);
     free(pix);

@@ -1,0 +1,354 @@
+/* train.c — `unigen train`: data -> model -> Adam + EMA -> run directory:
+ *   DIR/config.json        the resolved configuration
+ *   DIR/metrics.jsonl      one JSON object per logged step
+ *   DIR/checkpoint.safetensors (+ checkpoint-STEP.safetensors with --save-every)
+ *   DIR/loss.png, DIR/samples.png   previews */
+#include "cli.h"
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* DIR/loss.png: the loss column of a metrics.jsonl file against step, log scale. */
+int cli_plot_metrics(const char *metrics_path, const char *dir) {
+    FILE *f = fopen(metrics_path, "r");
+    if (!f) return cli_error("%s: cannot read: %s", metrics_path, strerror(errno));
+    int64_t n = 0, cap = 1024;
+    double *xs = malloc((size_t)cap * sizeof *xs), *ys = malloc((size_t)cap * sizeof *ys);
+    char line[1024];
+    while (xs && ys && fgets(line, sizeof line, f)) {
+        const char *ps = strstr(line, "\"step\": "), *pl = strstr(line, "\"loss\": ");
+        if (!ps || !pl) continue;
+        if (n == cap) {
+            cap *= 2;
+            double *nx = realloc(xs, (size_t)cap * sizeof *xs), *ny = realloc(ys, (size_t)cap * sizeof *ys);
+            if (nx) xs = nx;
+            if (ny) ys = ny;
+            if (!nx || !ny) break;
+        }
+        xs[n] = strtod(ps + 8, NULL);
+        ys[n] = strtod(pl + 8, NULL);
+        n++;
+    }
+    fclose(f);
+    int rc = 0;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/loss.png", dir);
+    if (!xs || !ys) rc = cli_error("out of memory");
+    else if (ug_plot_curve(path, xs, ys, n, "training loss", 1)) rc = cli_error("%s", ug_last_error());
+    free(xs);
+    free(ys);
+    return rc;
+}
+
+int cli_mkdirs(const char *dir) {
+    char buf[4096];
+    size_t n = strlen(dir);
+    if (n == 0 || n >= sizeof buf) return cli_error("%s: bad directory name", dir);
+    memcpy(buf, dir, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] == '/' || buf[i] == 0) {
+            char c = buf[i];
+            buf[i] = 0;
+            if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+                return cli_error("%s: cannot create directory: %s", buf, strerror(errno));
+            buf[i] = c;
+        }
+    }
+    return 0;
+}
+
+int cli_write_text(const char *path, const char *text) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return cli_error("%s: cannot write: %s", tmp, strerror(errno));
+    int ok = fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok &= fclose(f) == 0;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return cli_error("%s: cannot write: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
+/* Parses "a,b,c" into at most d doubles; returns the count. */
+int cli_parse_list(const char *s, double *out, int d) {
+    int k = 0;
+    while (s && *s && k < d) {
+        char *end;
+        out[k++] = strtod(s, &end);
+        if (end == s) return -1;
+        s = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',') return -1;
+    }
+    return k;
+}
+
+/* --normalize std: per-coordinate mean and std (one shared pair beyond 64 coordinates). */
+static void normalize_stats(const ug_dataset *ds, int64_t d, cli_cfg *cfg) {
+    int per = d <= 64;
+    int k = per ? (int)d : 1;
+    double mean[64] = {0}, var[64] = {0};
+    for (int64_t i = 0; i < ds->n; i++)
+        for (int64_t j = 0; j < d; j++) mean[per ? j : 0] += ds->x[i * d + j];
+    for (int j = 0; j < k; j++) mean[j] /= (double)ds->n * (per ? 1 : (double)d);
+    for (int64_t i = 0; i < ds->n; i++)
+        for (int64_t j = 0; j < d; j++) {
+            double e = ds->x[i * d + j] - mean[per ? j : 0];
+            var[per ? j : 0] += e * e;
+        }
+    char *ms = malloc((size_t)k * 32 + 1), *ss = malloc((size_t)k * 32 + 1);
+    size_t pm = 0, psd = 0;
+    for (int j = 0; j < k; j++) {
+        double sd = sqrt(var[j] / ((double)ds->n * (per ? 1 : (double)d)));
+        if (!(sd > 0)) sd = 1;
+        pm += (size_t)sprintf(ms + pm, j ? ",%.9g" : "%.9g", mean[j]);
+        psd += (size_t)sprintf(ss + psd, j ? ",%.9g" : "%.9g", sd);
+    }
+    free(cfg->data_mean);
+    free(cfg->data_std);
+    cfg->data_mean = ms;
+    cfg->data_std = ss;
+}
+
+/* x_model = (x - mean) / std * sigma_data, or the inverse; mean/std lists of 1 or d values. */
+int cli_normalize(const cli_cfg *cfg, float *x, int64_t n, int64_t d, int inverse) {
+    if (!cfg->normalize || strcmp(cfg->normalize, "std") != 0) return 0;
+    double mean[64], sd[64];
+    int km = cli_parse_list(cfg->data_mean, mean, 64), ks = cli_parse_list(cfg->data_std, sd, 64);
+    if (km < 1 || km != ks || (km != 1 && km != d))
+        return cli_error("configuration: data-mean / data-std hold %d / %d values, expected 1 or %lld",
+                         km, ks, (long long)d);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < d; j++) {
+            int k = km == 1 ? 0 : (int)j;
+            float *v = &x[i * d + j];
+            *v = inverse ? (float)(*v / cfg->sigma_data * sd[k] + mean[k])
+                         : (float)((*v - mean[k]) / sd[k] * cfg->sigma_data);
+        }
+    return 0;
+}
+
+int cli_model_cfg(const cli_cfg *cfg, int64_t data_dim, ug_model_cfg *mc) {
+    *mc = ug_model_cfg_default();
+    if (ug_family_from_name(cfg->family, &mc->family))
+        return cli_error("--family %s: unknown (expected diffusion)", cfg->family);
+    if (ug_form_from_name(cfg->formulation, &mc->formulation))
+        return cli_error("--formulation %s: unknown (expected vp, vp-cosine, vp-cont, ve, edm, fm)",
+                         cfg->formulation);
+    if (!cfg->param || !*cfg->param) mc->param = ug_form_natural_param(mc->formulation);
+    else if (ug_param_from_name(cfg->param, &mc->param))
+        return cli_error("--param %s: unknown (expected eps, x0, v, edm, velocity)", cfg->param);
+    if (ug_tsampler_from_name(cfg->t_sampler, &mc->t_sampler))
+        return cli_error("--t-sampler %s: unknown (expected default, uniform, lognormal, logitnormal)",
+                         cfg->t_sampler);
+    if (strlen(cfg->model) >= sizeof mc->net) return cli_error("--model %s: unknown", cfg->model);
+    strcpy(mc->net, cfg->model);
+    mc->data_dim = (int)data_dim;
+    mc->num_classes = (int)cfg->classes;
+    mc->hidden = (int)cfg->hidden;
+    mc->depth = (int)cfg->depth;
+    mc->sigma_data = cfg->sigma_data;
+    mc->p_mean = cfg->p_mean;
+    mc->p_std = cfg->p_std;
+    mc->shift = cfg->shift;
+    mc->p_uncond = cfg->p_uncond;
+    return 0;
+}
+
+/* DIR/loss.png from metrics.jsonl and, for 2-D data, DIR/samples.png: EMA samples over the data. */
+static int cli_train_previews(const cli_cfg *cfg, ug_model *model, ug_ema *ema,
+                              const ug_dataset *ds) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->out);
+    if (cli_plot_metrics(path, cfg->out)) return 1;
+    int64_t d = ug_dataset_dim(ds);
+    if (d != 2) return 0;
+    const int64_t n = 4000;
+    double *x = malloc((size_t)n * 2 * sizeof *x);
+    float *xf = malloc((size_t)n * 2 * sizeof *xf), *ref = malloc((size_t)n * 2 * sizeof *ref);
+    int rc = 1;
+    if (!x || !xf || !ref) { cli_error("out of memory"); goto out; }
+    ug_sample_cfg sc = ug_sample_cfg_default();
+    sc.seed = (uint64_t)cfg->seed + 1;
+    int64_t nfe;
+    if (ema->w) ug_ema_swap(ema, ug_model_params(model));
+    ug_status st = ug_model_sample(model, &sc, n, NULL, NULL, x, &nfe);
+    if (ema->w) ug_ema_swap(ema, ug_model_params(model));
+    if (st) { cli_error("%s", ug_last_error()); goto out; }
+    for (int64_t j = 0; j < n * 2; j++) xf[j] = (float)x[j];
+    int64_t m = ds->n < n ? ds->n : n;
+    memcpy(ref, ds->x, (size_t)m * 2 * sizeof *ref);
+    if (cli_normalize(cfg, xf, n, 2, 1) || cli_normalize(cfg, ref, m, 2, 1)) goto out;
+    snprintf(path, sizeof path, "%s/samples.png", cfg->out);
+    char title[160];
+    snprintf(title, sizeof title, "%s samples (heun, %lld nfe) over %s", cfg->formulation,
+             (long long)nfe, cfg->data);
+    if ((st = ug_plot_scatter(path, xf, n, ref, m, 640, 640, title, NULL))) {
+        cli_error("%s", ug_last_error());
+        goto out;
+    }
+    fprintf(stderr, "unigen: samples drawn over the data in %s\n", path);
+    rc = 0;
+out:
+    free(x); free(xf); free(ref);
+    return rc;
+}
+
+static void fmt_eta(double s, char *buf, size_t n) {
+    if (s < 60) snprintf(buf, n, "%.0fs", s);
+    else if (s < 3600) snprintf(buf, n, "%dm%02ds", (int)(s / 60), (int)s % 60);
+    else snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
+}
+
+int cli_train(cli_cfg *cfg) {
+    if (!cfg->data) return cli_error("train: --data is required (e.g. --data moons)");
+    if (!cfg->out) return cli_error("train: --out DIR is required");
+    if (cfg->steps < 1 || cfg->batch < 1 || cfg->log_every < 1 || cfg->save_every < 0)
+        return cli_error("train: --steps, --batch, --log-every must be >= 1, --save-every >= 0");
+    if (!(cfg->lr > 0)) return cli_error("train: --lr %g, expected > 0", cfg->lr);
+    if (!(cfg->ema >= 0 && cfg->ema < 1)) return cli_error("train: --ema %g, expected in [0, 1)", cfg->ema);
+    ug_lr_schedule sched = {UG_LR_CONSTANT, (float)cfg->lr, cfg->warmup, cfg->steps, 0};
+    if (ug_lr_from_name(cfg->lr_schedule, &sched.kind))
+        return cli_error("--lr-schedule %s: unknown (expected constant, warmup, cosine)", cfg->lr_schedule);
+
+    ug_dataset ds;
+    ug_status st = ug_dataset_load(cfg->data, 1, cfg->n, (uint64_t)cfg->seed, &ds);
+    if (st) return cli_error("%s", ug_last_error());
+    int64_t d = ug_dataset_dim(&ds);
+    if (cfg->classes && (!ds.y || ds.num_classes > cfg->classes)) {
+        ug_dataset_free(&ds);
+        return cli_error("train: --classes %lld needs a labelled data set with at most that many "
+                         "classes (%s has %d)", (long long)cfg->classes, cfg->data, ds.num_classes);
+    }
+    if (!strcmp(cfg->normalize, "std")) normalize_stats(&ds, d, cfg);
+    else if (strcmp(cfg->normalize, "none"))
+        return cli_error("--normalize %s: unknown (expected std, none)", cfg->normalize);
+    if (cli_normalize(cfg, ds.x, ds.n, d, 0)) return 1;
+
+    ug_model_cfg mc;
+    ug_model *model = NULL;
+    if (cli_model_cfg(cfg, d, &mc)) { ug_dataset_free(&ds); return 1; }
+    if ((st = ug_model_create(&mc, (uint64_t)cfg->seed, &model))) {
+        ug_dataset_free(&ds);
+        return cli_error("%s", ug_last_error());
+    }
+    ug_params *ps = ug_model_params(model);
+    ug_adam adam = {0};
+    ug_ema ema = {0};
+    ug_ctx *ctx = NULL;
+    ug_loader L = {0};
+    float *xb = malloc((size_t)(cfg->batch * d) * sizeof *xb);
+    int32_t *yb = malloc((size_t)cfg->batch * sizeof *yb);
+    char path[4200];
+    char *cfg_json = cli_cfg_to_json(CMD_TRAIN, cfg);
+    FILE *metrics = NULL;
+    int rc = 1;
+    if (!xb || !yb || !cfg_json) { cli_error("out of memory"); goto done; }
+    if ((st = ug_adam_init(&adam, ps, ug_adam_default())) ||
+        (cfg->ema > 0 && (st = ug_ema_init(&ema, ps, (float)cfg->ema))) ||
+        (st = ug_ctx_create(&ctx, 0)) ||
+        (st = ug_loader_init(&L, &ds, cfg->batch, (uint64_t)cfg->seed, 0, 1, 1,
+                             ds.n >= cfg->batch))) {
+        cli_error("%s", ug_last_error());
+        goto done;
+    }
+    if (cli_mkdirs(cfg->out)) goto done;
+    snprintf(path, sizeof path, "%s/config.json", cfg->out);
+    if (cli_write_text(path, cfg_json)) goto done;
+    snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->out);
+    if (!(metrics = fopen(path, "w"))) { cli_error("%s: cannot write: %s", path, strerror(errno)); goto done; }
+
+    int tty = isatty(2);
+    fprintf(stderr, "unigen: training %s %s/%s (%lld parameters) on %s: %lld examples of dim %lld\n",
+            ug_family_name(mc.family), ug_form_name(mc.formulation), ug_param_name(mc.param),
+            (long long)ug_params_count(ps), cfg->data, (long long)ds.n, (long long)d);
+    double t_start = now_s(), t_log = t_start, loss_acc = 0, gn_acc = 0;
+    int64_t n_acc = 0, epoch = 0;
+    ug_loader_start_epoch(&L, 0);
+    for (int64_t step = 0; step < cfg->steps; step++) {
+        int64_t got = ug_loader_next(&L, xb, yb, NULL);
+        if (got == 0) {
+            ug_loader_start_epoch(&L, (uint32_t)++epoch);
+            got = ug_loader_next(&L, xb, yb, NULL);
+        }
+        ug_tensor *loss;
+        st = ug_model_loss(model, ctx, xb, got, cfg->classes ? yb : NULL, (uint64_t)cfg->seed,
+                           (uint64_t)step * (uint64_t)cfg->batch, &loss);
+        if (st) { cli_error("step %lld: %s", (long long)step, ug_last_error()); goto done; }
+        ug_params_zero_grad(ps);
+        if ((st = ug_backward(ctx, loss))) { cli_error("%s", ug_last_error()); goto done; }
+        double gn = ug_clip_grad_norm(ps, cfg->grad_clip);
+        float lr = ug_lr_at(&sched, step);
+        ug_adam_step(&adam, ps, lr);
+        if (ema.w) ug_ema_update(&ema, ps);
+        loss_acc += loss->data[0];
+        gn_acc += gn;
+        n_acc++;
+        ug_ctx_reset(ctx);
+        int last = step + 1 == cfg->steps;
+        if ((step + 1) % cfg->log_every == 0 || last) {
+            double t = now_s(), sps = n_acc / (t - t_log);
+            fprintf(metrics, "{\"step\": %lld, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, "
+                             "\"steps_per_s\": %.4g, \"elapsed_s\": %.3f}\n",
+                    (long long)(step + 1), loss_acc / n_acc, (double)lr, gn_acc / n_acc, sps, t - t_start);
+            fflush(metrics);
+            char eta[32];
+            fmt_eta((cfg->steps - step - 1) / sps, eta, sizeof eta);
+            if (tty) {
+                int w = 30, f = (int)(w * (step + 1) / cfg->steps);
+                fprintf(stderr, "\r[%.*s%*s] step %lld/%lld loss %.4f %.1f it/s ETA %s   ",
+                        f, "##############################", w - f, "", (long long)(step + 1),
+                        (long long)cfg->steps, loss_acc / n_acc, sps, eta);
+            } else {
+                fprintf(stderr, "step %lld/%lld loss %.4f %.1f it/s ETA %s\n", (long long)(step + 1),
+                        (long long)cfg->steps, loss_acc / n_acc, sps, eta);
+            }
+            t_log = t;
+            loss_acc = gn_acc = 0;
+            n_acc = 0;
+        }
+        if (cfg->save_every && (step + 1) % cfg->save_every == 0 && !last) {
+            snprintf(path, sizeof path, "%s/checkpoint-%lld.safetensors", cfg->out, (long long)(step + 1));
+            if ((st = ug_ckpt_save(path, ps, ema.w ? &ema : NULL, &adam, step + 1, cfg_json))) {
+                cli_error("%s", ug_last_error());
+                goto done;
+            }
+        }
+    }
+    if (tty) fputc('\n', stderr);
+    snprintf(path, sizeof path, "%s/checkpoint.safetensors", cfg->out);
+    if ((st = ug_ckpt_save(path, ps, ema.w ? &ema : NULL, &adam, cfg->steps, cfg_json))) {
+        cli_error("%s", ug_last_error());
+        goto done;
+    }
+    fprintf(stderr, "unigen: %lld steps in %.1f s; checkpoint %s\n", (long long)cfg->steps,
+            now_s() - t_start, path);
+    fclose(metrics);
+    metrics = NULL;
+    if (cli_train_previews(cfg, model, &ema, &ds)) goto done;
+    rc = 0;
+done:
+    if (metrics) fclose(metrics);
+    free(cfg_json);
+    free(xb);
+    free(yb);
+    ug_loader_free(&L);
+    ug_ctx_free(ctx);
+    ug_ema_free(&ema);
+    ug_adam_free(&adam);
+    ug_model_free(model);
+    ug_dataset_free(&ds);
+    return rc;
+}

@@ -1,0 +1,176 @@
+/* model.c — the public model handle: one interface over the families (STYLE: models/). */
+#include "core/core.h"
+#include "models/diffusion.h"
+#include <math.h>
+
+struct ug_model {
+    ug_model_cfg cfg;
+    ug_params *ps;
+    ug_diffusion diff;
+    ug_gmm gmm;          /* analytic model: gmm.K > 0 */
+    ug_ctx *ctx;         /* sampling activations */
+};
+
+static const char *const k_family[UG_FAMILY_COUNT] = {"diffusion"};
+const char *ug_family_name(ug_family f) { return (unsigned)f < UG_FAMILY_COUNT ? k_family[f] : "?"; }
+int ug_family_from_name(const char *s, ug_family *out) {
+    for (int i = 0; i < UG_FAMILY_COUNT; i++)
+        if (!strcmp(s, k_family[i])) { *out = (ug_family)i; return 0; }
+    return -1;
+}
+
+ug_model_cfg ug_model_cfg_default(void) {
+    ug_model_cfg c;
+    memset(&c, 0, sizeof c);
+    c.family = UG_FAMILY_DIFFUSION;
+    c.data_dim = 2;
+    strcpy(c.net, "mlp-toy");
+    c.hidden = 256;
+    c.depth = 3;
+    c.emb_dim = 32;
+    c.formulation = UG_FORM_EDM;
+    c.param = UG_PARAM_EDM;
+    c.sigma_data = 0.5;
+    c.t_sampler = UG_TS_DEFAULT;
+    c.p_mean = NAN;
+    c.p_std = NAN;
+    c.shift = 1.0;
+    c.p_uncond = 0.1;
+    return c;
+}
+
+ug_status ug_model_create(const ug_model_cfg *cfg, uint64_t seed, ug_model **out) {
+    *out = NULL;
+    if ((unsigned)cfg->family >= UG_FAMILY_COUNT)
+        return ug_fail(UG_ERR_INVALID_ARG, "model: family %d unknown", (int)cfg->family);
+    if (cfg->data_dim < 1)
+        return ug_fail(UG_ERR_INVALID_ARG, "model: data_dim %d, expected >= 1", cfg->data_dim);
+    if (!(cfg->sigma_data > 0))
+        return ug_fail(UG_ERR_INVALID_ARG, "model: sigma_data %g, expected > 0", cfg->sigma_data);
+    if (!(cfg->shift > 0))
+        return ug_fail(UG_ERR_INVALID_ARG, "model: shift %g, expected > 0", cfg->shift);
+    if (!(cfg->p_uncond >= 0 && cfg->p_uncond < 1))
+        return ug_fail(UG_ERR_INVALID_ARG, "model: p_uncond %g, expected in [0, 1)", cfg->p_uncond);
+    ug_mlp_cfg net;
+    if (!strcmp(cfg->net, "mlp-toy")) {
+        net = ug_mlp_toy_cfg(cfg->data_dim);
+    } else if (!strcmp(cfg->net, "mlp")) {
+        net = ug_mlp_toy_cfg(cfg->data_dim);
+        net.hidden = cfg->hidden;
+        net.depth = cfg->depth;
+        net.emb_dim = cfg->emb_dim;
+    } else {
+        return ug_fail(UG_ERR_INVALID_ARG, "model: network '%s' unknown, expected mlp-toy or mlp",
+                       cfg->net);
+    }
+    net.num_classes = cfg->num_classes;
+    net.label_dim = cfg->num_classes ? 16 : 0;
+    ug_model *m = calloc(1, sizeof *m);
+    if (!m) return ug_fail(UG_ERR_NOMEM, "model: out of memory");
+    m->cfg = *cfg;
+    ug_status st = ug_params_create(&m->ps);
+    if (!st) st = ug_diffusion_declare(&m->diff, m->ps, cfg->formulation, cfg->param, &net);
+    if (!st) st = ug_params_finalize(m->ps);
+    if (st) {
+        ug_model_free(m);
+        return st;
+    }
+    ug_form *f = &m->diff.form;
+    f->sigma_data = cfg->sigma_data;
+    f->tsampler = cfg->t_sampler;
+    f->p_mean = cfg->p_mean;
+    f->p_std = cfg->p_std;
+    f->shift = cfg->shift;
+    m->diff.p_uncond = cfg->p_uncond;
+    ug_params_init_uniform(m->ps, seed);
+    *out = m;
+    return UG_OK;
+}
+
+void ug_model_free(ug_model *m) {
+    if (!m) return;
+    ug_params_free(m->ps);
+    ug_ctx_free(m->ctx);
+    if (m->gmm.K) ug_gmm_free(&m->gmm);
+    free(m);
+}
+
+ug_params *ug_model_params(ug_model *m) { return m->ps; }
+const ug_model_cfg *ug_model_config(const ug_model *m) { return &m->cfg; }
+const ug_diffusion *ug_model_diffusion(const ug_model *m) { return &m->diff; }
+
+ug_status ug_model_loss(ug_model *m, ug_ctx *ctx, const float *x, int64_t B, const int32_t *y,
+                        uint64_t seed, uint64_t first_stream, ug_tensor **loss) {
+    if (m->cfg.num_classes && !y)
+        return ug_fail(UG_ERR_INVALID_ARG, "model: a class-conditional model needs labels");
+    *loss = ug_diffusion_loss(ctx, &m->diff, x, B, y, seed, first_stream);
+    if (!isfinite((*loss)->data[0]))
+        return ug_fail(UG_ERR_NUMERIC, "model: the loss is %g", (double)(*loss)->data[0]);
+    return UG_OK;
+}
+
+ug_status ug_model_load_gmm(const char *path, ug_model **out) {
+    *out = NULL;
+    ug_model *m = calloc(1, sizeof *m);
+    if (!m) return ug_fail(UG_ERR_NOMEM, "model: out of memory");
+    ug_status st = ug_gmm_load(path, &m->gmm);
+    if (!st) st = ug_params_create(&m->ps);
+    if (!st) st = ug_params_finalize(m->ps);
+    if (st) {
+        ug_model_free(m);
+        return st;
+    }
+    m->cfg = ug_model_cfg_default();
+    m->cfg.data_dim = m->gmm.d;
+    strcpy(m->cfg.net, "gmm");
+    /* Sampled in sigma-space with EDM's range. */
+    ug_form_init(&m->diff.form, UG_FORM_EDM);
+    m->diff.data_dim = m->gmm.d;
+    *out = m;
+    return UG_OK;
+}
+
+ug_sample_cfg ug_sample_cfg_default(void) {
+    ug_sample_cfg c;
+    memset(&c, 0, sizeof c);
+    return c;
+}
+
+ug_status ug_model_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, const int32_t *labels,
+                          const double *noise, double *out, int64_t *nfe) {
+    ug_sampler_cfg sc = ug_sampler_default();
+    if (c->sampler && ug_sampler_from_name(c->sampler, &sc.sampler))
+        return ug_fail(UG_ERR_INVALID_ARG, "sampler '%s' unknown", c->sampler);
+    if (c->schedule && ug_schedule_from_name(c->schedule, &sc.schedule))
+        return ug_fail(UG_ERR_INVALID_ARG, "schedule '%s' unknown", c->schedule);
+    if (c->steps) sc.steps = c->steps;
+    const ug_form *f = &m->diff.form;
+    sc.sigma_min = c->sigma_min > 0 ? c->sigma_min : f->sigma_min;
+    sc.sigma_max = c->sigma_max > 0 ? c->sigma_max : fmin(f->sigma_max, 160.0);
+    if (c->rho > 0) sc.rho = c->rho;
+    int64_t d = m->cfg.data_dim;
+    if (noise) {
+        memcpy(out, noise, (size_t)(n * d) * sizeof *out);
+    } else {
+        float *z = malloc((size_t)(n * d) * sizeof *z);
+        if (!z) return ug_fail(UG_ERR_NOMEM, "sample: out of memory for %lld points", (long long)n);
+        ug_rng_normal_rows(c->seed, c->first_stream, 0, z, n, d);
+        for (int64_t j = 0; j < n * d; j++) out[j] = z[j];
+        free(z);
+    }
+    ug_denoiser dn;
+    void *state = NULL;
+    if (m->gmm.K) {
+        dn = ug_gmm_denoiser(&m->gmm);
+    } else {
+        if (!m->ctx) {
+            ug_status st = ug_ctx_create(&m->ctx, 0);
+            if (st) return st;
+        }
+        ug_status st = ug_diffusion_denoiser(&m->diff, m->ctx, labels, &dn, &state);
+        if (st) return st;
+    }
+    ug_status st = ug_sampler_run(&sc, &dn, n, out, nfe);
+    free(state);
+    return st;
+}
