@@ -61,14 +61,14 @@ $(BUILD)/test_unigen: $(TEST_OBJ) $(BUILD)/libunigen.a
 	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libunigen.a $(LDLIBS)
 
 test: $(BUILD)/test_unigen $(BUILD)/unigen
-	cd tests && ../$(BUILD)/test_unigen $(T)
+	cd tests && UG_CLI=../$(BUILD)/unigen ../$(BUILD)/test_unigen $(T)
 
 # The same suite, instrumented. Leak checking stays on: nothing may leak.
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	    EXTRA_LD="-fsanitize=address,undefined" build-asan/test_unigen build-asan/unigen
 	cd tests && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	    ../build-asan/test_unigen $(T)
+	    UG_CLI=../build-asan/unigen ../build-asan/test_unigen $(T)
 
 LDLIBS += $(EXTRA_LD)
 

@@ -1,0 +1,188 @@
+/* test_cli.c — the `unigen` program as a user meets it: exit statuses (0, 1 for errors, 2 for
+ * usage), "unigen: error:" messages that name the problem, did-you-mean suggestions, config
+ * files, a training run directory and checkpoints that round-trip. UG_CLI names the binary. */
+#include "test.h"
+#include "core/core.h"
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* Runs `unigen ARGS` capturing stdout+stderr; returns the exit status. */
+static int run(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int run(char *out, size_t outlen, const char *fmt, ...) {
+    const char *bin = getenv("UG_CLI");
+    char args[2048], cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(args, sizeof args, fmt, ap);
+    va_end(ap);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin ? bin : "../build/unigen", args);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, outlen - 1, p);
+    out[n] = 0;
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void tmpdir(char *buf, size_t n) {
+    snprintf(buf, n, "/tmp/unigen-cli-XXXXXX");
+    if (!mkdtemp(buf)) buf[0] = 0;
+}
+
+static int file_size(const char *path) {
+    struct stat s;
+    return stat(path, &s) == 0 ? (int)s.st_size : -1;
+}
+
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (f) { fputs(text, f); fclose(f); }
+}
+
+TEST(cli_usage_errors_exit_2_with_suggestions) {
+    char out[8192];
+    EXPECT(run(out, sizeof out, "%s", "") == 2, "no command: %s", out);
+    EXPECT(run(out, sizeof out, "trian") == 2 && strstr(out, "unknown command 'trian'"), "%s", out);
+    EXPECT(run(out, sizeof out, "data --dta moons") == 2, "unknown flag");
+    EXPECT(strstr(out, "unigen: error:") && strstr(out, "--dta") && strstr(out, "did you mean --data?"),
+           "message: %s", out);
+    EXPECT(run(out, sizeof out, "train --formulaton edm") == 2 && strstr(out, "--formulation"),
+           "suggestion for --formulaton: %s", out);
+    EXPECT(run(out, sizeof out, "info --steps 3") == 2 && strstr(out, "not an option of 'unigen info'"),
+           "option of another command: %s", out);
+    EXPECT(run(out, sizeof out, "train --steps many") == 2 && strstr(out, "expects an integer"),
+           "bad integer: %s", out);
+    EXPECT(run(out, sizeof out, "train --help") == 0 && strstr(out, "--formulation") &&
+           strstr(out, "(default edm)"), "help: %s", out);
+    EXPECT(run(out, sizeof out, "--version") == 0 && strstr(out, UG_VERSION_STRING), "version");
+}
+
+TEST(cli_errors_exit_1_naming_the_problem) {
+    char out[8192], dir[64], path[256];
+    tmpdir(dir, sizeof dir);
+    EXPECT(run(out, sizeof out, "data --data mons") == 1 &&
+           strstr(out, "unigen: error: unknown data set 'mons'") && strstr(out, "moons"), "%s", out);
+    EXPECT(run(out, sizeof out, "info --ckpt %s/missing.safetensors", dir) == 1 &&
+           strstr(out, "missing.safetensors"), "missing file: %s", out);
+    snprintf(path, sizeof path, "%s/bad.safetensors", dir);
+    write_file(path, "\x10\x00\x00\x00\x00\x00\x00\x00{\"a\": 1}       ");
+    EXPECT(run(out, sizeof out, "info --ckpt %s", path) == 1 && strstr(out, "bad.safetensors"),
+           "malformed checkpoint: %s", out);
+    EXPECT(run(out, sizeof out, "train --data moons --out %s/r --formulation vq", dir) == 1 &&
+           strstr(out, "--formulation vq"), "bad formulation: %s", out);
+}
+
+TEST(cli_config_files_are_checked) {
+    char out[8192], dir[64], path[256];
+    tmpdir(dir, sizeof dir);
+    struct { const char *text, *expect; } cases[] = {
+        {"{\"stepz\": 3}", "did you mean --steps?"},
+        {"{\"steps\": 1.5}", "expects an integer"},
+        {"{\"steps\": [1]}", "must be a string, number or boolean"},
+        {"[1, 2]", "not a JSON object"},
+        {"{\"steps\": 3", "malformed JSON"},
+        {"{\"ckpt\": \"x\"}", "not an option of 'unigen train'"},
+        {"{\"lr\": \"fast\"}", "expects a finite number"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        snprintf(path, sizeof path, "%s/c%zu.json", dir, i);
+        write_file(path, cases[i].text);
+        int rc = run(out, sizeof out, "train --config %s --data moons --out %s/r", path, dir);
+        EXPECT(rc != 0 && strstr(out, cases[i].expect) && strstr(out, "unigen: error:"),
+               "config %s: rc %d: %s", cases[i].text, rc, out);
+    }
+    EXPECT(run(out, sizeof out, "train --config %s/none.json", dir) == 1 && strstr(out, "none.json"),
+           "missing config: %s", out);
+}
+
+TEST(cli_data_draws_pictures) {
+    char out[8192], dir[64], path[256];
+    tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/moons.png", dir);
+    EXPECT(run(out, sizeof out, "data --data moons --out %s", path) == 0 && file_size(path) > 1000,
+           "moons scatter: %s", out);
+    EXPECT(strstr(out, "65536 examples"), "counts: %s", out);
+    snprintf(path, sizeof path, "%s/fm.png", dir);
+    EXPECT(run(out, sizeof out, "data --data fashion-mnist --out %s --json", path) == 0 &&
+           file_size(path) > 1000, "fashion-mnist grid: %s", out);
+    EXPECT(strstr(out, "\"n\": 60000") && strstr(out, "\"shape\": [1, 28, 28]") &&
+           strstr(out, "\"classes\": 10"), "json summary: %s", out);
+}
+
+TEST(cli_train_writes_a_run_directory) {
+    char out[16384], dir[64], path[300];
+    tmpdir(dir, sizeof dir);
+    int rc = run(out, sizeof out,
+                 "train --data 8gaussians --n 4096 --model mlp --hidden 32 --depth 2 --steps 30 "
+                 "--batch 64 --log-every 10 --save-every 20 --out %s/run --formulation fm", dir);
+    ASSERT(rc == 0, "train failed (%d): %s", rc, out);
+    const char *files[] = {"config.json", "metrics.jsonl", "checkpoint.safetensors",
+                           "checkpoint-20.safetensors", "loss.png", "samples.png"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(path, sizeof path, "%s/run/%s", dir, files[i]);
+        EXPECT(file_size(path) > 0, "%s missing", files[i]);
+    }
+    snprintf(path, sizeof path, "%s/run/metrics.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    int lines = 0;
+    char line[512];
+    while (f && fgets(line, sizeof line, f)) {
+        lines++;
+        EXPECT(strstr(line, "\"step\": ") && strstr(line, "\"loss\": ") && strstr(line, "\"lr\": ") &&
+               strstr(line, "\"grad_norm\": ") && strstr(line, "\"steps_per_s\": "), "line %s", line);
+    }
+    if (f) fclose(f);
+    EXPECT(lines == 3, "metrics.jsonl has %d lines, expected 3", lines);
+    rc = run(out, sizeof out, "info --ckpt %s/run/checkpoint.safetensors --json", dir);
+    EXPECT(rc == 0 && strstr(out, "\"net.0.weight\"") && strstr(out, "\"ema.net.0.weight\"") &&
+           strstr(out, "\"formulation\":\"fm\"") && strstr(out, "\"step\":\"30\""), "info: %s", out);
+}
+
+TEST(checkpoint_round_trip_and_mismatch) {
+    char dir[64], path[256];
+    tmpdir(dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/ck.safetensors", dir);
+    ug_model_cfg mc = ug_model_cfg_default();
+    strcpy(mc.net, "mlp");
+    mc.hidden = 8;
+    mc.depth = 1;
+    ug_model *a, *b;
+    ASSERT_OK(ug_model_create(&mc, 1, &a));
+    ASSERT_OK(ug_model_create(&mc, 2, &b));
+    ug_params *pa = ug_model_params(a), *pb = ug_model_params(b);
+    ug_adam oa, ob;
+    ug_ema ea, eb;
+    ASSERT_OK(ug_adam_init(&oa, pa, ug_adam_default()));
+    ASSERT_OK(ug_adam_init(&ob, pb, ug_adam_default()));
+    ASSERT_OK(ug_ema_init(&ea, pa, 0.9f));
+    ASSERT_OK(ug_ema_init(&eb, pb, 0.9f));
+    int64_t n = ug_params_count(pa);
+    for (int64_t i = 0; i < n; i++) {
+        oa.m[i] = 0.001f * (float)i;
+        oa.v[i] = 0.002f * (float)i;
+        ea.w[i] = -0.5f * (float)i;
+    }
+    oa.t = 17;
+    ASSERT_OK(ug_ckpt_save(path, pa, &ea, &oa, 123, "{\"k\": 1}"));
+    int64_t step = 0;
+    ASSERT_OK(ug_ckpt_load(path, pb, &eb, &ob, &step));
+    EXPECT(step == 123 && ob.t == 17, "step %lld, adam t %lld", (long long)step, (long long)ob.t);
+    EXPECT(!memcmp(ug_params_data(pa), ug_params_data(pb), (size_t)n * 4), "weights differ");
+    EXPECT(!memcmp(oa.m, ob.m, (size_t)n * 4) && !memcmp(oa.v, ob.v, (size_t)n * 4), "moments");
+    EXPECT(!memcmp(ea.w, eb.w, (size_t)n * 4), "ema");
+    char *conf = NULL;
+    ASSERT_OK(ug_ckpt_config(path, &conf));
+    EXPECT(conf && !strcmp(conf, "{\"k\": 1}"), "config %s", conf ? conf : "(null)");
+    free(conf);
+    /* A model of another width is refused, naming the tensor and both shapes. */
+    ug_model *c;
+    mc.hidden = 9;
+    ASSERT_OK(ug_model_create(&mc, 3, &c));
+    EXPECT(ug_ckpt_load(path, ug_model_params(c), NULL, NULL, NULL) == UG_ERR_SHAPE &&
+           strstr(ug_last_error(), "net.0.weight") && strstr(ug_last_error(), "(8, 34)") &&
+           strstr(ug_last_error(), "(9, 34)"), "mismatch message: %s", ug_last_error());
+    ug_model_free(c);
+    ug_ema_free(&ea); ug_ema_free(&eb); ug_adam_free(&oa); ug_adam_free(&ob);
+    ug_model_free(a); ug_model_free(b);
+}
