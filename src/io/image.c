@@ -61,11 +61,23 @@ ug_status ug_png_read(const char *path, uint8_t **pix, int *w, int *h, int *c) {
         free(buf);
         return st;
     }
+    png_image_free(&img);
+    /* libpng's simplified reader stops after the image data; a file cut before its IEND chunk
+     * is still truncated, so require the 12-byte IEND trailer at the very end. */
+    static const uint8_t iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xAE, 0x42, 0x60, 0x82};
+    uint8_t tail[12];
+    FILE *f = fopen(path, "rb");
+    int ok = f && fseek(f, -12, SEEK_END) == 0 && fread(tail, 1, 12, f) == 12 &&
+             memcmp(tail, iend, 12) == 0;
+    if (f) fclose(f);
+    if (!ok) {
+        free(buf);
+        return ug_fail(UG_ERR_FORMAT, "%s: PNG does not end with an IEND chunk (truncated?)", path);
+    }
     *pix = buf;
     *w = (int)img.width;
     *h = (int)img.height;
     *c = color ? 3 : 1;
-    png_image_free(&img);
     return UG_OK;
 }
 
