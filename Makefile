@@ -72,11 +72,17 @@ asan:
 
 LDLIBS += $(EXTRA_LD)
 
-$(BUILD)/bench_engine: bench/bench_engine.c $(BUILD)/libunigen.a
+$(BUILD)/bench_%: bench/bench_%.c $(BUILD)/libunigen.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libunigen.a $(LDLIBS)
 
-bench: $(BUILD)/bench_engine
+# Engine throughput, then W1 toy2d side by side with the PyTorch peer (../shared/peers).
+PEERS ?= ../shared/peers
+bench: $(BUILD)/bench_engine $(BUILD)/bench_toy2d
 	$(BUILD)/bench_engine
+	$(BUILD)/bench_toy2d 2
+	@if [ -f $(PEERS)/toy2d.py ] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
+	    OMP_WAIT_POLICY=PASSIVE ATEN_CPU_CAPABILITY=avx512 /usr/bin/python3 $(PEERS)/toy2d.py --threads 2 --extra-steps 0 | tail -1; \
+	else echo "bench: PyTorch peer skipped (needs /usr/bin/python3 with torch and $(PEERS))"; fi
 
 $(BUILD)/unigen.pc: Makefile
 	@mkdir -p $(BUILD)
