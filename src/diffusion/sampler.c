@@ -7,9 +7,13 @@
  *       dx = (1 + eta^2) (x - D)/sigma dsigma + eta sqrt(2 sigma |dsigma|) z
  *     (eta = 1: the VE reverse SDE of Song et al. 2021; eta = 0: the ODE, i.e. euler).
  *   pc: Song et al. 2021 Algorithms 2 and 4 (VE, in sigma): at each level the Langevin corrector
- *     x += e g + sqrt(2 e) z, g = (D - x)/sigma^2, e = 2 (snr |z| / |g|)^2 (norms per sample),
+ *     x += e g + sqrt(2 e) z, g = (D - x)/sigma^2, e = 2 (snr sigma)^2,
  *     then the reverse-diffusion predictor
  *     x += (1 + eta^2)/2 (sigma^2 - sigma_next^2) g + eta sqrt(sigma^2 - sigma_next^2) z.
+ *     Song's e = 2 (snr |z| / |g|)^2 uses norms averaged over the batch (score_sde); per sample
+ *     they do not concentrate in low dimension (|g| -> 0 near a mode makes e unbounded) and a
+ *     batch average would tie a sample to its batch, so |z| and |g| take their high-dimensional
+ *     values sqrt(d) and sqrt(d)/sigma (annealed Langevin's e ~ sigma^2, Song & Ermon 2019).
  * em and pc return D (Tweedie's denoised mean, score_sde's x_mean) on the step to sigma = 0. */
 #include "sampler_impl.h"
 #include "core/core.h"
@@ -123,7 +127,6 @@ static ug_status run_em(ug_smp *s, double *x) {
 static ug_status run_pc(ug_smp *s, double *x) {
     const ug_sampler_cfg *c = s->c;
     const ug_grid *g = s->g;
-    int64_t d = s->d;
     double eta = s->eta;
     double *buf = ug_smp_alloc(s, 2);
     if (!buf) return ug_smp_nomem(s);
@@ -139,17 +142,8 @@ static ug_status run_pc(ug_smp *s, double *x) {
         for (int m = 0; m < c->corrector_steps && !st; m++) {
             if ((st = ug_smp_denoise(s, x, sg, den))) break;
             ug_smp_normal(s, i, 1 + m, z);
-            for (int64_t p = 0; p < s->n; p++) {
-                double *xp = x + p * d, *dp = den + p * d, *zp = z + p * d, gn = 0, zn = 0;
-                for (int64_t j = 0; j < d; j++) {
-                    double gj = (dp[j] - xp[j]) / v;
-                    gn += gj * gj;
-                    zn += zp[j] * zp[j];
-                }
-                if (gn == 0) continue;
-                double e = 2 * c->snr * c->snr * zn / gn, amp = sqrt(2 * e);
-                for (int64_t j = 0; j < d; j++) xp[j] += e * (dp[j] - xp[j]) / v + amp * zp[j];
-            }
+            double e = 2 * c->snr * c->snr * v, amp = sqrt(2 * e);
+            for (int64_t j = 0; j < s->nd; j++) x[j] += e * (den[j] - x[j]) / v + amp * z[j];
         }
         if (st || (st = ug_smp_denoise(s, x, sg, den))) break;
         if (sn == 0) {
