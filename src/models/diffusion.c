@@ -106,6 +106,7 @@ ug_status ug_diffusion_denoiser(const ug_diffusion *m, ug_ctx *ctx, const int32_
     out->dim = m->data_dim;
     out->fn = diffusion_fn;
     out->self = s;
+    out->fm_fn = NULL;
     *state = s;
     return UG_OK;
 }
