@@ -34,6 +34,8 @@ const opt_def cli_options[] = {
     {"model", OPT_STRING, OFF(model), "mlp-toy", CMD_TRAIN | CMD_SAMPLE | CMD_EVAL, 1,
      "network: mlp-toy (the peer toy2d.py net), mlp (--hidden, --depth); sample/eval also "
      "take gmm:FILE.json, the exact denoiser of a Gaussian mixture"},
+    {"data-dim", OPT_INT, OFF(data_dim), "0", CMD_TRAIN, 1,
+     "size of one example (set from the data)"},
     {"hidden", OPT_INT, OFF(hidden), "256", CMD_TRAIN, 1, "MLP width (--model mlp)"},
     {"depth", OPT_INT, OFF(depth), "3", CMD_TRAIN, 1, "MLP hidden layers (--model mlp)"},
     {"classes", OPT_INT, OFF(classes), "0", CMD_TRAIN, 1,
@@ -67,14 +69,65 @@ const opt_def cli_options[] = {
     {"log-every", OPT_INT, OFF(log_every), "50", CMD_TRAIN, 0, "steps between metrics lines"},
     {"save-every", OPT_INT, OFF(save_every), "0", CMD_TRAIN, 0,
      "also keep a snapshot checkpoint every N steps (0: only the latest)"},
+    /* sampling */
+    {"sampler", OPT_STRING, OFF(sampler), "heun", CMD_SAMPLE, 0,
+     "euler, heun, edm-sde, euler-a, dpm2, lms, dpmpp-2s-a, dpmpp-2m, dpmpp-2m-sde, "
+     "dpmpp-3m-sde, ddim, ddpm, em, pc, fm-euler, fm-heun"},
+    {"steps", OPT_INT, OFF(sample_steps), "18", CMD_SAMPLE, 0, "sampler steps"},
+    {"schedule", OPT_STRING, OFF(schedule), "", CMD_SAMPLE, 0,
+     "time grid: karras, exponential, vp, ve, linear, iddpm, leading, trailing, linspace, fm, "
+     "auto (default: karras; auto for ddim, ddpm, fm-*)"},
+    {"formulation", OPT_STRING, OFF(sample_formulation), "", CMD_SAMPLE, 0,
+     "with --model gmm:...: sample in this formulation (e.g. vp for ddim/ddpm; default edm)"},
+    {"sigma-min", OPT_FLOAT, OFF(sigma_min), "0", CMD_SAMPLE, 0,
+     "smallest sigma of the grid (0: the formulation's)"},
+    {"sigma-max", OPT_FLOAT, OFF(sigma_max), "0", CMD_SAMPLE, 0,
+     "largest sigma of the grid (0: the formulation's, at most 160)"},
+    {"rho", OPT_FLOAT, OFF(rho), "7", CMD_SAMPLE, 0, "Karras grid exponent"},
+    {"eta", OPT_FLOAT, OFF(eta), "nan", CMD_SAMPLE, 0,
+     "stochasticity of ancestral/SDE samplers, 0 = deterministic (nan: ddim 0, others 1)"},
+    {"s-churn", OPT_FLOAT, OFF(s_churn), "0", CMD_SAMPLE, 0, "edm-sde: S_churn"},
+    {"s-tmin", OPT_FLOAT, OFF(s_tmin), "0", CMD_SAMPLE, 0, "edm-sde: S_tmin"},
+    {"s-tmax", OPT_FLOAT, OFF(s_tmax), "0", CMD_SAMPLE, 0, "edm-sde: S_tmax (0: inf)"},
+    {"s-noise", OPT_FLOAT, OFF(s_noise), "1", CMD_SAMPLE, 0, "noise inflation S_noise"},
+    {"solver-type", OPT_STRING, OFF(solver_type), "midpoint", CMD_SAMPLE, 0,
+     "dpmpp-2m-sde: midpoint, heun"},
+    {"var", OPT_STRING, OFF(var), "beta-tilde", CMD_SAMPLE, 0, "ddpm variance: beta, beta-tilde"},
+    {"snr", OPT_FLOAT, OFF(snr), "0.16", CMD_SAMPLE, 0, "pc: Langevin signal-to-noise ratio"},
+    {"corrector-steps", OPT_INT, OFF(corrector_steps), "1", CMD_SAMPLE, 0, "pc: Langevin steps"},
+    {"steps-offset", OPT_INT, OFF(steps_offset), "0", CMD_SAMPLE, 0,
+     "leading spacing: diffusers' steps_offset"},
+    {"set-alpha-to-one", OPT_INT, OFF(set_alpha_to_one), "1", CMD_SAMPLE, 0,
+     "ddim/ddpm: 1 = the last step reaches abar = 1 (diffusers' set_alpha_to_one)"},
+    {"shift", OPT_FLOAT, OFF(sample_shift), "1", CMD_SAMPLE, 0, "fm grid: timestep shift"},
+    {"compat", OPT_STRING, OFF(compat), "none", CMD_SAMPLE, 0,
+     "none: everything in double; diffusers: copy diffusers' float32 tables and casts "
+     "(ddim, ddpm, fm-euler) to reproduce its outputs bit for bit"},
+    {"sigmas", OPT_STRING, OFF(sigmas), NULL, CMD_SAMPLE, 0,
+     "explicit grid: a .npy of descending sigmas (a final 0 is appended)"},
+    {"init-noise", OPT_STRING, OFF(init_noise), NULL, CMD_SAMPLE, 0,
+     "(n, d) .npy of standard normal start noise (sets --n)"},
+    {"print-grid", OPT_BOOL, OFF(print_grid), "0", CMD_SAMPLE, 0,
+     "print the grid and the sigma of every network evaluation"},
+    {"use-ema", OPT_BOOL, OFF(use_ema), "1", CMD_SAMPLE | CMD_EVAL, 0,
+     "use the EMA weights of a checkpoint"},
+    {"batch", OPT_INT, OFF(sample_batch), "0", CMD_SAMPLE, 0,
+     "points per network batch (0: all at once); results do not depend on it"},
 };
 const int cli_num_options = (int)(sizeof cli_options / sizeof *cli_options);
 
-static const opt_def *find_opt(const char *key) {
+/* The option named key that belongs to cmd (a key may mean different things to different
+ * commands, e.g. --steps); failing that, any option of that name (for error messages). */
+static const opt_def *find_opt_for(const char *key, int cmd) {
+    const opt_def *any = NULL;
     for (int i = 0; i < cli_num_options; i++)
-        if (strcmp(cli_options[i].key, key) == 0) return &cli_options[i];
-    return NULL;
+        if (strcmp(cli_options[i].key, key) == 0) {
+            if (cli_options[i].cmds & (unsigned)cmd) return &cli_options[i];
+            if (!any) any = &cli_options[i];
+        }
+    return any;
 }
+#define find_opt(key) find_opt_for((key), cmd)
 
 static int edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);

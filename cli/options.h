@@ -24,12 +24,17 @@ typedef struct cli_cfg {
     char *ckpt;
     /* model definition (stored in checkpoints) */
     char *family, *formulation, *param, *model, *t_sampler, *normalize, *data_mean, *data_std;
-    int64_t hidden, depth, classes;
+    int64_t hidden, depth, classes, data_dim;
     double sigma_data, p_mean, p_std, shift, p_uncond;
     /* training */
     int64_t steps, batch, warmup, log_every, save_every;
     double lr, ema, grad_clip;
     char *lr_schedule;
+    /* sampling */
+    char *sampler, *schedule, *sample_formulation, *compat, *solver_type, *var, *sigmas, *init_noise;
+    int64_t sample_steps, corrector_steps, steps_offset, set_alpha_to_one, sample_batch;
+    double sigma_min, sigma_max, rho, eta, s_churn, s_tmin, s_tmax, s_noise, snr, sample_shift;
+    int print_grid, use_ema;
 } cli_cfg;
 
 typedef struct {

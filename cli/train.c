@@ -232,6 +232,7 @@ int cli_train(cli_cfg *cfg) {
         return cli_error("train: --classes %lld needs a labelled data set with at most that many "
                          "classes (%s has %d)", (long long)cfg->classes, cfg->data, ds.num_classes);
     }
+    cfg->data_dim = d;
     if (!strcmp(cfg->normalize, "std")) normalize_stats(&ds, d, cfg);
     else if (strcmp(cfg->normalize, "none"))
         return cli_error("--normalize %s: unknown (expected std, none)", cfg->normalize);

@@ -374,11 +374,28 @@ ug_status ug_model_load_gmm(const char *path, ug_model **out);
 
 /* ---------------------------------------------------------------- sampling */
 typedef struct ug_sample_cfg {
-    const char *sampler;     /* CLI name (see `unigen sample --help`); NULL: heun */
-    const char *schedule;    /* time grid; NULL: karras */
+    const char *sampler;     /* euler, heun, edm-sde, euler-a, dpm2, lms, dpmpp-2s-a, dpmpp-2m,
+                                dpmpp-2m-sde, dpmpp-3m-sde, ddim, ddpm, em, pc, fm-euler,
+                                fm-heun; NULL: heun */
+    const char *schedule;    /* karras, exponential, vp, ve, linear, iddpm, leading, trailing,
+                                linspace, fm, auto; NULL: karras (auto for ddim/ddpm/fm-*) */
+    const char *formulation; /* analytic models only: the formulation to sample in (NULL: edm) */
     int steps;               /* 0: 18 */
     double sigma_min, sigma_max;   /* 0: the formulation's range (sigma_max capped at 160) */
     double rho;              /* 0: 7 */
+    double eta;              /* NAN: the sampler's default (ddim 0, others 1); 0: deterministic */
+    double s_noise;          /* 0: 1 */
+    double s_churn, s_tmin, s_tmax;   /* edm-sde (s_tmax 0: inf) */
+    const char *solver_type; /* dpmpp-2m-sde: midpoint | heun (NULL: midpoint) */
+    const char *var;         /* ddpm: beta | beta-tilde (NULL: beta-tilde) */
+    double snr;              /* pc (0: 0.16) */
+    int corrector_steps;     /* pc (0: 1) */
+    int steps_offset;        /* leading spacing offset (diffusers steps_offset) */
+    int set_alpha_to_one;    /* -1 default (1), 0, 1 */
+    double shift;            /* fm grid shift (0: 1) */
+    int diffusers_compat;    /* 1: copy diffusers' float32 tables and casts (ddim, ddpm, fm-euler) */
+    const double *sigmas;    /* explicit grid (descending; final 0 appended) or NULL */
+    int n_sigmas;
     uint64_t seed;           /* sample i draws from Philox stream first_stream + i */
     uint64_t first_stream;
 } ug_sample_cfg;
@@ -387,6 +404,10 @@ ug_sample_cfg ug_sample_cfg_default(void);
  * seed (per-sample streams). *nfe: network evaluations per batch. */
 ug_status ug_model_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, const int32_t *labels,
                           const double *noise, double *out, int64_t *nfe);
+/* The grid a configuration resolves to (steps + 1 sigmas, the last usually 0) and the sigma of
+ * every network evaluation (eval, up to max; *neval = NFE). Either output may be NULL. */
+ug_status ug_model_sample_grid(ug_model *m, const ug_sample_cfg *c, double *sigmas, int *nsig,
+                               double *eval, int64_t max, int64_t *neval);
 
 /* ---------------------------------------------------------------- checkpoints
  * A safetensors file: weights under their PyTorch-style names, "ema.<name>", Adam moments

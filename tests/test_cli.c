@@ -134,6 +134,24 @@ TEST(cli_train_writes_a_run_directory) {
     }
     if (f) fclose(f);
     EXPECT(lines == 3, "metrics.jsonl has %d lines, expected 3", lines);
+    /* The checkpoint alone is enough to sample: the configuration travels in it. */
+    rc = run(out, sizeof out, "sample --ckpt %s/run/checkpoint.safetensors --n 50 --steps 6 "
+             "--sampler dpmpp-2m --out %s/s.npy --json", dir, dir);
+    EXPECT(rc == 0 && strstr(out, "\"nfe\": 6"), "sample from checkpoint: %s", out);
+    snprintf(path, sizeof path, "%s/s.npy", dir);
+    ug_npy_array a;
+    if (ug_npy_read(path, &a) == UG_OK) {
+        EXPECT(a.ndim == 2 && a.shape[0] == 50 && a.shape[1] == 2, "samples shape");
+        double *v = malloc((size_t)a.numel * sizeof *v);
+        ug_npy_to_f64(&a, v);
+        int finite = 1;
+        for (int64_t i = 0; i < a.numel; i++) finite &= isfinite(v[i]);
+        EXPECT(finite, "non-finite samples");
+        free(v);
+        ug_npy_free(&a);
+    } else {
+        EXPECT(0, "%s", ug_last_error());
+    }
     rc = run(out, sizeof out, "info --ckpt %s/run/checkpoint.safetensors --json", dir);
     EXPECT(rc == 0 && strstr(out, "\"net.0.weight\"") && strstr(out, "\"ema.net.0.weight\"") &&
            strstr(out, "\"formulation\":\"fm\"") && strstr(out, "\"step\":\"30\""), "info: %s", out);

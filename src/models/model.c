@@ -133,28 +133,98 @@ ug_status ug_model_load_gmm(const char *path, ug_model **out) {
 ug_sample_cfg ug_sample_cfg_default(void) {
     ug_sample_cfg c;
     memset(&c, 0, sizeof c);
+    c.eta = NAN;
+    c.set_alpha_to_one = -1;
     return c;
+}
+
+/* Public sampling settings -> the sampler's own, with the model's formulation. */
+static ug_status resolve_sampler(ug_model *m, const ug_sample_cfg *c, ug_sampler_cfg *sc,
+                                 ug_form *scratch) {
+    *sc = ug_sampler_default();
+    if (c->sampler && ug_sampler_from_name(c->sampler, &sc->sampler))
+        return ug_fail(UG_ERR_INVALID_ARG, "sampler '%s' unknown", c->sampler);
+    const ug_form *f = &m->diff.form;
+    if (m->gmm.K && c->formulation) {
+        ug_form_kind k;
+        if (ug_form_from_name(c->formulation, &k))
+            return ug_fail(UG_ERR_INVALID_ARG, "formulation '%s' unknown", c->formulation);
+        ug_form_init(scratch, k);
+        f = scratch;
+    }
+    /* The analytic model samples in sigma-space unless a formulation is asked for. */
+    sc->form = (m->gmm.K && !c->formulation) ? NULL : f;
+    int discrete_or_fm = sc->sampler == UG_SAMPLER_DDIM || sc->sampler == UG_SAMPLER_DDPM ||
+                         sc->sampler == UG_SAMPLER_FM_EULER || sc->sampler == UG_SAMPLER_FM_HEUN;
+    sc->schedule = discrete_or_fm ? UG_SCHED_AUTO : UG_SCHED_KARRAS;
+    if (c->schedule && ug_schedule_from_name(c->schedule, &sc->schedule))
+        return ug_fail(UG_ERR_INVALID_ARG, "schedule '%s' unknown", c->schedule);
+    if (c->steps) sc->steps = c->steps;
+    if (c->sigma_min > 0) sc->sigma_min = c->sigma_min;
+    else if (!m->gmm.K || c->formulation) sc->sigma_min = f->sigma_min;
+    if (c->sigma_max > 0) sc->sigma_max = c->sigma_max;
+    else if (!m->gmm.K || c->formulation) sc->sigma_max = fmin(f->sigma_max, 160.0);
+    if (c->rho > 0) sc->rho = c->rho;
+    sc->eta = c->eta;
+    if (c->s_noise > 0) sc->s_noise = c->s_noise;
+    sc->s_churn = c->s_churn;
+    sc->s_tmin = c->s_tmin;
+    if (c->s_tmax > 0) sc->s_tmax = c->s_tmax;
+    if (c->solver_type && ug_sde_solver_from_name(c->solver_type, &sc->sde_solver))
+        return ug_fail(UG_ERR_INVALID_ARG, "solver type '%s' unknown (midpoint, heun)", c->solver_type);
+    if (c->var && ug_ddpm_var_from_name(c->var, &sc->ddpm_var))
+        return ug_fail(UG_ERR_INVALID_ARG, "ddpm variance '%s' unknown (beta, beta-tilde)", c->var);
+    if (c->snr > 0) sc->snr = c->snr;
+    if (c->corrector_steps > 0) sc->corrector_steps = c->corrector_steps;
+    sc->steps_offset = c->steps_offset;
+    if (c->set_alpha_to_one >= 0) sc->set_alpha_to_one = c->set_alpha_to_one;
+    if (c->shift > 0) sc->shift = c->shift;
+    if (c->sigmas) {
+        sc->schedule = UG_SCHED_USER;
+        sc->user_sigmas = c->sigmas;
+        sc->n_user = c->n_sigmas;
+    }
+    sc->diffusers = c->diffusers_compat;
+    sc->seed = c->seed;
+    sc->first_stream = c->first_stream;
+    return UG_OK;
+}
+
+ug_status ug_model_sample_grid(ug_model *m, const ug_sample_cfg *c, double *sigmas, int *nsig,
+                               double *eval, int64_t max, int64_t *neval) {
+    ug_sampler_cfg sc;
+    ug_form scratch;
+    ug_status st = resolve_sampler(m, c, &sc, &scratch);
+    if (st) return st;
+    if (sigmas) {
+        ug_grid *g = malloc(sizeof *g);
+        if (!g) return ug_fail(UG_ERR_NOMEM, "sample: out of memory");
+        st = ug_sampler_make_grid(&sc, g);
+        if (!st) {
+            for (int i = 0; i <= g->steps; i++) sigmas[i] = g->sigma[i];
+            *nsig = g->steps + 1;
+        }
+        free(g);
+        if (st) return st;
+    }
+    if (eval) st = ug_sampler_eval_sigmas(&sc, eval, max, neval);
+    return st;
 }
 
 ug_status ug_model_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, const int32_t *labels,
                           const double *noise, double *out, int64_t *nfe) {
-    ug_sampler_cfg sc = ug_sampler_default();
-    if (c->sampler && ug_sampler_from_name(c->sampler, &sc.sampler))
-        return ug_fail(UG_ERR_INVALID_ARG, "sampler '%s' unknown", c->sampler);
-    if (c->schedule && ug_schedule_from_name(c->schedule, &sc.schedule))
-        return ug_fail(UG_ERR_INVALID_ARG, "schedule '%s' unknown", c->schedule);
-    if (c->steps) sc.steps = c->steps;
-    const ug_form *f = &m->diff.form;
-    sc.sigma_min = c->sigma_min > 0 ? c->sigma_min : f->sigma_min;
-    sc.sigma_max = c->sigma_max > 0 ? c->sigma_max : fmin(f->sigma_max, 160.0);
-    if (c->rho > 0) sc.rho = c->rho;
+    ug_sampler_cfg sc;
+    ug_form scratch;
+    ug_status st = resolve_sampler(m, c, &sc, &scratch);
+    if (st) return st;
     int64_t d = m->cfg.data_dim;
     if (noise) {
         memcpy(out, noise, (size_t)(n * d) * sizeof *out);
     } else {
         float *z = malloc((size_t)(n * d) * sizeof *z);
         if (!z) return ug_fail(UG_ERR_NOMEM, "sample: out of memory for %lld points", (long long)n);
-        ug_rng_normal_rows(c->seed, c->first_stream, 0, z, n, d);
+        /* sub 0xFFFFFFFF: the start noise, apart from the samplers' per-step draws. */
+        ug_rng_normal_rows(c->seed, c->first_stream, 0xFFFFFFFFu, z, n, d);
         for (int64_t j = 0; j < n * d; j++) out[j] = z[j];
         free(z);
     }
@@ -163,14 +233,10 @@ ug_status ug_model_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, const 
     if (m->gmm.K) {
         dn = ug_gmm_denoiser(&m->gmm);
     } else {
-        if (!m->ctx) {
-            ug_status st = ug_ctx_create(&m->ctx, 0);
-            if (st) return st;
-        }
-        ug_status st = ug_diffusion_denoiser(&m->diff, m->ctx, labels, &dn, &state);
-        if (st) return st;
+        if (!m->ctx && (st = ug_ctx_create(&m->ctx, 0))) return st;
+        if ((st = ug_diffusion_denoiser(&m->diff, m->ctx, labels, &dn, &state))) return st;
     }
-    ug_status st = ug_sampler_run(&sc, &dn, n, out, nfe);
+    st = ug_sampler_run(&sc, &dn, n, out, nfe);
     free(state);
     return st;
 }
