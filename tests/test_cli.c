@@ -152,6 +152,28 @@ TEST(cli_train_writes_a_run_directory) {
     } else {
         EXPECT(0, "%s", ug_last_error());
     }
+    /* --seed fixes every sample whatever --batch: stochastic sampler, all at once vs chunks of 7. */
+    rc = run(out, sizeof out, "sample --ckpt %s/run/checkpoint.safetensors --n 40 --steps 5 "
+             "--sampler euler-a --seed 3 --out %s/a.npy", dir, dir);
+    EXPECT(rc == 0, "%s", out);
+    rc = run(out, sizeof out, "sample --ckpt %s/run/checkpoint.safetensors --n 40 --steps 5 "
+             "--sampler euler-a --seed 3 --batch 7 --threads 1 --out %s/b.npy", dir, dir);
+    EXPECT(rc == 0, "%s", out);
+    char pa[300], pb[300];
+    snprintf(pa, sizeof pa, "%s/a.npy", dir);
+    snprintf(pb, sizeof pb, "%s/b.npy", dir);
+    ug_npy_array A, Bm;
+    if (ug_npy_read(pa, &A) == UG_OK && ug_npy_read(pb, &Bm) == UG_OK) {
+        EXPECT(A.numel == Bm.numel && !memcmp(A.data, Bm.data, (size_t)A.numel * 8),
+               "samples depend on --batch / --threads");
+        ug_npy_free(&A);
+        ug_npy_free(&Bm);
+    } else {
+        EXPECT(0, "%s", ug_last_error());
+    }
+    rc = run(out, sizeof out, "sample --ckpt %s/run/checkpoint.safetensors --n 10 --steps 8 "
+             "--sampler fm-euler --out %s/f.npy --json", dir, dir);
+    EXPECT(rc == 0 && strstr(out, "\"nfe\": 8"), "fm-euler from t = 1 on a velocity model: %s", out);
     rc = run(out, sizeof out, "info --ckpt %s/run/checkpoint.safetensors --json", dir);
     EXPECT(rc == 0 && strstr(out, "\"net.0.weight\"") && strstr(out, "\"ema.net.0.weight\"") &&
            strstr(out, "\"formulation\":\"fm\"") && strstr(out, "\"step\":\"30\""), "info: %s", out);

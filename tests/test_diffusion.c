@@ -98,3 +98,56 @@ TEST(diffusion_trains_every_formulation_on_8gaussians) {
                untrained);
     }
 }
+
+TEST(mlp_toy_is_the_peer_network) {
+    ug_model_cfg mc = ug_model_cfg_default();
+    ug_model *m;
+    ASSERT_OK(ug_model_create(&mc, 0, &m));
+    ug_params *ps = ug_model_params(m);
+    /* ../shared/peers/toy2d.py: Linear(34,256) SiLU Linear(256,256) SiLU Linear(256,256) SiLU
+     * Linear(256,2) = 141,058 parameters, state_dict names net.{0,2,4,6}.{weight,bias}. */
+    EXPECT(ug_params_count(ps) == 141058, "%lld parameters", (long long)ug_params_count(ps));
+    const char *names[] = {"net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias",
+                           "net.4.weight", "net.4.bias", "net.6.weight", "net.6.bias"};
+    const int64_t rows[] = {256, 256, 256, 256, 256, 256, 2, 2};
+    for (int i = 0; i < 8; i++) {
+        ug_tensor *t = ug_params_find(ps, names[i]);
+        EXPECT(t && t->shape[0] == rows[i], "%s", names[i]);
+    }
+    EXPECT(ug_params_find(ps, "net.0.weight")->shape[1] == 34, "input 2 + 32");
+    ug_model_free(m);
+}
+
+/* A velocity model evaluated in x_t (fm_fn, defined at t = 1) agrees with the sigma-space
+ * denoiser at x~ = x_t / (1 - t), sigma = t / (1 - t). */
+TEST(velocity_model_fm_denoiser_matches_sigma_space) {
+    ug_params *ps;
+    ug_ctx *ctx;
+    ASSERT_OK(ug_params_create(&ps));
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    ug_mlp_cfg net = ug_mlp_toy_cfg(3);
+    net.hidden = 16;
+    ug_diffusion m;
+    ASSERT_OK(ug_diffusion_declare(&m, ps, UG_FORM_FM, UG_PARAM_VELOCITY, &net));
+    ASSERT_OK(ug_params_finalize(ps));
+    ug_params_init_uniform(ps, 4);
+    ug_denoiser dn;
+    void *st;
+    ASSERT_OK(ug_diffusion_denoiser(&m, ctx, NULL, &dn, &st));
+    ASSERT(dn.fm_fn, "velocity models provide fm_fn");
+    double xt[6] = {0.3, -1.2, 0.5, 2.0, 0.1, -0.4}, a[6], b[6], xs[6];
+    const double ts[] = {0.1, 0.5, 0.9};
+    for (int k = 0; k < 3; k++) {
+        double t = ts[k];
+        for (int j = 0; j < 6; j++) xs[j] = xt[j] / (1 - t);
+        ASSERT_OK(dn.fm_fn(dn.self, 2, xt, t, a));
+        ASSERT_OK(dn.fn(dn.self, 2, xs, t / (1 - t), b));
+        for (int j = 0; j < 6; j++)
+            EXPECT(fabs(a[j] - b[j]) < 1e-5 * (1 + fabs(b[j])), "t %g [%d]: %g vs %g", t, j, a[j], b[j]);
+    }
+    ASSERT_OK(dn.fm_fn(dn.self, 2, xt, 1.0, a));   /* t = 1 is defined */
+    for (int j = 0; j < 6; j++) EXPECT(isfinite(a[j]), "t = 1 not finite");
+    free(st);
+    ug_ctx_free(ctx);
+    ug_params_free(ps);
+}

@@ -80,20 +80,83 @@ ug_tensor *ug_diffusion_denoise(ug_ctx *ctx, const ug_diffusion *m, ug_tensor *x
     return ug_add(ctx, ug_affine(ctx, x, (float)c.c_skip, 0.0f), ug_affine(ctx, F, (float)c.c_out, 0.0f));
 }
 
-/* Sampler adapter: double state in, float network, double out; no tape, arena reset after. */
+/* Sampler adapter: double state in, float network, double out; no tape, arena reset after.
+ * The network always runs on tiles of exactly UG_ROW_TILE rows (the last one padded): OpenBLAS
+ * chooses its kernels by matrix size, so a sample's value would otherwise depend, in the last
+ * bits, on how many samples share its batch. With fixed tiles it depends on nothing else. */
+#define UG_ROW_TILE 64
 typedef struct { const ug_diffusion *m; ug_ctx *ctx; const int32_t *labels; } dn_self;
 
-static ug_status diffusion_fn(void *self, int64_t n, const double *x, double sigma, double *out) {
+static int64_t padded_rows(int64_t n) { return (n + UG_ROW_TILE - 1) / UG_ROW_TILE * UG_ROW_TILE; }
+
+static ug_status diffusion_tile(void *self, int64_t n, const double *x, double sigma, double *out) {
     dn_self *s = self;
     int64_t d = s->m->data_dim;
     int old = ug_ctx_set_grad(s->ctx, 0);
-    ug_tensor *xt = ug_tensor_new(s->ctx, 2, (int64_t[]){n, d});
+    int64_t np = padded_rows(n);
+    ug_tensor *xt = ug_tensor_zeros(s->ctx, 2, (int64_t[]){np, d});
     for (int64_t j = 0; j < n * d; j++) xt->data[j] = (float)x[j];
-    ug_tensor *D = ug_diffusion_denoise(s->ctx, s->m, xt, sigma, s->labels);
+    const int32_t *lab = s->labels;
+    if (lab && np > n) {
+        int32_t *pl = ug_ctx_alloc(s->ctx, (size_t)np * sizeof *pl);
+        memcpy(pl, lab, (size_t)n * sizeof *pl);
+        for (int64_t b = n; b < np; b++) pl[b] = s->m->num_classes;
+        lab = pl;
+    }
+    ug_tensor *D = ug_diffusion_denoise(s->ctx, s->m, xt, sigma, lab);
     for (int64_t j = 0; j < n * d; j++) out[j] = D->data[j];
     ug_ctx_set_grad(s->ctx, old);
     ug_ctx_reset(s->ctx);
     return UG_OK;
+}
+
+/* Flow matching in x_t: with the velocity parameterization the network already sees x_t and t
+ * (c_in x~ = x_t, c_noise = t), so E[x0 | x_t] = x_t - t v(x_t, t) is defined at t = 1 too. */
+static ug_status diffusion_fm_tile(void *self, int64_t n, const double *x, double t, double *out) {
+    dn_self *s = self;
+    const ug_diffusion *m = s->m;
+    int64_t d = m->data_dim;
+    int old = ug_ctx_set_grad(s->ctx, 0);
+    int64_t np = padded_rows(n);
+    ug_tensor *xt = ug_tensor_zeros(s->ctx, 2, (int64_t[]){np, d});
+    ug_tensor *c_noise = ug_tensor_new(s->ctx, 1, (int64_t[]){np});
+    for (int64_t j = 0; j < n * d; j++) xt->data[j] = (float)x[j];
+    for (int64_t b = 0; b < np; b++) c_noise->data[b] = (float)t;
+    const int32_t *lab = s->labels;
+    if (m->num_classes) {
+        int32_t *pl = ug_ctx_alloc(s->ctx, (size_t)np * sizeof *pl);
+        for (int64_t b = 0; b < np; b++) pl[b] = lab && b < n ? lab[b] : m->num_classes;
+        lab = pl;
+    }
+    ug_tensor *v = ug_mlp_forward(s->ctx, &m->net, xt, c_noise, lab);
+    for (int64_t j = 0; j < n * d; j++) out[j] = x[j] - t * (double)v->data[j];
+    ug_ctx_set_grad(s->ctx, old);
+    ug_ctx_reset(s->ctx);
+    return UG_OK;
+}
+
+typedef ug_status (*tile_fn)(void *, int64_t, const double *, double, double *);
+
+static ug_status by_tiles(tile_fn f, void *self, int64_t n, const double *x, double s, double *out) {
+    dn_self *me = self;
+    int64_t d = me->m->data_dim;
+    const int32_t *labels = me->labels;
+    ug_status st = UG_OK;
+    for (int64_t i = 0; i < n && !st; i += UG_ROW_TILE) {
+        int64_t k = n - i < UG_ROW_TILE ? n - i : UG_ROW_TILE;
+        me->labels = labels ? labels + i : NULL;
+        st = f(self, k, x + i * d, s, out + i * d);
+    }
+    me->labels = labels;
+    return st;
+}
+
+static ug_status diffusion_fn(void *self, int64_t n, const double *x, double sigma, double *out) {
+    return by_tiles(diffusion_tile, self, n, x, sigma, out);
+}
+
+static ug_status diffusion_fm_fn(void *self, int64_t n, const double *x, double t, double *out) {
+    return by_tiles(diffusion_fm_tile, self, n, x, t, out);
 }
 
 ug_status ug_diffusion_denoiser(const ug_diffusion *m, ug_ctx *ctx, const int32_t *labels,
@@ -106,7 +169,7 @@ ug_status ug_diffusion_denoiser(const ug_diffusion *m, ug_ctx *ctx, const int32_
     out->dim = m->data_dim;
     out->fn = diffusion_fn;
     out->self = s;
-    out->fm_fn = NULL;
+    out->fm_fn = m->param == UG_PARAM_VELOCITY ? diffusion_fm_fn : NULL;
     *state = s;
     return UG_OK;
 }
