@@ -15,6 +15,9 @@ mutations=(
   "src/kernels/elementwise.c|s/dx\[i\] += dout\[i\] \* s \* (1.0f + x\[i\] \* (1.0f - s))/dx[i] += dout[i] * s * (1.0f + x[i] * (1.0f - 0.9f * s))/|grad_activations"
   "src/kernels/linear.c|s/if (dw) ug_k_gemm(1, 0, O, Din, N, dout, inp, 1.0f, dw)/if (dw) ug_k_gemm(1, 0, O, Din, N, dout, inp, 0.0f, dw)/|grad_linear_shared"
   "src/kernels/linear.c|s/for (int64_t o = lo; o < hi; o++) dbias\[o\] += row\[o\]/for (int64_t o = lo; o < hi; o++) dbias[o] += 0.5f * row[o]/|grad_linear_shared"
+  "src/kernels/norm.c|s/dx\[i\] += rs \* (dy\[i\] \* wc - a - xhat \* c)/dx[i] += rs * (dy[i] * wc - a)/|group_norm"
+  "src/kernels/norm.c|s/if (dw) dw\[c\] += (float)sw/if (dw) dw[c] += (float)(1.01 * sw)/|group_norm"
+  "src/kernels/conv.c|s/ug_k_gemm(0, 1, O, K, L, dn, pw ? xn : col, 1.0f, dw)/ug_k_gemm(0, 1, O, K, L, dn, pw ? xn : col, 0.0f, dw)/|conv"
 )
 for m in "${mutations[@]}"; do
   IFS='|' read -r file expr filter <<<"$m"
