@@ -23,8 +23,11 @@ static ug_status oscillator(void *self, double t, const double *y, double *dy) {
     return UG_OK;
 }
 
+/* scipy 1.10 solve_ivp(RK45) on the same problems: nfev 38, 68, 212 (6, 11, 35 steps) for
+ * dy/dt = -y on [0, 5] at rtol = atol = 1e-3, 1e-5, 1e-8; the oscillator: nfev 362, 60 steps. */
 TEST(rk45_decay_meets_tolerance) {
     const double tols[] = {1e-3, 1e-5, 1e-8};
+    const int64_t scipy_nfe[] = {38, 68, 212};
     int64_t prev_nfe = 0;
     for (int i = 0; i < 3; i++) {
         ug_rk45_cfg c = ug_rk45_default();
@@ -39,6 +42,8 @@ TEST(rk45_decay_meets_tolerance) {
         EXPECT(st.nfe == 6 * (st.steps + st.rejected) + 2, "nfe %lld, steps %lld, rejected %lld",
                (long long)st.nfe, (long long)st.steps, (long long)st.rejected);
         EXPECT(st.nfe > prev_nfe && st.nfe < 600, "tol %g: nfe %lld", tols[i], (long long)st.nfe);
+        EXPECT(st.nfe == scipy_nfe[i], "tol %g: nfe %lld, scipy %lld", tols[i], (long long)st.nfe,
+               (long long)scipy_nfe[i]);
         prev_nfe = st.nfe;
     }
     /* Backwards in time: e^{-5} at t = 5 back to 1 at t = 0. */
@@ -57,7 +62,8 @@ TEST(rk45_oscillator_counts_calls) {
     ASSERT_OK(ug_rk45_solve(&c, oscillator, &calls, 2, y, 0, 10, &st));
     EXPECT(fabs(y[0] - cos(10.0)) < 1e-5 && fabs(y[1] + sin(10.0)) < 1e-5, "y (%g, %g)", y[0], y[1]);
     EXPECT(st.nfe == calls, "nfe %lld, calls %d", (long long)st.nfe, calls);
-    EXPECT(st.steps > 10 && st.nfe < 1000, "steps %lld nfe %lld", (long long)st.steps, (long long)st.nfe);
+    EXPECT(st.nfe == 362 && st.steps == 60, "steps %lld nfe %lld, scipy 60 and 362",
+           (long long)st.steps, (long long)st.nfe);
     c.max_nfe = 20;
     y[0] = 1; y[1] = 0;
     EXPECT(ug_rk45_solve(&c, oscillator, &calls, 2, y, 0, 10, NULL) == UG_ERR_NUMERIC,
