@@ -16,7 +16,7 @@ endif
 OPT     ?= -O2 $(ARCH) -fno-math-errno
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -fopenmp $(OPT) $(WARN) -g \
            -Iinclude -Isrc -I$(BLAS_INC) $(EXTRA_CFLAGS)
-LDLIBS  := -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -lopenblas -lcjson -lpng -lz -lm -fopenmp
+LDLIBS  := -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -llapacke -lopenblas -lcjson -lpng -lz -lm -fopenmp
 
 LIB_SRC  := $(sort $(shell find src -name '*.c'))
 CLI_SRC  := $(sort $(wildcard cli/*.c))

@@ -75,6 +75,10 @@ ug_node *ug_tape_record(ug_ctx *ctx, const char *op, ug_backward_fn fn, ug_tenso
 /* Backward seeded with an arbitrary output gradient dout (out->numel values), as ug_backward
  * with a loss of sum(out * dout). Used by the gradient checker and vector-Jacobian products. */
 ug_status ug_backward_seed(ug_ctx *ctx, ug_tensor *out, const float *dout);
+/* Zeroes the gradient of every recorded node output, so one forward tape can be run backward
+ * again (ug_backward_seed keeps the tape): d vector-Jacobian products for an exact divergence.
+ * Leaf inputs (x, parameters) are the caller's to zero. */
+void ug_tape_zero_grads(ug_ctx *ctx);
 
 /* A tensor header in the arena that aliases existing storage (reshape views, params). */
 ug_tensor *ug_tensor_view(ug_ctx *ctx, ug_tensor *src, int ndim, const int64_t *shape);

@@ -232,3 +232,10 @@ ug_status ug_backward_seed(ug_ctx *ctx, ug_tensor *out, const float *dout) {
     }
     return UG_OK;
 }
+
+void ug_tape_zero_grads(ug_ctx *ctx) {
+    for (int64_t i = 0; i < ctx->nnodes; i++) {
+        ug_tensor *t = ctx->nodes[i].out;
+        if (t && t->grad) memset(t->grad, 0, (size_t)t->numel * sizeof(float));
+    }
+}
