@@ -88,7 +88,7 @@ $(BUILD)/unigen.pc: Makefile
 	@mkdir -p $(BUILD)
 	printf 'prefix=%s\nlibdir=$${prefix}/lib\nincludedir=$${prefix}/include\n\nName: unigen\nDescription: generative models on CPUs\nVersion: %s\nLibs: -L$${libdir} -lunigen\nLibs.private: %s\nCflags: -I$${includedir}\n' \
 	    "$(PREFIX)" "$$(sed -n 's/#define UG_VERSION_STRING "\(.*\)"/\1/p' include/unigen.h)" \
-	    "-L$(BLAS_LIB) -lopenblas -lcjson -lpng -lz -lm -fopenmp" > $@
+	    "-L$(BLAS_LIB) -lopenblas -llapacke -lcjson -lpng -lz -lm -fopenmp" > $@
 
 install: all $(BUILD)/unigen.pc
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin

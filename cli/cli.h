@@ -21,7 +21,13 @@ int cli_normalize(const cli_cfg *cfg, float *x, int64_t n, int64_t d, int invers
 int cli_model_cfg(const cli_cfg *cfg, int64_t data_dim, ug_model_cfg *mc);
 int cli_plot_metrics(const char *metrics_path, const char *dir);
 
+/* sample.c: the model of --ckpt or --model gmm:FILE; data <-> model space. */
+int cli_load_model(cli_cfg *cfg, ug_model **out);
+int cli_unnormalize_d(const cli_cfg *cfg, double *x, int64_t n, int64_t d, int inverse,
+                      double *logdet);
+
 int cli_train(cli_cfg *cfg);
+int cli_eval(cli_cfg *cfg);
 int cli_sample(cli_cfg *cfg);
 int cli_info(cli_cfg *cfg);
 int cli_data(cli_cfg *cfg);

@@ -8,6 +8,7 @@
 static const cli_command k_commands[] = {
     {"train", CMD_TRAIN, "train a model; writes a run directory (config, metrics, checkpoint, previews)", cli_train},
     {"sample", CMD_SAMPLE, "draw samples from a checkpoint or an exact Gaussian mixture (--model gmm:FILE)", cli_sample},
+    {"eval", CMD_EVAL, "likelihood (--nll) and two-sample metrics (--metrics) on held-out data, with the protocol", cli_eval},
     {"info", CMD_INFO, "tensors, shapes, configuration and step of a checkpoint", cli_info},
     {"data", CMD_DATA, "counts, shapes, value range and a preview picture of a data set", cli_data},
     {0},

@@ -35,6 +35,11 @@ typedef struct cli_cfg {
     int64_t sample_steps, corrector_steps, steps_offset, set_alpha_to_one, sample_batch;
     double sigma_min, sigma_max, rho, eta, s_churn, s_tmin, s_tmax, s_noise, snr, sample_shift;
     int print_grid, use_ema;
+    /* evaluation */
+    int nll;
+    char *metrics, *split, *divergence;
+    double rtol, atol;
+    int64_t probes, swd_dirs;
 } cli_cfg;
 
 typedef struct {

@@ -22,6 +22,7 @@ static int ends_with(const char *s, const char *suf) {
 
 /* A checkpoint's model: configuration from its metadata, weights (EMA by default). */
 static int load_ckpt_model(cli_cfg *cfg, ug_model **out) {
+    *out = NULL;
     char *json = NULL, err[512];
     if (ug_ckpt_config(cfg->ckpt, &json)) return cli_error("%s", ug_last_error());
     int rc = cli_cfg_apply_model_json(json, cfg->ckpt, cfg, err, sizeof err);
@@ -49,6 +50,36 @@ static int load_ckpt_model(cli_cfg *cfg, ug_model **out) {
     return 0;
 }
 
+int cli_load_model(cli_cfg *cfg, ug_model **out) {
+    *out = NULL;
+    if (cfg->ckpt) return load_ckpt_model(cfg, out);
+    if (cfg->model && !strncmp(cfg->model, "gmm:", 4)) {
+        if (ug_model_load_gmm(cfg->model + 4, out)) return cli_error("%s", ug_last_error());
+        return 0;
+    }
+    return cli_error("give --ckpt FILE or --model gmm:MIX.json");
+}
+
+/* In place: model space -> data space (inverse of train's --normalize std). Returns the log
+ * |det| of the map data -> model per example (0 without normalization). */
+int cli_unnormalize_d(const cli_cfg *cfg, double *x, int64_t n, int64_t d, int inverse,
+                      double *logdet) {
+    if (logdet) *logdet = 0;
+    if (!cfg->ckpt || !cfg->normalize || strcmp(cfg->normalize, "std")) return 0;
+    double mean[64], sd[64];
+    int km = cli_parse_list(cfg->data_mean, mean, 64), ks = cli_parse_list(cfg->data_std, sd, 64);
+    if (km < 1 || km != ks || (km != 1 && km != d))
+        return cli_error("%s: bad data-mean / data-std in the stored configuration", cfg->ckpt);
+    for (int64_t j = 0; logdet && j < d; j++) *logdet += log(cfg->sigma_data / sd[km == 1 ? 0 : j]);
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < d; j++) {
+            int k = km == 1 ? 0 : (int)j;
+            double *v = &x[i * d + j];
+            *v = inverse ? (*v - mean[k]) / sd[k] * cfg->sigma_data : *v / cfg->sigma_data * sd[k] + mean[k];
+        }
+    return 0;
+}
+
 static int read_matrix(const char *path, double **out, int64_t *rows, int64_t *cols, int want_1d) {
     ug_npy_array a;
     if (ug_npy_read(path, &a)) return cli_error("%s", ug_last_error());
@@ -72,14 +103,7 @@ int cli_sample(cli_cfg *cfg) {
     int rc = 1;
     double *noise = NULL, *x = NULL, *grid = NULL, *evals = NULL, *user = NULL;
     int64_t n = cfg->n, d;
-    if (cfg->ckpt) {
-        if (load_ckpt_model(cfg, &m)) goto done;
-    } else if (cfg->model && !strncmp(cfg->model, "gmm:", 4)) {
-        if (ug_model_load_gmm(cfg->model + 4, &m)) { cli_error("%s", ug_last_error()); goto done; }
-    } else {
-        cli_error("sample: give --ckpt FILE or --model gmm:MIX.json");
-        goto done;
-    }
+    if (cli_load_model(cfg, &m)) goto done;
     d = ug_model_config(m)->data_dim;
     if (cfg->init_noise) {
         int64_t r, c;
@@ -153,16 +177,7 @@ int cli_sample(cli_cfg *cfg) {
     }
     double secs = now_s() - t0;
     /* Back to data space when the model was trained on standardized data. */
-    if (cfg->ckpt && cfg->normalize && !strcmp(cfg->normalize, "std")) {
-        double mean[64], sd[64];
-        int km = cli_parse_list(cfg->data_mean, mean, 64), ks = cli_parse_list(cfg->data_std, sd, 64);
-        if (km < 1 || km != ks || (km != 1 && km != d)) { cli_error("%s: bad data-mean/data-std", cfg->ckpt); goto done; }
-        for (int64_t i = 0; i < n; i++)
-            for (int64_t j = 0; j < d; j++) {
-                int kk = km == 1 ? 0 : (int)j;
-                x[i * d + j] = x[i * d + j] / cfg->sigma_data * sd[kk] + mean[kk];
-            }
-    }
+    if (cli_unnormalize_d(cfg, x, n, d, 0, NULL)) goto done;
     if (cfg->out) {
         ug_status st;
         if (ends_with(cfg->out, ".png")) {

@@ -226,3 +226,41 @@ TEST(checkpoint_round_trip_and_mismatch) {
     ug_ema_free(&ea); ug_ema_free(&eb); ug_adam_free(&oa); ug_adam_free(&ob);
     ug_model_free(a); ug_model_free(b);
 }
+
+TEST(cli_eval_reports_nll_metrics_and_protocol) {
+    char out[16384];
+    int rc = run(out, sizeof out, "eval --model gmm:ref/samplers/mix2d.json --data "
+                 "gmm:ref/samplers/mix2d.json --n 300 --nll --metrics mmd,energy,swd,fd,pr --json");
+    ASSERT(rc == 0, "eval failed: %s", out);
+    const char *keys[] = {"\"nll\": ", "\"bpd\": ", "\"nfe\": ", "\"split\": \"test\"",
+                          "\"n\": 300", "\"seed\": ", "\"rtol\": 1e-05", "\"sigma_min\": 0.002",
+                          "\"divergence\": \"analytic\"", "\"sampler\": \"heun\"", "\"mmd2\": ",
+                          "\"energy\": ", "\"swd\": ", "\"fd\": ", "\"precision\": ",
+                          "\"recall\": ", "\"binarization\": ", "\"dequantization\": "};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        EXPECT(strstr(out, keys[i]), "eval --json lacks %s: %s", keys[i], out);
+    /* The analytic model's NLL of its own data is its entropy: compare with the exact density
+     * of the same held-out points. */
+    ug_dataset ds;
+    ASSERT_OK(ug_dataset_load("gmm:ref/samplers/mix2d.json", 0, 300, 0, &ds));
+    ug_gmm g;
+    ASSERT_OK(ug_gmm_load("ref/samplers/mix2d.json", &g));
+    double h = 0, x[2];
+    for (int64_t i = 0; i < ds.n; i++) {
+        x[0] = ds.x[2 * i];
+        x[1] = ds.x[2 * i + 1];
+        h -= ug_gmm_logpdf(&g, x, 0.002);
+    }
+    h /= (double)ds.n;
+    const char *p = strstr(out, "\"nll\": ");
+    double nll = p ? strtod(p + 7, NULL) : NAN;
+    EXPECT(fabs(nll - h) < 2e-3, "CLI NLL %.6f vs exact %.6f", nll, h);
+    ug_gmm_free(&g);
+    ug_dataset_free(&ds);
+    EXPECT(run(out, sizeof out, "eval --model gmm:ref/samplers/mix2d.json --data moons --nll") == 0,
+           "eval on another data set of the same dimension: %s", out);
+    EXPECT(run(out, sizeof out, "eval --model gmm:ref/samplers/mix2d.json --data moons --metrics kl") == 1 &&
+           strstr(out, "'kl' unknown"), "unknown metric: %s", out);
+    EXPECT(run(out, sizeof out, "eval --model gmm:ref/samplers/mix16.json --data moons --nll") == 1 &&
+           strstr(out, "size 2, the model 16"), "dimension mismatch: %s", out);
+}

@@ -84,3 +84,22 @@ double ug_data_scale_levels(ug_data_scale s) {
     default: return 1;
     }
 }
+
+ug_status ug_model_loglik(ug_model *m, const ug_lik_cfg *lcfg, const ug_div_cfg *c, int64_t n,
+                          const double *x, double *logp, ug_ode_stats *stats) {
+    ug_lik_cfg dflt = ug_lik_default();
+    const ug_lik_cfg *lc = lcfg ? lcfg : &dflt;
+    const ug_gmm *g = ug_model_gmm(m);
+    if (g) {
+        ug_div_denoiser dn = ug_gmm_div_denoiser(g);
+        return ug_likelihood_ode(lc, &dn, n, x, logp, NULL, NULL, stats);
+    }
+    ug_div_cfg dc = c ? *c : ug_div_default();
+    ug_div_denoiser dn;
+    void *state;
+    ug_status st = ug_model_div_denoiser(m, NULL, &dc, &dn, &state);
+    if (st) return st;
+    st = ug_likelihood_ode(lc, &dn, n, x, logp, NULL, NULL, stats);
+    ug_model_div_free(state);
+    return st;
+}

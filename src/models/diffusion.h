@@ -36,4 +36,7 @@ ug_tensor *ug_diffusion_denoise(ug_ctx *ctx, const ug_diffusion *m, ug_tensor *x
  * free() when done. labels: one per point, or NULL. */
 ug_status ug_diffusion_denoiser(const ug_diffusion *m, ug_ctx *ctx, const int32_t *labels,
                                 ug_denoiser *out, void **state);
+/* Internal accessors of the public model handle (models/model.c). */
+const ug_diffusion *ug_model_diffusion(const ug_model *m);
+const ug_gmm *ug_model_gmm(const ug_model *m);   /* NULL unless an analytic mixture */
 #endif

@@ -98,6 +98,7 @@ void ug_model_free(ug_model *m) {
 ug_params *ug_model_params(ug_model *m) { return m->ps; }
 const ug_model_cfg *ug_model_config(const ug_model *m) { return &m->cfg; }
 const ug_diffusion *ug_model_diffusion(const ug_model *m) { return &m->diff; }
+const ug_gmm *ug_model_gmm(const ug_model *m) { return m->gmm.K ? &m->gmm : NULL; }
 
 ug_status ug_model_loss(ug_model *m, ug_ctx *ctx, const float *x, int64_t B, const int32_t *y,
                         uint64_t seed, uint64_t first_stream, ug_tensor **loss) {
