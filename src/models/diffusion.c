@@ -84,7 +84,7 @@ ug_tensor *ug_diffusion_denoise(ug_ctx *ctx, const ug_diffusion *m, ug_tensor *x
  * The network always runs on tiles of exactly UG_ROW_TILE rows (the last one padded): OpenBLAS
  * chooses its kernels by matrix size, so a sample's value would otherwise depend, in the last
  * bits, on how many samples share its batch. With fixed tiles it depends on nothing else. */
-#define UG_ROW_TILE 64
+#define UG_ROW_TILE 256
 typedef struct { const ug_diffusion *m; ug_ctx *ctx; const int32_t *labels; } dn_self;
 
 static int64_t padded_rows(int64_t n) { return (n + UG_ROW_TILE - 1) / UG_ROW_TILE * UG_ROW_TILE; }
