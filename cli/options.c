@@ -237,6 +237,29 @@ static void unknown_key(int cmd, const char *cmd_name, const char *key, const ch
                  cmd_name);
 }
 
+/* The text of a JSON config value for option o (strings as is, booleans, numbers printed
+ * exactly; integers must be whole), or NULL with a message naming the key. */
+static const char *json_text(const cJSON *it, const opt_def *o, char *text, size_t n,
+                             const char *where, char *err, size_t errlen) {
+    if (cJSON_IsString(it)) return it->valuestring;
+    if (cJSON_IsBool(it)) return cJSON_IsTrue(it) ? "true" : "false";
+    if (cJSON_IsNumber(it)) {
+        if (o->type == OPT_INT || o->type == OPT_BOOL) {
+            if (it->valuedouble != floor(it->valuedouble) || fabs(it->valuedouble) > 9e15) {
+                snprintf(err, errlen, "%s: key \"%s\" expects an integer, found %g", where,
+                         it->string, it->valuedouble);
+                return NULL;
+            }
+            snprintf(text, n, "%.0f", it->valuedouble);
+        } else {
+            snprintf(text, n, "%.17g", it->valuedouble);
+        }
+        return text;
+    }
+    snprintf(err, errlen, "%s: key \"%s\" must be a string, number or boolean", where, it->string);
+    return NULL;
+}
+
 static int load_config(int cmd, const char *cmd_name, const char *path, cli_cfg *cfg, char *err,
                        size_t errlen) {
     FILE *f = fopen(path, "rb");
@@ -281,27 +304,8 @@ static int load_config(int cmd, const char *cmd_name, const char *path, cli_cfg 
             break;
         }
         char text[64];
-        const char *val = text;
-        if (cJSON_IsString(it)) val = it->valuestring;
-        else if (cJSON_IsBool(it)) val = cJSON_IsTrue(it) ? "true" : "false";
-        else if (cJSON_IsNumber(it)) {
-            if (o->type == OPT_INT || o->type == OPT_BOOL) {
-                if (it->valuedouble != floor(it->valuedouble) || fabs(it->valuedouble) > 9e15) {
-                    snprintf(err, errlen, "%s: key \"%s\" expects an integer, found %g", path,
-                             it->string, it->valuedouble);
-                    rc = 1;
-                    break;
-                }
-                snprintf(text, sizeof text, "%.0f", it->valuedouble);
-            } else {
-                snprintf(text, sizeof text, "%.17g", it->valuedouble);
-            }
-        } else {
-            snprintf(err, errlen, "%s: key \"%s\" must be a string, number or boolean", path,
-                     it->string);
-            rc = 1;
-            break;
-        }
+        const char *val = json_text(it, o, text, sizeof text, path, err, errlen);
+        if (!val) { rc = 1; break; }
         if (set_value(o, val, cfg, path, err, errlen)) rc = 1;
     }
     cJSON_Delete(root);
@@ -430,16 +434,8 @@ int cli_cfg_apply_model_json(const char *json, const char *what, cli_cfg *cfg, c
         cJSON *it = cJSON_GetObjectItemCaseSensitive(root, d->key);
         if (!it || cJSON_IsNull(it)) continue;
         char text[64];
-        const char *val = text;
-        if (cJSON_IsString(it)) val = it->valuestring;
-        else if (cJSON_IsBool(it)) val = cJSON_IsTrue(it) ? "true" : "false";
-        else if (cJSON_IsNumber(it))
-            snprintf(text, sizeof text, d->type == OPT_INT ? "%.0f" : "%.17g", it->valuedouble);
-        else {
-            snprintf(err, errlen, "%s: stored key \"%s\" has an unexpected type", what, d->key);
-            rc = 1;
-            break;
-        }
+        const char *val = json_text(it, d, text, sizeof text, what, err, errlen);
+        if (!val) { rc = 1; break; }
         rc = set_value(d, val, cfg, what, err, errlen);
     }
     cJSON_Delete(root);

@@ -145,9 +145,9 @@ TEST(cli_sample_matches_reference_samplers) {
         ug_npy_free(&got);
         ug_npy_free(&ref);
     }
-    snprintf(out + strlen(out), 8, ".npy");
-    remove(out);
-    out[strlen(out) - 4] = 0;
+    char npy[64];
+    snprintf(npy, sizeof npy, "%s.npy", out);
+    remove(npy);
     remove(out);
     cJSON_Delete(man);
     printf("    %d cases through the CLI, worst p99 relative error %.3g\n", ran, worst);

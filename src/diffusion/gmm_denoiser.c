@@ -9,32 +9,39 @@
 #include "core/core.h"
 #include <math.h>
 
-/* x ~ sum_k w_k N(a mu_k, (a^2 s_k^2 + c^2) I): E[x0 | x] for x0 | k ~ N(mu_k, s_k^2 I). */
-static void posterior_mean(const ug_gmm *g, const double *x, double a, double c, double *out) {
+void ug_gmm_responsibilities(const ug_gmm *g, const double *x, double a, double c, double *r) {
     int K = g->K, d = g->d;
-    double lr[64], *logr = K <= 64 ? lr : malloc((size_t)K * sizeof *logr);
     double mx = -INFINITY;
     for (int k = 0; k < K; k++) {
         double v = a * a * g->s[k] * g->s[k] + c * c, q = 0;
         for (int j = 0; j < d; j++) {
-            double e = x[j] - a * g->mu[k * d + j];
+            double e = x[j] - a * g->mu[(size_t)k * d + j];
             q += e * e;
         }
-        logr[k] = (g->w[k] > 0 ? log(g->w[k]) : -INFINITY) - 0.5 * q / v - 0.5 * d * log(v);
-        if (logr[k] > mx) mx = logr[k];
+        r[k] = (g->w[k] > 0 ? log(g->w[k]) : -INFINITY) - 0.5 * q / v - 0.5 * d * log(v);
+        if (r[k] > mx) mx = r[k];
     }
     double z = 0;
-    for (int k = 0; k < K; k++) z += (logr[k] = exp(logr[k] - mx));
+    for (int k = 0; k < K; k++) z += (r[k] = exp(r[k] - mx));
+    for (int k = 0; k < K; k++) r[k] /= z;
+}
+
+/* x ~ sum_k w_k N(a mu_k, (a^2 s_k^2 + c^2) I): E[x0 | x] for x0 | k ~ N(mu_k, s_k^2 I). */
+static void posterior_mean(const ug_gmm *g, const double *x, double a, double c, double *out) {
+    int K = g->K, d = g->d;
+    double buf[64], *r = K <= 64 ? buf : malloc((size_t)K * sizeof *r);
+    UG_CHECK(r, "gmm denoiser: out of memory for %d components", K);
+    ug_gmm_responsibilities(g, x, a, c, r);
     for (int j = 0; j < d; j++) out[j] = 0;
     for (int k = 0; k < K; k++) {
-        double r = logr[k] / z, v = g->s[k] * g->s[k], f = a * v / (a * a * v + c * c);
-        if (r == 0) continue;
+        double v = g->s[k] * g->s[k], f = a * v / (a * a * v + c * c);
+        if (r[k] == 0) continue;
         for (int j = 0; j < d; j++) {
-            double mu = g->mu[k * d + j];
-            out[j] += r * (mu + f * (x[j] - a * mu));
+            double mu = g->mu[(size_t)k * d + j];
+            out[j] += r[k] * (mu + f * (x[j] - a * mu));
         }
     }
-    if (logr != lr) free(logr);
+    if (r != buf) free(r);
 }
 
 void ug_gmm_denoise(const ug_gmm *g, const double *x, double sigma, double *out) {

@@ -44,6 +44,9 @@ typedef struct ug_denoiser {
     ug_status (*fm_fn)(void *self, int64_t n, const double *x_t, double t, double *out);
 } ug_denoiser;
 
+/* Responsibilities r_k (K values, summing to 1) of x under sum_k w_k N(a mu_k, (a^2 s_k^2 + c^2) I),
+ * by a log-sum-exp in double. a = 1, c = sigma: the noisy mixture of SPEC section 6. */
+void ug_gmm_responsibilities(const ug_gmm *g, const double *x, double a, double c, double *r);
 /* The exact denoiser of a mixture (gmm_denoiser.c). sigma = inf gives sum_k w_k mu_k. */
 void ug_gmm_denoise(const ug_gmm *g, const double *x, double sigma, double *out);
 /* E[x0 | x_t] for x_t = (1-t) x0 + t eps, t in [0, 1]. */

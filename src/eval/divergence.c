@@ -19,46 +19,26 @@
 #include <math.h>
 
 void ug_gmm_denoise_div(const ug_gmm *g, const double *x, double sigma, double *D, double *div) {
+    ug_gmm_denoise(g, x, sigma, D);
+    if (!div) return;
     int K = g->K, d = g->d;
-    double lr[64], *logr = K <= 64 ? lr : malloc((size_t)K * sizeof *logr);
-    UG_CHECK(logr, "gmm divergence: out of memory for %d components", K);
-    double mx = -INFINITY, s2 = sigma * sigma;
+    double buf[64], *r = K <= 64 ? buf : malloc((size_t)K * sizeof *r);
+    UG_CHECK(r, "gmm divergence: out of memory for %d components", K);
+    ug_gmm_responsibilities(g, x, 1.0, sigma, r);
+    double s2 = sigma * sigma, tr = 0, cross = 0;
     for (int k = 0; k < K; k++) {
-        double v = g->s[k] * g->s[k] + s2, q = 0;
+        double sk2 = g->s[k] * g->s[k], v = sk2 + s2, f = sk2 / v;
+        if (r[k] == 0) continue;
+        double dot = 0;
         for (int j = 0; j < d; j++) {
-            double e = x[j] - g->mu[(size_t)k * d + j];
-            q += e * e;
+            double mu = g->mu[(size_t)k * d + j], e = x[j] - mu;
+            dot += (mu + f * e - D[j]) * e;
         }
-        logr[k] = (g->w[k] > 0 ? log(g->w[k]) : -INFINITY) - 0.5 * q / v - 0.5 * d * log(v);
-        if (logr[k] > mx) mx = logr[k];
+        tr += r[k] * f;
+        cross += r[k] * dot / v;
     }
-    double z = 0;
-    for (int k = 0; k < K; k++) z += (logr[k] = exp(logr[k] - mx));
-    for (int j = 0; j < d; j++) D[j] = 0;
-    for (int k = 0; k < K; k++) {
-        double r = logr[k] / z, sk2 = g->s[k] * g->s[k], f = sk2 / (sk2 + s2);
-        if (r == 0) continue;
-        for (int j = 0; j < d; j++) {
-            double mu = g->mu[(size_t)k * d + j];
-            D[j] += r * (mu + f * (x[j] - mu));
-        }
-    }
-    if (div) {
-        double tr = 0, cross = 0;
-        for (int k = 0; k < K; k++) {
-            double r = logr[k] / z, sk2 = g->s[k] * g->s[k], v = sk2 + s2, f = sk2 / v;
-            if (r == 0) continue;
-            double dot = 0;
-            for (int j = 0; j < d; j++) {
-                double mu = g->mu[(size_t)k * d + j], e = x[j] - mu;
-                dot += (mu + f * e - D[j]) * e;
-            }
-            tr += r * f;
-            cross += r * dot / v;
-        }
-        *div = d * tr - cross;
-    }
-    if (logr != lr) free(logr);
+    *div = d * tr - cross;
+    if (r != buf) free(r);
 }
 
 static ug_status gmm_div_fn(void *self, int64_t n, const double *x, double sigma, double *D,
