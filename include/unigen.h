@@ -343,8 +343,9 @@ typedef struct ug_model_cfg {
     ug_family family;
     int data_dim;            /* d (flattened example size) */
     int num_classes;         /* 0: unconditional */
+    int channels, height, width;   /* image examples (C, H, W); 0 for vectors */
     /* network */
-    char net[32];            /* "mlp-toy" (../shared/peers/toy2d.py's net) or "mlp" */
+    char net[32];            /* "mlp-toy" (../shared/peers/toy2d.py's net), "mlp" */
     int hidden, depth, emb_dim;
     /* diffusion */
     ug_form_kind formulation;

@@ -3,24 +3,41 @@
 #include "core/core.h"
 #include <math.h>
 
-ug_status ug_diffusion_declare(ug_diffusion *m, ug_params *ps, ug_form_kind form,
-                               ug_param_kind param, const ug_mlp_cfg *net) {
+double ug_diffusion_emb_log_fmax(ug_form_kind form, ug_param_kind param) {
+    int index_time = (param == UG_PARAM_EPS || param == UG_PARAM_V) &&
+                     (form == UG_FORM_VP || form == UG_FORM_VP_COSINE || form == UG_FORM_VP_CONT);
+    return index_time ? -log(10000.0) : log(1000.0);
+}
+
+ug_status ug_diffusion_init(ug_diffusion *m, ug_form_kind form, ug_param_kind param,
+                            const ug_net *net) {
     memset(m, 0, sizeof *m);
     if ((unsigned)form >= UG_FORM_COUNT || (unsigned)param >= UG_PARAM_COUNT)
         return ug_fail(UG_ERR_INVALID_ARG, "diffusion: formulation %d / parameterization %d unknown",
                        (int)form, (int)param);
     ug_form_init(&m->form, form);
     m->param = param;
+    m->net = *net;
     m->data_dim = net->data_dim;
     m->num_classes = net->num_classes;
     m->p_uncond = 0.1;
-    /* The embedding must resolve the range of c_noise: ln(sigma)/4 and t in [0, 1] suit the
-     * toy frequencies 1..1000, but a DDPM time index in 0..999 needs DDPM's 1..1e-4. */
+    return UG_OK;
+}
+
+void ug_diffusion_free(ug_diffusion *m) { ug_net_free(&m->net); }
+
+ug_status ug_diffusion_declare(ug_diffusion *m, ug_params *ps, ug_form_kind form,
+                               ug_param_kind param, const ug_mlp_cfg *net) {
+    memset(m, 0, sizeof *m);
+    /* The embedding must resolve the range of c_noise. */
     ug_mlp_cfg nc = *net;
-    int index_time = (param == UG_PARAM_EPS || param == UG_PARAM_V) &&
-                     (form == UG_FORM_VP || form == UG_FORM_VP_COSINE || form == UG_FORM_VP_CONT);
-    if (index_time) nc.emb_log_fmax = -log(10000.0);
-    return ug_mlp_declare(&m->net, ps, &nc);
+    nc.emb_log_fmax = ug_diffusion_emb_log_fmax(form, param);
+    ug_mlp mlp;
+    ug_status st = ug_mlp_declare(&mlp, ps, &nc);
+    if (st) return st;
+    ug_net n;
+    ug_net_from_mlp(&n, &mlp);
+    return ug_diffusion_init(m, form, param, &n);
 }
 
 ug_tensor *ug_diffusion_loss(ug_ctx *ctx, const ug_diffusion *m, const float *x0, int64_t B,
@@ -58,7 +75,7 @@ ug_tensor *ug_diffusion_loss(ug_ctx *ctx, const ug_diffusion *m, const float *x0
             lab[b] = drop < m->p_uncond ? m->num_classes : labels[b];
         }
     }
-    ug_tensor *F = ug_mlp_forward(ctx, &m->net, x_in, c_noise, lab);
+    ug_tensor *F = ug_net_forward(ctx, &m->net, x_in, c_noise, lab);
     return ug_mean_all(ctx, ug_mse(ctx, F, target, w));
 }
 
@@ -75,7 +92,7 @@ ug_tensor *ug_diffusion_denoise(ug_ctx *ctx, const ug_diffusion *m, ug_tensor *x
         lab = nul;
     }
     ug_tensor *x_in = ug_affine(ctx, x, (float)c.c_in, 0.0f);
-    ug_tensor *F = ug_mlp_forward(ctx, &m->net, x_in, c_noise, lab);
+    ug_tensor *F = ug_net_forward(ctx, &m->net, x_in, c_noise, lab);
     /* D = c_skip x + c_out F, both scalars at one sigma. */
     return ug_add(ctx, ug_affine(ctx, x, (float)c.c_skip, 0.0f), ug_affine(ctx, F, (float)c.c_out, 0.0f));
 }
@@ -128,7 +145,7 @@ static ug_status diffusion_fm_tile(void *self, int64_t n, const double *x, doubl
         for (int64_t b = 0; b < np; b++) pl[b] = lab && b < n ? lab[b] : m->num_classes;
         lab = pl;
     }
-    ug_tensor *v = ug_mlp_forward(s->ctx, &m->net, xt, c_noise, lab);
+    ug_tensor *v = ug_net_forward(s->ctx, &m->net, xt, c_noise, lab);
     for (int64_t j = 0; j < n * d; j++) out[j] = x[j] - t * (double)v->data[j];
     ug_ctx_set_grad(s->ctx, old);
     ug_ctx_reset(s->ctx);

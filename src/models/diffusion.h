@@ -7,18 +7,27 @@
 #define UG_MODELS_DIFFUSION_H
 #include "diffusion/formulation.h"
 #include "diffusion/sampler.h"
-#include "nn/mlp.h"
+#include "nn/net.h"
 
 typedef struct ug_diffusion {
     ug_form form;
     ug_param_kind param;
-    ug_mlp net;
+    ug_net net;
     int data_dim;
     int num_classes;     /* 0: unconditional */
     double p_uncond;     /* classifier-free guidance: label dropped with this probability */
 } ug_diffusion;
 
-/* Declares the network's parameters in ps (finalize afterwards). */
+/* Sets up the model around an already declared network (its parameters live in the caller's
+ * ug_params). The model takes over net (ug_diffusion_free releases it). */
+ug_status ug_diffusion_init(ug_diffusion *m, ug_form_kind form, ug_param_kind param,
+                            const ug_net *net);
+void ug_diffusion_free(ug_diffusion *m);
+/* The frequency range of the sinusoidal noise embedding that resolves this model's c_noise
+ * (see ug_sinusoidal): ln 1000 for ln(sigma)/4 or t in [0, 1], -ln 10000 (DDPM) for a time
+ * index in 0..999. */
+double ug_diffusion_emb_log_fmax(ug_form_kind form, ug_param_kind param);
+/* Convenience for MLP models: declares the MLP in ps (finalize afterwards) and sets up m. */
 ug_status ug_diffusion_declare(ug_diffusion *m, ug_params *ps, ug_form_kind form,
                                ug_param_kind param, const ug_mlp_cfg *net);
 

@@ -89,6 +89,7 @@ ug_status ug_model_create(const ug_model_cfg *cfg, uint64_t seed, ug_model **out
 
 void ug_model_free(ug_model *m) {
     if (!m) return;
+    ug_diffusion_free(&m->diff);
     ug_params_free(m->ps);
     ug_ctx_free(m->ctx);
     if (m->gmm.K) ug_gmm_free(&m->gmm);

@@ -1,0 +1,22 @@
+/* net.c — the network interface of the diffusion family (see net.h). */
+#include "net.h"
+#include "core/core.h"
+
+static ug_tensor *mlp_forward(ug_ctx *ctx, const ug_net *n, ug_tensor *x_in, ug_tensor *c_noise,
+                              const int32_t *labels) {
+    return ug_mlp_forward(ctx, &n->mlp, x_in, c_noise, labels);
+}
+
+void ug_net_from_mlp(ug_net *n, const ug_mlp *m) {
+    memset(n, 0, sizeof *n);
+    n->kind = UG_NET_MLP;
+    n->data_dim = m->cfg.data_dim;
+    n->num_classes = m->cfg.num_classes;
+    n->mlp = *m;
+    n->forward = mlp_forward;
+}
+
+void ug_net_free(ug_net *n) {
+    if (n && n->impl && n->free_impl) n->free_impl(n->impl);
+    if (n) n->impl = NULL;
+}

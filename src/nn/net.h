@@ -1,0 +1,31 @@
+/* net.h — the network F(x_in; c_noise [, label]) of the diffusion family, whatever its kind.
+ * x_in is (B, d) with d the flattened example size; an image network views it as
+ * (B, C, H, W) itself. Every kind declares its parameters in a ug_params and keeps pointers to
+ * them; forward builds the graph on a context. */
+#ifndef UG_NN_NET_H
+#define UG_NN_NET_H
+#include "nn/mlp.h"
+
+typedef enum { UG_NET_MLP, UG_NET_UNET, UG_NET_COUNT } ug_net_kind;
+
+typedef struct ug_net ug_net;
+typedef ug_tensor *(*ug_net_forward_fn)(ug_ctx *ctx, const ug_net *n, ug_tensor *x_in,
+                                        ug_tensor *c_noise, const int32_t *labels);
+struct ug_net {
+    ug_net_kind kind;
+    int data_dim;          /* d */
+    int num_classes;       /* 0: unconditional; label num_classes is the null label */
+    ug_mlp mlp;            /* UG_NET_MLP */
+    void *impl;            /* other kinds: their own struct, freed with free_impl */
+    void (*free_impl)(void *impl);
+    ug_net_forward_fn forward;
+};
+
+/* The MLP kind over a declared ug_mlp. */
+void ug_net_from_mlp(ug_net *n, const ug_mlp *m);
+static inline ug_tensor *ug_net_forward(ug_ctx *ctx, const ug_net *n, ug_tensor *x_in,
+                                        ug_tensor *c_noise, const int32_t *labels) {
+    return n->forward(ctx, n, x_in, c_noise, labels);
+}
+void ug_net_free(ug_net *n);
+#endif
