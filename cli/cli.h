@@ -17,14 +17,16 @@ int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int cli_mkdirs(const char *dir);
 int cli_write_text(const char *path, const char *text);
 int cli_parse_list(const char *s, double *out, int d);
-int cli_normalize(const cli_cfg *cfg, float *x, int64_t n, int64_t d, int inverse);
+/* normalize.c: data <-> model space (none, std, pm1). */
+int cli_norm_affine(const cli_cfg *cfg, int64_t d, double *a, double *b);
+int cli_norm_apply(const cli_cfg *cfg, float *xf, double *xd, int64_t n, int64_t d, int dir,
+                   double *logdet);
 int cli_model_cfg(const cli_cfg *cfg, int64_t data_dim, ug_model_cfg *mc);
 int cli_plot_metrics(const char *metrics_path, const char *dir);
 
 /* sample.c: the model of --ckpt or --model gmm:FILE; data <-> model space. */
 int cli_load_model(cli_cfg *cfg, ug_model **out);
-int cli_unnormalize_d(const cli_cfg *cfg, double *x, int64_t n, int64_t d, int inverse,
-                      double *logdet);
+
 
 int cli_train(cli_cfg *cfg);
 int cli_eval(cli_cfg *cfg);

@@ -69,18 +69,33 @@ int cli_eval(cli_cfg *cfg) {
     logp = malloc((size_t)n * sizeof *logp);
     xf = malloc((size_t)(n * d) * sizeof *xf);
     if (!x || !logp || !xf) { cli_error("out of memory"); goto done; }
+    int image = ds.ndim == 3;
     for (int64_t j = 0; j < n * d; j++) { x[j] = ds.x[j]; xf[j] = ds.x[j]; }
+    if (image && cfg->nll) {
+        /* Uniform dequantization on the 8-bit grid (SPEC section 6): pixel p (stored p / 255)
+         * becomes (p + u) / 255 with u ~ U(0, 1) from the example's own Philox stream. */
+        for (int64_t i = 0; i < n; i++) {
+            ug_rng r = ug_rng_make((uint64_t)cfg->seed, (uint64_t)i, 0xDE0);
+            double u[2];
+            for (int64_t j = 0; j < d; j++) {
+                if (j % 2 == 0) ug_rng_uniform_f64(&r, u, 2);
+                x[i * d + j] = (round(ds.x[i * d + j] * 255.0) + u[j % 2]) / 255.0;
+            }
+        }
+    }
     int analytic = !cfg->ckpt;
     printf(cfg->json ? "{\"model\": \"%s\", \"data\": \"%s\", \"split\": \"%s\", \"n\": %lld, "
-                       "\"seed\": %lld, \"binarization\": \"none\", \"dequantization\": \"none\", "
+                       "\"seed\": %lld, \"binarization\": \"none\", \"dequantization\": \"%s\", "
                        "\"normalization\": \"%s\""
                      : "model %s, data %s (%s split, %lld examples, seed %lld), no binarization, "
-                       "no dequantization, normalization %s\n",
+                       "dequantization %s, normalization %s\n",
            cfg->ckpt ? cfg->ckpt : cfg->model, cfg->data, cfg->split, (long long)n,
-           (long long)cfg->seed, analytic ? "none" : cfg->normalize);
+           (long long)cfg->seed, image && cfg->nll ? "uniform (p + u) / 255" : "none",
+           analytic ? "none" : cfg->normalize);
     if (cfg->nll) {
         double logdet;
-        if (cli_unnormalize_d(cfg, x, n, d, 1, &logdet)) goto done;
+        logdet = 0;
+        if (cfg->ckpt && cli_norm_apply(cfg, NULL, x, n, d, +1, &logdet)) goto done;
         ug_lik_cfg lc = ug_lik_default();
         if (cfg->sigma_min > 0) lc.sigma_min = cfg->sigma_min;
         if (cfg->sigma_max > 0) lc.sigma_max = cfg->sigma_max;
@@ -96,6 +111,8 @@ int cli_eval(cli_cfg *cfg) {
             s2 += v * v;
         }
         double nll = s / n, se = sqrt(fmax(s2 / n - nll * nll, 0) / n);
+        /* Images: NLL of (p + u) / 255 -> nats on the 8-bit scale, d ln 255 more. */
+        if (image) nll += (double)d * log(255.0);
         double bpd = ug_bits_per_dim(nll, d, 1.0);
         const char *div = analytic ? "analytic" : (dc.kind == UG_DIV_HUTCHINSON || (dc.kind == UG_DIV_AUTO && d > 64)) ? "hutchinson" : "exact";
         if (cfg->json)
@@ -127,7 +144,7 @@ int cli_eval(cli_cfg *cfg) {
         sc.seed = (uint64_t)cfg->seed + 1;
         int64_t nfe;
         if (ug_model_sample(m, &sc, n, NULL, NULL, gen, &nfe)) { cli_error("%s", ug_last_error()); goto done; }
-        if (cli_unnormalize_d(cfg, gen, n, d, 0, NULL)) goto done;
+        if (cfg->ckpt && cli_norm_apply(cfg, NULL, gen, n, d, -1, NULL)) goto done;
         for (int64_t j = 0; j < n * d; j++) gf[j] = (float)gen[j];
         if (cfg->json) printf(", \"samples\": {\"n\": %lld, \"sampler\": \"%s\", \"steps\": %d, \"nfe\": %lld, \"seed\": %lld}, \"metrics\": {\"features\": \"raw\"",
                               (long long)n, cfg->sampler, sc.steps ? sc.steps : 18, (long long)nfe, (long long)sc.seed);

@@ -36,6 +36,9 @@ const opt_def cli_options[] = {
      "take gmm:FILE.json, the exact denoiser of a Gaussian mixture"},
     {"data-dim", OPT_INT, OFF(data_dim), "0", CMD_TRAIN, 1,
      "size of one example (set from the data)"},
+    {"channels", OPT_INT, OFF(channels), "0", CMD_TRAIN, 1, "image channels (set from the data)"},
+    {"height", OPT_INT, OFF(height), "0", CMD_TRAIN, 1, "image height (set from the data)"},
+    {"width", OPT_INT, OFF(width), "0", CMD_TRAIN, 1, "image width (set from the data)"},
     {"hidden", OPT_INT, OFF(hidden), "256", CMD_TRAIN, 1, "MLP width (--model mlp)"},
     {"depth", OPT_INT, OFF(depth), "3", CMD_TRAIN, 1, "MLP hidden layers (--model mlp)"},
     {"classes", OPT_INT, OFF(classes), "0", CMD_TRAIN, 1,
@@ -50,9 +53,10 @@ const opt_def cli_options[] = {
     {"shift", OPT_FLOAT, OFF(shift), "1", CMD_TRAIN, 1, "SD3 timestep shift"},
     {"p-uncond", OPT_FLOAT, OFF(p_uncond), "0.1", CMD_TRAIN, 1,
      "probability of the null label (classifier-free guidance)"},
-    {"normalize", OPT_STRING, OFF(normalize), "none", CMD_TRAIN, 1,
-     "none: train on the data as given; std: shift each coordinate to mean 0 and scale it to "
-     "std sigma-data (samples and likelihoods are mapped back to data space)"},
+    {"normalize", OPT_STRING, OFF(normalize), "auto", CMD_TRAIN, 1,
+     "auto: pm1 for images, none for vectors; none: the data as given; pm1: pixels [0, 1] to "
+     "[-1, 1]; std: each coordinate to mean 0 and std sigma-data (samples and likelihoods are "
+     "mapped back to data space)"},
     {"data-mean", OPT_STRING, OFF(data_mean), "", CMD_TRAIN, 1,
      "per-coordinate data mean (set by --normalize std)"},
     {"data-std", OPT_STRING, OFF(data_std), "", CMD_TRAIN, 1,

@@ -60,26 +60,6 @@ int cli_load_model(cli_cfg *cfg, ug_model **out) {
     return cli_error("give --ckpt FILE or --model gmm:MIX.json");
 }
 
-/* In place: model space -> data space (inverse of train's --normalize std). Returns the log
- * |det| of the map data -> model per example (0 without normalization). */
-int cli_unnormalize_d(const cli_cfg *cfg, double *x, int64_t n, int64_t d, int inverse,
-                      double *logdet) {
-    if (logdet) *logdet = 0;
-    if (!cfg->ckpt || !cfg->normalize || strcmp(cfg->normalize, "std")) return 0;
-    double mean[64], sd[64];
-    int km = cli_parse_list(cfg->data_mean, mean, 64), ks = cli_parse_list(cfg->data_std, sd, 64);
-    if (km < 1 || km != ks || (km != 1 && km != d))
-        return cli_error("%s: bad data-mean / data-std in the stored configuration", cfg->ckpt);
-    for (int64_t j = 0; logdet && j < d; j++) *logdet += log(cfg->sigma_data / sd[km == 1 ? 0 : j]);
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < d; j++) {
-            int k = km == 1 ? 0 : (int)j;
-            double *v = &x[i * d + j];
-            *v = inverse ? (*v - mean[k]) / sd[k] * cfg->sigma_data : *v / cfg->sigma_data * sd[k] + mean[k];
-        }
-    return 0;
-}
-
 static int read_matrix(const char *path, double **out, int64_t *rows, int64_t *cols, int want_1d) {
     ug_npy_array a;
     if (ug_npy_read(path, &a)) return cli_error("%s", ug_last_error());
@@ -177,18 +157,31 @@ int cli_sample(cli_cfg *cfg) {
     }
     double secs = now_s() - t0;
     /* Back to data space when the model was trained on standardized data. */
-    if (cli_unnormalize_d(cfg, x, n, d, 0, NULL)) goto done;
+    if (cfg->ckpt && cli_norm_apply(cfg, NULL, x, n, d, -1, NULL)) goto done;
     if (cfg->out) {
         ug_status st;
+        const ug_model_cfg *mc = ug_model_config(m);
+        int image = mc->channels > 0 && (int64_t)mc->channels * mc->height * mc->width == d;
         if (ends_with(cfg->out, ".png")) {
-            if (d != 2) { cli_error("sample: a .png of %lld-dimensional samples is not supported yet; use .npy", (long long)d); goto done; }
             float *xf = malloc((size_t)(n * d) * sizeof *xf);
             if (!xf) { cli_error("out of memory"); goto done; }
             for (int64_t j = 0; j < n * d; j++) xf[j] = (float)x[j];
             char title[200];
             snprintf(title, sizeof title, "%s, %d steps, %lld nfe", cfg->sampler, sc.steps, (long long)nfe);
-            st = ug_plot_scatter(cfg->out, xf, n, NULL, 0, 640, 640, title, NULL);
+            if (image) {
+                int zoom = mc->height < 48 ? 3 : mc->height < 96 ? 2 : 1;
+                st = ug_image_grid_zoom(cfg->out, xf, n, mc->channels, mc->height, mc->width, 0,
+                                        n < 8 ? (int)n : 8, 2, 0.0f, 1.0f, zoom);
+            } else if (d == 2) {
+                st = ug_plot_scatter(cfg->out, xf, n, NULL, 0, 640, 640, title, NULL);
+            } else {
+                free(xf);
+                cli_error("sample: no picture for %lld-dimensional vectors; use .npy", (long long)d);
+                goto done;
+            }
             free(xf);
+        } else if (image) {
+            st = ug_npy_write_f64(cfg->out, 4, (int64_t[]){n, mc->channels, mc->height, mc->width}, x);
         } else {
             st = ug_npy_write_f64(cfg->out, 2, (int64_t[]){n, d}, x);
         }

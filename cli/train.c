@@ -122,24 +122,6 @@ static void normalize_stats(const ug_dataset *ds, int64_t d, cli_cfg *cfg) {
     cfg->data_std = ss;
 }
 
-/* x_model = (x - mean) / std * sigma_data, or the inverse; mean/std lists of 1 or d values. */
-int cli_normalize(const cli_cfg *cfg, float *x, int64_t n, int64_t d, int inverse) {
-    if (!cfg->normalize || strcmp(cfg->normalize, "std") != 0) return 0;
-    double mean[64], sd[64];
-    int km = cli_parse_list(cfg->data_mean, mean, 64), ks = cli_parse_list(cfg->data_std, sd, 64);
-    if (km < 1 || km != ks || (km != 1 && km != d))
-        return cli_error("configuration: data-mean / data-std hold %d / %d values, expected 1 or %lld",
-                         km, ks, (long long)d);
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < d; j++) {
-            int k = km == 1 ? 0 : (int)j;
-            float *v = &x[i * d + j];
-            *v = inverse ? (float)(*v / cfg->sigma_data * sd[k] + mean[k])
-                         : (float)((*v - mean[k]) / sd[k] * cfg->sigma_data);
-        }
-    return 0;
-}
-
 int cli_model_cfg(const cli_cfg *cfg, int64_t data_dim, ug_model_cfg *mc) {
     *mc = ug_model_cfg_default();
     if (ug_family_from_name(cfg->family, &mc->family))
@@ -156,6 +138,9 @@ int cli_model_cfg(const cli_cfg *cfg, int64_t data_dim, ug_model_cfg *mc) {
     if (strlen(cfg->model) >= sizeof mc->net) return cli_error("--model %s: unknown", cfg->model);
     strcpy(mc->net, cfg->model);
     mc->data_dim = (int)data_dim;
+    mc->channels = (int)cfg->channels;
+    mc->height = (int)cfg->height;
+    mc->width = (int)cfg->width;
     mc->num_classes = (int)cfg->classes;
     mc->hidden = (int)cfg->hidden;
     mc->depth = (int)cfg->depth;
@@ -174,6 +159,37 @@ static int cli_train_previews(const cli_cfg *cfg, ug_model *model, ug_ema *ema,
     snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->out);
     if (cli_plot_metrics(path, cfg->out)) return 1;
     int64_t d = ug_dataset_dim(ds);
+    if (ds->ndim == 3) {
+        /* 64 EMA samples in a grid (8 rows of 8). */
+        const int64_t n = 64;
+        double *x = malloc((size_t)(n * d) * sizeof *x);
+        float *xf = malloc((size_t)(n * d) * sizeof *xf);
+        int rc = 1;
+        ug_sample_cfg sc = ug_sample_cfg_default();
+        sc.seed = (uint64_t)cfg->seed + 1;
+        int64_t nfe;
+        ug_status st = UG_OK;
+        if (!x || !xf) { cli_error("out of memory"); goto img_out; }
+        if (ema->w) ug_ema_swap(ema, ug_model_params(model));
+        st = ug_model_sample(model, &sc, n, NULL, NULL, x, &nfe);
+        if (ema->w) ug_ema_swap(ema, ug_model_params(model));
+        if (st) { cli_error("%s", ug_last_error()); goto img_out; }
+        if (cli_norm_apply(cfg, NULL, x, n, d, -1, NULL)) goto img_out;
+        for (int64_t j = 0; j < n * d; j++) xf[j] = (float)x[j];
+        snprintf(path, sizeof path, "%s/samples.png", cfg->out);
+        if ((st = ug_image_grid_zoom(path, xf, n, (int)ds->shape[0], (int)ds->shape[1],
+                                     (int)ds->shape[2], 8, 8, 2, 0.0f, 1.0f,
+                                     ds->shape[1] < 48 ? 3 : 1))) {
+            cli_error("%s", ug_last_error());
+            goto img_out;
+        }
+        fprintf(stderr, "unigen: 64 samples in %s\n", path);
+        rc = 0;
+    img_out:
+        free(x);
+        free(xf);
+        return rc;
+    }
     if (d != 2) return 0;
     const int64_t n = 4000;
     double *x = malloc((size_t)n * 2 * sizeof *x);
@@ -190,7 +206,8 @@ static int cli_train_previews(const cli_cfg *cfg, ug_model *model, ug_ema *ema,
     for (int64_t j = 0; j < n * 2; j++) xf[j] = (float)x[j];
     int64_t m = ds->n < n ? ds->n : n;
     memcpy(ref, ds->x, (size_t)m * 2 * sizeof *ref);
-    if (cli_normalize(cfg, xf, n, 2, 1) || cli_normalize(cfg, ref, m, 2, 1)) goto out;
+    if (cli_norm_apply(cfg, xf, NULL, n, 2, -1, NULL) || cli_norm_apply(cfg, ref, NULL, m, 2, -1, NULL))
+        goto out;
     snprintf(path, sizeof path, "%s/samples.png", cfg->out);
     char title[160];
     snprintf(title, sizeof title, "%s samples (heun, %lld nfe) over %s", cfg->formulation,
@@ -233,11 +250,19 @@ int cli_train(cli_cfg *cfg) {
                          "classes (%s has %d)", (long long)cfg->classes, cfg->data, ds.num_classes);
     }
     cfg->data_dim = d;
+    if (!strcmp(cfg->normalize, "auto")) {
+        /* Images to DDPM's [-1, 1]; vectors as they are. Stored resolved in the config. */
+        free(cfg->normalize);
+        cfg->normalize = strdup(ds.ndim == 3 ? "pm1" : "none");
+    }
     if (!strcmp(cfg->normalize, "std")) normalize_stats(&ds, d, cfg);
-    else if (strcmp(cfg->normalize, "none"))
-        return cli_error("--normalize %s: unknown (expected std, none)", cfg->normalize);
-    if (cli_normalize(cfg, ds.x, ds.n, d, 0)) return 1;
+    if (cli_norm_apply(cfg, ds.x, NULL, ds.n, d, +1, NULL)) { ug_dataset_free(&ds); return 1; }
 
+    if (ds.ndim == 3) {
+        cfg->channels = ds.shape[0];
+        cfg->height = ds.shape[1];
+        cfg->width = ds.shape[2];
+    }
     ug_model_cfg mc;
     ug_model *model = NULL;
     if (cli_model_cfg(cfg, d, &mc)) { ug_dataset_free(&ds); return 1; }
