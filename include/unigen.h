@@ -335,7 +335,7 @@ ug_param_kind ug_form_natural_param(ug_form_kind k);
 /* ================================================================ models
  * Every family behind one handle: build from a configuration, train with ug_model_loss, save
  * and load checkpoints. */
-typedef enum { UG_FAMILY_DIFFUSION, UG_FAMILY_COUNT } ug_family;
+typedef enum { UG_FAMILY_DIFFUSION, UG_FAMILY_CLASSIFIER, UG_FAMILY_COUNT } ug_family;
 const char *ug_family_name(ug_family f);
 int ug_family_from_name(const char *name, ug_family *out);
 
@@ -355,6 +355,8 @@ typedef struct ug_model_cfg {
     double p_mean, p_std;    /* NAN: the sampler's default */
     double shift;            /* SD3 timestep shift (1: none) */
     double p_uncond;         /* classifier-free guidance label dropout */
+    /* classifier */
+    int noisy;               /* 1: trained on x + sigma eps and conditioned on sigma (guidance) */
 } ug_model_cfg;
 
 ug_model_cfg ug_model_cfg_default(void);   /* diffusion, edm/edm, mlp-toy */

@@ -1,17 +1,19 @@
 /* model.c — the public model handle: one interface over the families (STYLE: models/). */
 #include "core/core.h"
 #include "models/diffusion.h"
+#include "models/classifier.h"
 #include <math.h>
 
 struct ug_model {
     ug_model_cfg cfg;
     ug_params *ps;
     ug_diffusion diff;
+    ug_classifier cls;   /* family classifier */
     ug_gmm gmm;          /* analytic model: gmm.K > 0 */
     ug_ctx *ctx;         /* sampling activations */
 };
 
-static const char *const k_family[UG_FAMILY_COUNT] = {"diffusion"};
+static const char *const k_family[UG_FAMILY_COUNT] = {"diffusion", "classifier"};
 const char *ug_family_name(ug_family f) { return (unsigned)f < UG_FAMILY_COUNT ? k_family[f] : "?"; }
 int ug_family_from_name(const char *s, ug_family *out) {
     for (int i = 0; i < UG_FAMILY_COUNT; i++)
@@ -39,10 +41,27 @@ ug_model_cfg ug_model_cfg_default(void) {
     return c;
 }
 
+static ug_status classifier_create(const ug_model_cfg *cfg, uint64_t seed, ug_model **out) {
+    ug_model *m = calloc(1, sizeof *m);
+    if (!m) return ug_fail(UG_ERR_NOMEM, "model: out of memory");
+    m->cfg = *cfg;
+    ug_status st = ug_params_create(&m->ps);
+    if (!st) st = ug_classifier_declare(&m->cls, m->ps, cfg);
+    if (!st) st = ug_params_finalize(m->ps);
+    if (st) {
+        ug_model_free(m);
+        return st;
+    }
+    ug_params_init_uniform(m->ps, seed);
+    *out = m;
+    return UG_OK;
+}
+
 ug_status ug_model_create(const ug_model_cfg *cfg, uint64_t seed, ug_model **out) {
     *out = NULL;
     if ((unsigned)cfg->family >= UG_FAMILY_COUNT)
         return ug_fail(UG_ERR_INVALID_ARG, "model: family %d unknown", (int)cfg->family);
+    if (cfg->family == UG_FAMILY_CLASSIFIER) return classifier_create(cfg, seed, out);
     if (cfg->data_dim < 1)
         return ug_fail(UG_ERR_INVALID_ARG, "model: data_dim %d, expected >= 1", cfg->data_dim);
     if (!(cfg->sigma_data > 0))
@@ -90,6 +109,7 @@ ug_status ug_model_create(const ug_model_cfg *cfg, uint64_t seed, ug_model **out
 void ug_model_free(ug_model *m) {
     if (!m) return;
     ug_diffusion_free(&m->diff);
+    ug_classifier_free(&m->cls);
     ug_params_free(m->ps);
     ug_ctx_free(m->ctx);
     if (m->gmm.K) ug_gmm_free(&m->gmm);
@@ -100,12 +120,24 @@ ug_params *ug_model_params(ug_model *m) { return m->ps; }
 const ug_model_cfg *ug_model_config(const ug_model *m) { return &m->cfg; }
 const ug_diffusion *ug_model_diffusion(const ug_model *m) { return &m->diff; }
 const ug_gmm *ug_model_gmm(const ug_model *m) { return m->gmm.K ? &m->gmm : NULL; }
+ug_classifier *ug_model_classifier(ug_model *m) {
+    return m->cfg.family == UG_FAMILY_CLASSIFIER ? &m->cls : NULL;
+}
 
 ug_status ug_model_loss(ug_model *m, ug_ctx *ctx, const float *x, int64_t B, const int32_t *y,
                         uint64_t seed, uint64_t first_stream, ug_tensor **loss) {
-    if (m->cfg.num_classes && !y)
-        return ug_fail(UG_ERR_INVALID_ARG, "model: a class-conditional model needs labels");
-    *loss = ug_diffusion_loss(ctx, &m->diff, x, B, y, seed, first_stream);
+    if (m->cfg.family == UG_FAMILY_CLASSIFIER) {
+        if (!y) return ug_fail(UG_ERR_INVALID_ARG, "model: a classifier needs labels");
+        for (int64_t b = 0; b < B; b++)
+            if (y[b] < 0 || y[b] >= m->cls.num_classes)
+                return ug_fail(UG_ERR_INVALID_ARG, "model: label %d of example %lld outside [0, %d)",
+                               y[b], (long long)b, m->cls.num_classes);
+        *loss = ug_classifier_loss(ctx, &m->cls, x, B, y, seed, first_stream);
+    } else {
+        if (m->cfg.num_classes && !y)
+            return ug_fail(UG_ERR_INVALID_ARG, "model: a class-conditional model needs labels");
+        *loss = ug_diffusion_loss(ctx, &m->diff, x, B, y, seed, first_stream);
+    }
     if (!isfinite((*loss)->data[0]))
         return ug_fail(UG_ERR_NUMERIC, "model: the loss is %g", (double)(*loss)->data[0]);
     return UG_OK;
@@ -217,6 +249,9 @@ ug_status ug_model_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, const 
                           const double *noise, double *out, int64_t *nfe) {
     ug_sampler_cfg sc;
     ug_form scratch;
+    if (m->cfg.family != UG_FAMILY_DIFFUSION)
+        return ug_fail(UG_ERR_UNSUPPORTED, "sample: a %s model does not sample",
+                       ug_family_name(m->cfg.family));
     ug_status st = resolve_sampler(m, c, &sc, &scratch);
     if (st) return st;
     int64_t d = m->cfg.data_dim;
