@@ -30,6 +30,37 @@ static int has_metric(const char *list, const char *name) {
     return 0;
 }
 
+/* The classifier of --classifier, with its own stored configuration (normalization included). */
+static int load_classifier(const char *path, int64_t d, cli_cfg *cc, ug_model **out) {
+    char err[512];
+    *out = NULL;
+    if (cli_parse(CMD_EVAL, "eval", 0, NULL, cc, err, sizeof err)) return cli_error("%s", err);
+    cc->ckpt = strdup(path);
+    if (cli_load_model(cc, out)) return 1;
+    const ug_model_cfg *mc = ug_model_config(*out);
+    if (mc->family != UG_FAMILY_CLASSIFIER)
+        return cli_error("--classifier %s: a %s model, expected a classifier (unigen train --family "
+                         "classifier)", path, ug_family_name(mc->family));
+    if (mc->data_dim != d)
+        return cli_error("--classifier %s: examples of size %d, the data have %lld", path,
+                         mc->data_dim, (long long)d);
+    return 0;
+}
+
+/* Features of n examples (data space, float) under the classifier: its normalization, then the
+ * feature layer. */
+static int features_of(cli_cfg *cc, ug_model *cls, const float *x, int64_t n, int64_t d,
+                       float *feat, float *xn) {
+    memcpy(xn, x, (size_t)(n * d) * sizeof *xn);
+    if (cli_norm_apply(cc, xn, NULL, n, d, +1, NULL)) return 1;
+    int K = ug_model_config(cls)->num_classes;
+    float *logits = malloc((size_t)(n * K) * sizeof *logits);
+    if (!logits) return cli_error("out of memory");
+    ug_status st = ug_model_classify(cls, n, xn, NULL, logits, feat);
+    free(logits);
+    return st ? cli_error("%s", ug_last_error()) : 0;
+}
+
 int cli_eval(cli_cfg *cfg) {
     if (!cfg->data) return cli_error("eval: --data is required (the held-out data)");
     int want_metrics = cfg->metrics && *cfg->metrics;
@@ -146,7 +177,7 @@ int cli_eval(cli_cfg *cfg) {
         if (ug_model_sample(m, &sc, n, NULL, NULL, gen, &nfe)) { cli_error("%s", ug_last_error()); goto done; }
         if (cfg->ckpt && cli_norm_apply(cfg, NULL, gen, n, d, -1, NULL)) goto done;
         for (int64_t j = 0; j < n * d; j++) gf[j] = (float)gen[j];
-        if (cfg->json) printf(", \"samples\": {\"n\": %lld, \"sampler\": \"%s\", \"steps\": %d, \"nfe\": %lld, \"seed\": %lld}, \"metrics\": {\"features\": \"raw\"",
+        if (cfg->json) printf(", \"samples\": {\"n\": %lld, \"sampler\": \"%s\", \"steps\": %d, \"nfe\": %lld, \"seed\": %lld}, \"metrics\": {\"raw_metrics\": \"mmd, energy, swd\"",
                               (long long)n, cfg->sampler, sc.steps ? sc.steps : 18, (long long)nfe, (long long)sc.seed);
         else printf("%lld samples: %s, %d steps, %lld NFE, seed %lld; metrics on raw coordinates:\n",
                     (long long)n, cfg->sampler, sc.steps ? sc.steps : 18, (long long)nfe, (long long)sc.seed);
@@ -159,11 +190,59 @@ int cli_eval(cli_cfg *cfg) {
         if (!st && has_metric(cfg->metrics, "energy") && !(st = ug_energy_distance(xf, n, gf, n, d, &v))) report(cfg->json, "energy", v);
         if (!st && has_metric(cfg->metrics, "swd") &&
             !(st = ug_sliced_w2(xf, n, gf, n, d, (int)cfg->swd_dirs, (uint64_t)cfg->seed, &v))) report(cfg->json, "swd", v);
-        if (!st && has_metric(cfg->metrics, "fd") && !(st = ug_frechet_distance(xf, n, gf, n, d, &v))) report(cfg->json, "fd", v);
-        if (!st && has_metric(cfg->metrics, "pr") && !(st = ug_precision_recall(xf, n, gf, n, d, 3, &prec, &rec))) {
+        /* fd and pr: in the classifier's feature space when one is given. */
+        const float *fx = xf, *fg = gf;
+        int64_t fdim = d;
+        float *featx = NULL, *featg = NULL, *tmp = NULL;
+        ug_model *cls = NULL;
+        cli_cfg cc;
+        memset(&cc, 0, sizeof cc);
+        int need_feat = has_metric(cfg->metrics, "fd") || has_metric(cfg->metrics, "pr");
+        if (!st && need_feat && cfg->classifier) {
+            int bad = load_classifier(cfg->classifier, d, &cc, &cls);
+            if (!bad) {
+                fdim = ug_model_feature_dim(cls);
+                featx = malloc((size_t)(n * fdim) * sizeof *featx);
+                featg = malloc((size_t)(n * fdim) * sizeof *featg);
+                tmp = malloc((size_t)(n * d) * sizeof *tmp);
+                bad = !featx || !featg || !tmp;
+                if (bad) cli_error("out of memory");
+            }
+            if (!bad) bad = features_of(&cc, cls, xf, n, d, featx, tmp) || features_of(&cc, cls, gf, n, d, featg, tmp);
+            double acc = 0;
+            if (!bad) {
+                /* The classifier's accuracy on the same held-out examples, beside its metrics. */
+                ug_dataset view = ds;
+                view.n = n;
+                memcpy(tmp, xf, (size_t)(n * d) * sizeof *tmp);
+                view.x = tmp;
+                bad = cli_norm_apply(&cc, tmp, NULL, n, d, +1, NULL) ||
+                      (ug_model_accuracy(cls, &view, &acc) && cli_error("%s", ug_last_error()));
+            }
+            if (bad) {
+                free(featx); free(featg); free(tmp);
+                ug_model_free(cls);
+                cli_cfg_free(&cc);
+                if (cfg->json) printf("}}\n");
+                goto done;
+            }
+            if (cfg->json) printf(", \"feature_space\": \"%s\", \"feature_dim\": %lld, \"classifier_test_accuracy\": %.6f",
+                                  cfg->classifier, (long long)fdim, acc);
+            else printf("  classifier %s: %lld features, test accuracy %.4f\n", cfg->classifier, (long long)fdim, acc);
+            fx = featx;
+            fg = featg;
+        } else if (!st && need_feat) {
+            if (cfg->json) printf(", \"feature_space\": \"raw\"");
+            else printf("  fd and pr on the raw coordinates (no --classifier)\n");
+        }
+        if (!st && has_metric(cfg->metrics, "fd") && !(st = ug_frechet_distance(fx, n, fg, n, fdim, &v))) report(cfg->json, "fd", v);
+        if (!st && has_metric(cfg->metrics, "pr") && !(st = ug_precision_recall(fx, n, fg, n, fdim, 3, &prec, &rec))) {
             report(cfg->json, "precision", prec);
             report(cfg->json, "recall", rec);
         }
+        free(featx); free(featg); free(tmp);
+        ug_model_free(cls);
+        cli_cfg_free(&cc);
         if (st) { if (cfg->json) printf("}}\n"); cli_error("%s", ug_last_error()); goto done; }
         if (cfg->json) printf("}");
     }

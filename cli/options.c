@@ -26,7 +26,10 @@ const opt_def cli_options[] = {
     {"json", OPT_BOOL, OFF(json), "0", CMD_ALL, 0, "print one JSON line instead of a table"},
     {"ckpt", OPT_STRING, OFF(ckpt), NULL, CMD_SAMPLE | CMD_EVAL | CMD_INFO, 0, "checkpoint file"},
     /* model definition */
-    {"family", OPT_STRING, OFF(family), "diffusion", CMD_TRAIN, 1, "model family: diffusion"},
+    {"family", OPT_STRING, OFF(family), "diffusion", CMD_TRAIN, 1,
+     "model family: diffusion, classifier (features for fd/pr, guidance)"},
+    {"noisy", OPT_INT, OFF(noisy), "0", CMD_TRAIN, 1,
+     "classifier: 1 = trained on noisy inputs x + sigma eps (for classifier guidance)"},
     {"formulation", OPT_STRING, OFF(formulation), "edm", CMD_TRAIN, 1,
      "diffusion formulation: vp, vp-cosine, vp-cont, ve, edm, fm"},
     {"param", OPT_STRING, OFF(param), "", CMD_TRAIN, 1,
@@ -121,8 +124,11 @@ const opt_def cli_options[] = {
      "negative log-likelihood of held-out data (probability-flow ODE for diffusion models)"},
     {"metrics", OPT_STRING, OFF(metrics), "", CMD_EVAL, 0,
      "comma list of two-sample metrics between --n samples and held-out data: mmd, energy, "
-     "swd, fd, pr (on the raw coordinates)"},
+     "swd (raw coordinates), fd, pr (classifier features with --classifier, else raw)"},
     {"split", OPT_STRING, OFF(split), "test", CMD_EVAL, 0, "held-out data: test or train"},
+    {"classifier", OPT_STRING, OFF(classifier), NULL, CMD_EVAL, 0,
+     "checkpoint of a classifier trained on the same data (unigen train --family classifier): "
+     "fd and pr are computed in its feature space, its test accuracy is reported beside them"},
     {"rtol", OPT_FLOAT, OFF(rtol), "1e-5", CMD_EVAL, 0, "ODE relative tolerance (RK45)"},
     {"atol", OPT_FLOAT, OFF(atol), "1e-5", CMD_EVAL, 0, "ODE absolute tolerance (RK45)"},
     {"divergence", OPT_STRING, OFF(divergence), "auto", CMD_EVAL, 0,

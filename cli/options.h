@@ -24,7 +24,7 @@ typedef struct cli_cfg {
     char *ckpt;
     /* model definition (stored in checkpoints) */
     char *family, *formulation, *param, *model, *t_sampler, *normalize, *data_mean, *data_std;
-    int64_t hidden, depth, classes, data_dim, channels, height, width;
+    int64_t hidden, depth, classes, data_dim, channels, height, width, noisy;
     double sigma_data, p_mean, p_std, shift, p_uncond;
     /* training */
     int64_t steps, batch, warmup, log_every, save_every;
@@ -37,7 +37,7 @@ typedef struct cli_cfg {
     int print_grid, use_ema;
     /* evaluation */
     int nll;
-    char *metrics, *split, *divergence;
+    char *metrics, *split, *divergence, *classifier;
     double rtol, atol;
     int64_t probes, swd_dirs;
 } cli_cfg;

@@ -125,7 +125,7 @@ static void normalize_stats(const ug_dataset *ds, int64_t d, cli_cfg *cfg) {
 int cli_model_cfg(const cli_cfg *cfg, int64_t data_dim, ug_model_cfg *mc) {
     *mc = ug_model_cfg_default();
     if (ug_family_from_name(cfg->family, &mc->family))
-        return cli_error("--family %s: unknown (expected diffusion)", cfg->family);
+        return cli_error("--family %s: unknown (expected diffusion, classifier)", cfg->family);
     if (ug_form_from_name(cfg->formulation, &mc->formulation))
         return cli_error("--formulation %s: unknown (expected vp, vp-cosine, vp-cont, ve, edm, fm)",
                          cfg->formulation);
@@ -137,6 +137,7 @@ int cli_model_cfg(const cli_cfg *cfg, int64_t data_dim, ug_model_cfg *mc) {
                          cfg->t_sampler);
     if (strlen(cfg->model) >= sizeof mc->net) return cli_error("--model %s: unknown", cfg->model);
     strcpy(mc->net, cfg->model);
+    mc->noisy = (int)cfg->noisy;
     mc->data_dim = (int)data_dim;
     mc->channels = (int)cfg->channels;
     mc->height = (int)cfg->height;
@@ -244,6 +245,12 @@ int cli_train(cli_cfg *cfg) {
     ug_status st = ug_dataset_load(cfg->data, 1, cfg->n, (uint64_t)cfg->seed, &ds);
     if (st) return cli_error("%s", ug_last_error());
     int64_t d = ug_dataset_dim(&ds);
+    int classifier = !strcmp(cfg->family, "classifier");
+    if (classifier && !cfg->classes) cfg->classes = ds.num_classes;
+    if (classifier && !ds.y) {
+        ug_dataset_free(&ds);
+        return cli_error("train: a classifier needs a labelled data set (%s has no labels)", cfg->data);
+    }
     if (cfg->classes && (!ds.y || ds.num_classes > cfg->classes)) {
         ug_dataset_free(&ds);
         return cli_error("train: --classes %lld needs a labelled data set with at most that many "
@@ -297,9 +304,14 @@ int cli_train(cli_cfg *cfg) {
     if (!(metrics = fopen(path, "w"))) { cli_error("%s: cannot write: %s", path, strerror(errno)); goto done; }
 
     int tty = isatty(2);
-    fprintf(stderr, "unigen: training %s %s/%s (%lld parameters) on %s: %lld examples of dim %lld\n",
-            ug_family_name(mc.family), ug_form_name(mc.formulation), ug_param_name(mc.param),
-            (long long)ug_params_count(ps), cfg->data, (long long)ds.n, (long long)d);
+    if (classifier)
+        fprintf(stderr, "unigen: training a%s classifier (%lld parameters, %lld classes) on %s: "
+                "%lld examples of dim %lld\n", cfg->noisy ? " noisy" : "", (long long)ug_params_count(ps),
+                (long long)cfg->classes, cfg->data, (long long)ds.n, (long long)d);
+    else
+        fprintf(stderr, "unigen: training %s %s/%s (%lld parameters) on %s: %lld examples of dim %lld\n",
+                ug_family_name(mc.family), ug_form_name(mc.formulation), ug_param_name(mc.param),
+                (long long)ug_params_count(ps), cfg->data, (long long)ds.n, (long long)d);
     double t_start = now_s(), t_log = t_start, loss_acc = 0, gn_acc = 0;
     int64_t n_acc = 0, epoch = 0;
     ug_loader_start_epoch(&L, 0);
@@ -363,7 +375,29 @@ int cli_train(cli_cfg *cfg) {
             now_s() - t_start, path);
     fclose(metrics);
     metrics = NULL;
-    if (cli_train_previews(cfg, model, &ema, &ds)) goto done;
+    if (classifier) {
+        /* The test split's accuracy, with the EMA weights the checkpoint's users will load. */
+        ug_dataset te;
+        double acc;
+        if (ug_dataset_load(cfg->data, 0, 0, (uint64_t)cfg->seed, &te)) { cli_error("%s", ug_last_error()); goto done; }
+        if (cli_norm_apply(cfg, te.x, NULL, te.n, d, +1, NULL)) { ug_dataset_free(&te); goto done; }
+        if (ema.w) ug_ema_swap(&ema, ps);
+        st = ug_model_accuracy(model, &te, &acc);
+        if (ema.w) ug_ema_swap(&ema, ps);
+        ug_dataset_free(&te);
+        if (st) { cli_error("%s", ug_last_error()); goto done; }
+        fprintf(stderr, "unigen: test accuracy %.4f\n", acc);
+        snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->out);
+        FILE *mf = fopen(path, "a");
+        if (mf) {
+            fprintf(mf, "{\"step\": %lld, \"test_accuracy\": %.6f}\n", (long long)cfg->steps, acc);
+            fclose(mf);
+        }
+        snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->out);
+        if (cli_plot_metrics(path, cfg->out)) goto done;
+    } else if (cli_train_previews(cfg, model, &ema, &ds)) {
+        goto done;
+    }
     rc = 0;
 done:
     if (metrics) fclose(metrics);

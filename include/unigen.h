@@ -412,6 +412,24 @@ ug_status ug_model_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, const 
 ug_status ug_model_sample_grid(ug_model *m, const ug_sample_cfg *c, double *sigmas, int *nsig,
                                double *eval, int64_t max, int64_t *neval);
 
+typedef struct ug_dataset ug_dataset;   /* defined with the data sets below */
+
+/* ---------------------------------------------------------------- classifiers (family classifier)
+ * Logits (n, K) and, if features is not NULL, features (n, F) of n inputs x (n, d), without
+ * gradients. sigma: the noise level of each input (noisy classifiers; NULL: clean, i.e. the
+ * formulation's sigma_min); ignored by clean classifiers. The network runs on tiles of a fixed
+ * row count, so an input's outputs never depend on the other inputs of the call. */
+ug_status ug_model_classify(ug_model *m, int64_t n, const float *x, const double *sigma,
+                            float *logits, float *features);
+/* Width F of the feature layer (0 unless a classifier). */
+int ug_model_feature_dim(const ug_model *m);
+/* Share of a labelled data set the classifier gets right (clean inputs, argmax of the logits). */
+ug_status ug_model_accuracy(ug_model *m, const ug_dataset *ds, double *acc);
+/* grad (n, d) = d/dx log p(labels_i | x_i, sigma) at the points x (n, d), for classifier
+ * guidance. Parameters are frozen during the call (their requires-grad flags are restored). */
+ug_status ug_model_class_logprob_grad(ug_model *m, int64_t n, const double *x, double sigma,
+                                      const int32_t *labels, double *grad);
+
 /* ---------------------------------------------------------------- checkpoints
  * A safetensors file: weights under their PyTorch-style names, "ema.<name>", Adam moments
  * "optim.m.<name>" / "optim.v.<name>", and __metadata__ {"format": "unigen-checkpoint-1",

@@ -295,3 +295,21 @@ TEST(cli_images_train_sample_eval) {
            strstr(out, "\"bpd\": ") && strstr(out, "\"divergence\": \"hutchinson\""),
            "image eval: %s", out);
 }
+
+/* A classifier trained by unigen gives the feature space of fd / pr, its accuracy beside them. */
+TEST(cli_classifier_features_for_metrics) {
+    char out[16384], dir[64];
+    tmpdir(dir, sizeof dir);
+    int rc = run(out, sizeof out, "train --family classifier --data gmm:ref/samplers/mix2d.json --n 4096 "
+                 "--model mlp --hidden 32 --depth 2 --steps 150 --batch 128 --log-every 50 --out %s/cls", dir);
+    ASSERT(rc == 0 && strstr(out, "test accuracy"), "classifier training: %s", out);
+    rc = run(out, sizeof out, "eval --model gmm:ref/samplers/mix2d.json --data gmm:ref/samplers/mix2d.json "
+             "--n 300 --metrics fd,pr --classifier %s/cls/checkpoint.safetensors --json", dir);
+    EXPECT(rc == 0 && strstr(out, "\"feature_dim\": 32") && strstr(out, "\"classifier_test_accuracy\": ") &&
+           strstr(out, "\"fd\": ") && strstr(out, "\"precision\": "), "eval with classifier: %s", out);
+    rc = run(out, sizeof out, "eval --model gmm:ref/samplers/mix2d.json --data gmm:ref/samplers/mix2d.json "
+             "--n 50 --metrics fd --classifier ref/samplers/mix2d.json");
+    EXPECT(rc == 1 && strstr(out, "unigen: error:"), "a non-checkpoint classifier is refused: %s", out);
+    rc = run(out, sizeof out, "train --family classifier --data moons --steps 2 --out %s/bad", dir);
+    EXPECT(rc == 1 && strstr(out, "needs a labelled data set"), "unlabelled: %s", out);
+}

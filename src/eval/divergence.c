@@ -159,6 +159,9 @@ ug_status ug_model_div_denoiser(ug_model *m, const int32_t *labels, const ug_div
                                 ug_div_denoiser *out, void **state) {
     *state = NULL;
     const ug_model_cfg *mc = ug_model_config(m);
+    if (mc->family != UG_FAMILY_DIFFUSION)
+        return ug_fail(UG_ERR_UNSUPPORTED, "divergence: a %s model has no denoiser",
+                       ug_family_name(mc->family));
     if (!strcmp(mc->net, "gmm"))
         return ug_fail(UG_ERR_UNSUPPORTED,
                        "divergence: an analytic mixture model: use ug_gmm_div_denoiser on the ug_gmm");
