@@ -122,6 +122,13 @@ const opt_def cli_options[] = {
     /* evaluation */
     {"nll", OPT_BOOL, OFF(nll), "0", CMD_EVAL, 0,
      "negative log-likelihood of held-out data (probability-flow ODE for diffusion models)"},
+    {"vlb", OPT_BOOL, OFF(vlb), "0", CMD_EVAL, 0,
+     "the DDPM variational bound (vp, vp-cosine models): discretized decoder for images, "
+     "Gaussian decoder for vectors"},
+    {"vlb-var", OPT_STRING, OFF(vlb_var), "beta-tilde", CMD_EVAL, 0,
+     "reverse-process variance of the bound: beta-tilde (DDPM's published numbers), beta (tighter)"},
+    {"vlb-steps", OPT_INT, OFF(vlb_steps), "0", CMD_EVAL, 0,
+     "0: all T terms per example; k: the decoder term and k sampled steps (unbiased)"},
     {"metrics", OPT_STRING, OFF(metrics), "", CMD_EVAL, 0,
      "comma list of two-sample metrics between --n samples and held-out data: mmd, energy, "
      "swd (raw coordinates), fd, pr (classifier features with --classifier, else raw)"},

@@ -36,7 +36,9 @@ typedef struct cli_cfg {
     double sigma_min, sigma_max, rho, eta, s_churn, s_tmin, s_tmax, s_noise, snr, sample_shift;
     int print_grid, use_ema;
     /* evaluation */
-    int nll;
+    int nll, vlb;
+    char *vlb_var;
+    int64_t vlb_steps;
     char *metrics, *split, *divergence, *classifier;
     double rtol, atol;
     int64_t probes, swd_dirs;

@@ -866,6 +866,39 @@ ug_status ug_precision_recall(const float *real, int64_t m, const float *fake, i
 ug_status ug_model_loglik(ug_model *m, const ug_lik_cfg *lc, const ug_div_cfg *c, int64_t n,
                           const double *x, double *logp, ug_ode_stats *stats);
 
+/* ---------------------------------------------------------------- DDPM variational bound (vlb.c)
+ * (Ho et al. 2020 eq. 5, the discretized Gaussian decoder of improved-diffusion), for discrete
+ * VP models: src/eval/vlb.c. */
+typedef enum {
+    UG_VLB_DISCRETIZED,   /* 8-bit data scaled to [-1, 1]: bins of width 2/255, ends to +-inf */
+    UG_VLB_GAUSSIAN,      /* continuous data: log N(x0; x0_hat, sigma_1^2 I) */
+    UG_VLB_DECODER_COUNT
+} ug_vlb_decoder;
+typedef enum {
+    UG_VLB_VAR_BETA_TILDE, /* p(x_{t-1} | x_t) variance beta~_t (beta~_2 at t = 1) */
+    UG_VLB_VAR_BETA,       /* beta_t (beta_1 at t = 1) */
+    UG_VLB_VAR_COUNT
+} ug_vlb_var;
+typedef struct ug_vlb_cfg {
+    ug_vlb_decoder decoder;   /* discretized */
+    ug_vlb_var var;           /* beta~ */
+    /* 0: every step t = 1..T once per example (improved-diffusion's calc_bpd_loop). k > 0: the
+     * decoder term (t = 1) once and k steps per example drawn uniformly from 2..T, their sum
+     * estimated as (T - 1) / k times theirs (unbiased; L_T is always exact). */
+    int t_samples;
+    uint64_t seed;            /* example i: Philox stream first_stream + i; block 0 the step */
+    uint64_t first_stream;    /* draws, block j (T + 1) + t the noise of its j-th draw of t
+                               * (block t in the full sum) */
+    ug_form_kind schedule;    /* analytic mixtures only: vp | vp-cosine; UG_FORM_COUNT (default):
+                               * the model's own (vp when that is not a discrete VP) */
+} ug_vlb_cfg;
+ug_vlb_cfg ug_vlb_default(void);
+
+/* A model's bound: analytic mixtures with c->schedule, trained models with their own discrete
+ * VP formulation (unconditional / null label). cfg NULL: defaults. */
+ug_status ug_model_vlb(ug_model *m, const ug_vlb_cfg *cfg, int64_t n, const double *x0,
+                       double *nats, double *terms);
+
 #ifdef __cplusplus
 }
 #endif

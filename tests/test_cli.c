@@ -313,3 +313,13 @@ TEST(cli_classifier_features_for_metrics) {
     rc = run(out, sizeof out, "train --family classifier --data moons --steps 2 --out %s/bad", dir);
     EXPECT(rc == 1 && strstr(out, "needs a labelled data set"), "unlabelled: %s", out);
 }
+
+TEST(cli_eval_vlb) {
+    char out[16384];
+    int rc = run(out, sizeof out, "eval --model gmm:ref/samplers/mix2d.json --data "
+                 "gmm:ref/samplers/mix2d.json --n 100 --vlb --vlb-var beta --json");
+    EXPECT(rc == 0 && strstr(out, "\"vlb\": ") && strstr(out, "\"decoder\": \"gaussian\"") &&
+           strstr(out, "\"variance\": \"beta\""), "vlb: %s", out);
+    EXPECT(run(out, sizeof out, "eval --model gmm:ref/samplers/mix2d.json --data moons --vlb --vlb-var big") == 1 &&
+           strstr(out, "--vlb-var big"), "bad variance: %s", out);
+}

@@ -10,33 +10,7 @@
 #include "models/diffusion.h"
 
 /* ---------------------------------------------------------------- DDPM variational bound (vlb.c)
- * Proposed for unigen.h (public): ug_vlb_decoder, ug_vlb_var, ug_vlb_cfg, ug_vlb_default,
- * ug_model_vlb. Internal: ug_ddpm_vlb and the formula helpers. */
-typedef enum {
-    UG_VLB_DISCRETIZED,   /* 8-bit data scaled to [-1, 1]: bins of width 2/255, ends to +-inf */
-    UG_VLB_GAUSSIAN,      /* continuous data: log N(x0; x0_hat, sigma_1^2 I) */
-    UG_VLB_DECODER_COUNT
-} ug_vlb_decoder;
-typedef enum {
-    UG_VLB_VAR_BETA_TILDE, /* p(x_{t-1} | x_t) variance beta~_t (beta~_2 at t = 1) */
-    UG_VLB_VAR_BETA,       /* beta_t (beta_1 at t = 1) */
-    UG_VLB_VAR_COUNT
-} ug_vlb_var;
-typedef struct ug_vlb_cfg {
-    ug_vlb_decoder decoder;   /* discretized */
-    ug_vlb_var var;           /* beta~ */
-    /* 0: every step t = 1..T once per example (improved-diffusion's calc_bpd_loop). k > 0: the
-     * decoder term (t = 1) once and k steps per example drawn uniformly from 2..T, their sum
-     * estimated as (T - 1) / k times theirs (unbiased; L_T is always exact). */
-    int t_samples;
-    uint64_t seed;            /* example i: Philox stream first_stream + i; block 0 the step */
-    uint64_t first_stream;    /* draws, block j (T + 1) + t the noise of its j-th draw of t
-                               * (block t in the full sum) */
-    ug_form_kind schedule;    /* analytic mixtures only: vp | vp-cosine; UG_FORM_COUNT (default):
-                               * the model's own (vp when that is not a discrete VP) */
-} ug_vlb_cfg;
-ug_vlb_cfg ug_vlb_default(void);
-
+ * The public part (ug_vlb_cfg, ug_model_vlb) is in unigen.h. */
 /* The bound L = L_T + sum_{t=2..T} L_{t-1} + L_0 in nats per example, nats (n), for the discrete
  * VP formulation f and a denoiser D(x~; sigma) evaluated at x~ = x_t / sqrt(abar_t),
  * sigma_t = sqrt((1 - abar_t) / abar_t). x0 (n, d). terms (T + 1) or NULL: terms[t - 1] the mean
@@ -45,11 +19,6 @@ ug_vlb_cfg ug_vlb_default(void);
  * probability of the 8-bit values), Gaussian decoder ug_bits_per_dim(nats, d, levels). */
 ug_status ug_ddpm_vlb(const ug_form *f, const ug_denoiser *dn, const ug_vlb_cfg *c, int64_t n,
                       const double *x0, double *nats, double *terms);
-/* A model's bound: analytic mixtures with c->schedule, trained models with their own discrete
- * VP formulation (unconditional / null label). cfg NULL: defaults. */
-ug_status ug_model_vlb(ug_model *m, const ug_vlb_cfg *cfg, int64_t n, const double *x0,
-                       double *nats, double *terms);
-
 /* KL(N(m1, v1) || N(m2, v2)) in one dimension. */
 double ug_gauss_kl(double m1, double v1, double m2, double v2);
 /* log (Phi(b) - Phi(a)) for a < b (either may be infinite), accurate in both tails. */
