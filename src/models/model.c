@@ -2,6 +2,7 @@
 #include "core/core.h"
 #include "models/diffusion.h"
 #include "models/classifier.h"
+#include "nn/unet.h"
 #include <math.h>
 
 struct ug_model {
@@ -57,6 +58,18 @@ static ug_status classifier_create(const ug_model_cfg *cfg, uint64_t seed, ug_mo
     return UG_OK;
 }
 
+static ug_status declare_unet(ug_diffusion *d, ug_params *ps, const ug_model_cfg *cfg,
+                              const ug_unet_cfg *uc) {
+    ug_unet u;
+    ug_net n;
+    ug_status st = ug_unet_declare(&u, ps, uc);
+    if (!st) st = ug_net_from_unet(&n, &u);
+    if (st) return st;
+    st = ug_diffusion_init(d, cfg->formulation, cfg->param, &n);
+    if (st) ug_net_free(&n);
+    return st;
+}
+
 ug_status ug_model_create(const ug_model_cfg *cfg, uint64_t seed, ug_model **out) {
     *out = NULL;
     if ((unsigned)cfg->family >= UG_FAMILY_COUNT)
@@ -70,25 +83,54 @@ ug_status ug_model_create(const ug_model_cfg *cfg, uint64_t seed, ug_model **out
         return ug_fail(UG_ERR_INVALID_ARG, "model: shift %g, expected > 0", cfg->shift);
     if (!(cfg->p_uncond >= 0 && cfg->p_uncond < 1))
         return ug_fail(UG_ERR_INVALID_ARG, "model: p_uncond %g, expected in [0, 1)", cfg->p_uncond);
-    ug_mlp_cfg net;
-    if (!strcmp(cfg->net, "mlp-toy")) {
+    /* "auto": the U-Net for images, the toy MLP for vectors. */
+    const char *net_name = cfg->net;
+    int image = cfg->channels > 0 && cfg->height > 0 && cfg->width > 0;
+    if (!net_name[0] || !strcmp(net_name, "auto")) net_name = image ? "unet-fmnist" : "mlp-toy";
+    int is_unet = !strcmp(net_name, "unet-fmnist") || !strcmp(net_name, "unet");
+    ug_mlp_cfg net = {0};
+    ug_unet_cfg ucfg = {0};
+    if (!strcmp(net_name, "mlp-toy")) {
         net = ug_mlp_toy_cfg(cfg->data_dim);
-    } else if (!strcmp(cfg->net, "mlp")) {
+    } else if (!strcmp(net_name, "mlp")) {
         net = ug_mlp_toy_cfg(cfg->data_dim);
         net.hidden = cfg->hidden;
         net.depth = cfg->depth;
         net.emb_dim = cfg->emb_dim;
+    } else if (is_unet) {
+        /* unet-fmnist: ../shared/peers/unet.py's network (1 channel); unet: any channels. */
+        if (!image || (int64_t)cfg->channels * cfg->height * cfg->width != cfg->data_dim)
+            return ug_fail(UG_ERR_INVALID_ARG,
+                           "model: network '%s' needs image examples: channels %d, height %d, "
+                           "width %d (product %lld) must be positive with product data_dim %d",
+                           net_name, cfg->channels, cfg->height, cfg->width,
+                           (long long)cfg->channels * cfg->height * cfg->width, cfg->data_dim);
+        if (!strcmp(net_name, "unet-fmnist") && cfg->channels != 1)
+            return ug_fail(UG_ERR_INVALID_ARG,
+                           "model: network 'unet-fmnist' takes 1 channel, found %d (use 'unet')",
+                           cfg->channels);
+        if (cfg->height % 4 || cfg->width % 4)
+            return ug_fail(UG_ERR_INVALID_ARG,
+                           "model: network '%s' needs height and width divisible by 4 "
+                           "(two stride-2 downsamplings), found %d x %d",
+                           net_name, cfg->height, cfg->width);
+        ucfg = ug_unet_fmnist_cfg(cfg->channels, cfg->height, cfg->width);
+        ucfg.emb_log_fmax = ug_diffusion_emb_log_fmax(cfg->formulation, cfg->param);
+        ucfg.num_classes = cfg->num_classes;
     } else {
-        return ug_fail(UG_ERR_INVALID_ARG, "model: network '%s' unknown, expected mlp-toy or mlp",
-                       cfg->net);
+        return ug_fail(UG_ERR_INVALID_ARG,
+                       "model: network '%s' unknown, expected auto, mlp-toy, mlp, unet-fmnist "
+                       "or unet", cfg->net);
     }
     net.num_classes = cfg->num_classes;
     net.label_dim = cfg->num_classes ? 16 : 0;
     ug_model *m = calloc(1, sizeof *m);
     if (!m) return ug_fail(UG_ERR_NOMEM, "model: out of memory");
     m->cfg = *cfg;
+    snprintf(m->cfg.net, sizeof m->cfg.net, "%s", net_name);   /* "auto" resolved */
     ug_status st = ug_params_create(&m->ps);
-    if (!st) st = ug_diffusion_declare(&m->diff, m->ps, cfg->formulation, cfg->param, &net);
+    if (!st && is_unet) st = declare_unet(&m->diff, m->ps, cfg, &ucfg);
+    else if (!st) st = ug_diffusion_declare(&m->diff, m->ps, cfg->formulation, cfg->param, &net);
     if (!st) st = ug_params_finalize(m->ps);
     if (st) {
         ug_model_free(m);
