@@ -34,9 +34,10 @@ const opt_def cli_options[] = {
      "diffusion formulation: vp, vp-cosine, vp-cont, ve, edm, fm"},
     {"param", OPT_STRING, OFF(param), "", CMD_TRAIN, 1,
      "parameterization: eps, x0, v, edm, velocity (default: the formulation's natural one)"},
-    {"model", OPT_STRING, OFF(model), "mlp-toy", CMD_TRAIN | CMD_SAMPLE | CMD_EVAL, 1,
-     "network: mlp-toy (the peer toy2d.py net), mlp (--hidden, --depth); sample/eval also "
-     "take gmm:FILE.json, the exact denoiser of a Gaussian mixture"},
+    {"model", OPT_STRING, OFF(model), "auto", CMD_TRAIN | CMD_SAMPLE | CMD_EVAL, 1,
+     "network: auto (unet-fmnist for images, mlp-toy for vectors), mlp-toy (the peer "
+     "toy2d.py net), mlp (--hidden, --depth), unet-fmnist (the peer unet.py net), unet (any "
+     "channel count); sample/eval also take gmm:FILE.json, an exact Gaussian mixture"},
     {"data-dim", OPT_INT, OFF(data_dim), "0", CMD_TRAIN, 1,
      "size of one example (set from the data)"},
     {"channels", OPT_INT, OFF(channels), "0", CMD_TRAIN, 1, "image channels (set from the data)"},
@@ -142,6 +143,15 @@ const opt_def cli_options[] = {
      "auto (exact for d <= 64), exact, hutchinson"},
     {"probes", OPT_INT, OFF(probes), "1", CMD_EVAL, 0, "Hutchinson probes per point"},
     {"swd-dirs", OPT_INT, OFF(swd_dirs), "256", CMD_EVAL, 0, "sliced Wasserstein directions"},
+    {"class", OPT_INT, OFF(class_label), "-1", CMD_SAMPLE, 0,
+     "class-conditional models: the label of every sample (-1: one row per class)"},
+    {"cfg-scale", OPT_FLOAT, OFF(cfg_scale), "1", CMD_SAMPLE, 0,
+     "classifier-free guidance w: D(null) + w (D(y) - D(null)) (1: none)"},
+    {"guidance-classifier", OPT_STRING, OFF(guidance_classifier), NULL, CMD_SAMPLE, 0,
+     "checkpoint of a noisy classifier (train --family classifier --noisy 1) for classifier "
+     "guidance; needs --class"},
+    {"guidance-scale", OPT_FLOAT, OFF(guidance_scale), "1", CMD_SAMPLE, 0,
+     "classifier guidance scale s: D + s sigma^2 grad log p(y | x, sigma)"},
     {"batch", OPT_INT, OFF(sample_batch), "0", CMD_SAMPLE, 0,
      "points per network batch (0: all at once); results do not depend on it"},
 };

@@ -35,6 +35,9 @@ typedef struct cli_cfg {
     int64_t sample_steps, corrector_steps, steps_offset, set_alpha_to_one, sample_batch;
     double sigma_min, sigma_max, rho, eta, s_churn, s_tmin, s_tmax, s_noise, snr, sample_shift;
     int print_grid, use_ema;
+    int64_t class_label;
+    double cfg_scale, guidance_scale;
+    char *guidance_classifier;
     /* evaluation */
     int nll, vlb;
     char *vlb_var;

@@ -145,17 +145,56 @@ int cli_sample(cli_cfg *cfg) {
         printf("\n");
         if (!cfg->out && !cfg->json) { rc = 0; goto done; }
     }
+    /* Labels: conditional models get --class, or one block of rows per class; classifier
+     * guidance of an unconditional model needs --class. */
+    int K = ug_model_config(m)->num_classes;
+    int32_t *labels = NULL;
+    ug_model *gcls = NULL;
+    cli_cfg gc;
+    memset(&gc, 0, sizeof gc);
+    if (cfg->guidance_classifier) {
+        char err[512];
+        if (cfg->class_label < 0) { cli_error("sample: --guidance-classifier needs --class K"); goto done; }
+        if (cli_parse(CMD_SAMPLE, "sample", 0, NULL, &gc, err, sizeof err)) { cli_error("%s", err); goto done; }
+        gc.ckpt = strdup(cfg->guidance_classifier);
+        if (cli_load_model(&gc, &gcls)) { cli_cfg_free(&gc); goto done; }
+        if (ug_model_config(gcls)->family != UG_FAMILY_CLASSIFIER || ug_model_config(gcls)->data_dim != d) {
+            cli_error("--guidance-classifier %s: not a classifier of %lld-dimensional examples",
+                      cfg->guidance_classifier, (long long)d);
+            ug_model_free(gcls);
+            cli_cfg_free(&gc);
+            goto done;
+        }
+        K = ug_model_config(gcls)->num_classes > K ? ug_model_config(gcls)->num_classes : K;
+        sc.classifier = gcls;
+        sc.classifier_scale = cfg->guidance_scale;
+    }
+    if (K > 0) {
+        if (cfg->class_label >= K) { cli_error("--class %lld: the model has %d classes", (long long)cfg->class_label, K); goto done; }
+        labels = malloc((size_t)n * sizeof *labels);
+        if (!labels) { cli_error("out of memory"); goto done; }
+        for (int64_t i = 0; i < n; i++)
+            labels[i] = cfg->class_label >= 0 ? (int32_t)cfg->class_label : (int32_t)(i * K / n);
+        sc.cfg_scale = cfg->cfg_scale;
+    }
     int64_t chunk = cfg->sample_batch > 0 ? cfg->sample_batch : n, nfe = 0;
     double t0 = now_s();
     for (int64_t i = 0; i < n; i += chunk) {
         int64_t k = n - i < chunk ? n - i : chunk;
         sc.first_stream = (uint64_t)i;
-        if (ug_model_sample(m, &sc, k, NULL, noise ? noise + i * d : NULL, x + i * d, &nfe)) {
+        if (ug_model_sample(m, &sc, k, labels ? labels + i : NULL, noise ? noise + i * d : NULL,
+                            x + i * d, &nfe)) {
             cli_error("%s", ug_last_error());
+            free(labels);
+            ug_model_free(gcls);
+            cli_cfg_free(&gc);
             goto done;
         }
     }
     double secs = now_s() - t0;
+    free(labels);
+    ug_model_free(gcls);
+    cli_cfg_free(&gc);
     /* Back to data space when the model was trained on standardized data. */
     if (cfg->ckpt && cli_norm_apply(cfg, NULL, x, n, d, -1, NULL)) goto done;
     if (cfg->out) {
@@ -170,8 +209,11 @@ int cli_sample(cli_cfg *cfg) {
             snprintf(title, sizeof title, "%s, %d steps, %lld nfe", cfg->sampler, sc.steps, (long long)nfe);
             if (image) {
                 int zoom = mc->height < 48 ? 3 : mc->height < 96 ? 2 : 1;
-                st = ug_image_grid_zoom(cfg->out, xf, n, mc->channels, mc->height, mc->width, 0,
-                                        n < 8 ? (int)n : 8, 2, 0.0f, 1.0f, zoom);
+                /* One row per class when conditional and no --class. */
+                int rows = K > 0 && cfg->class_label < 0 ? K : 0;
+                st = ug_image_grid_zoom(cfg->out, xf, n, mc->channels, mc->height, mc->width, rows,
+                                        rows ? (int)((n + K - 1) / K) : (n < 8 ? (int)n : 8), 2,
+                                        0.0f, 1.0f, zoom);
             } else if (d == 2) {
                 st = ug_plot_scatter(cfg->out, xf, n, NULL, 0, 640, 640, title, NULL);
             } else {

@@ -401,6 +401,13 @@ typedef struct ug_sample_cfg {
     int n_sigmas;
     uint64_t seed;           /* sample i draws from Philox stream first_stream + i */
     uint64_t first_stream;
+    /* Guidance (SPEC section 5), for class-conditional sampling (labels given):
+     * classifier-free D_w = D(null) + cfg_scale (D(y) - D(null)) (0 or 1: none), and/or
+     * classifier guidance D + classifier_scale sigma^2 grad log p(y | x, sigma) with a noisy
+     * classifier (a UG_FAMILY_CLASSIFIER model trained with noisy = 1). */
+    double cfg_scale;
+    ug_model *classifier;
+    double classifier_scale;
 } ug_sample_cfg;
 ug_sample_cfg ug_sample_cfg_default(void);
 /* n samples (n, d) into out. noise: (n, d) standard normal start, or NULL to draw it from the

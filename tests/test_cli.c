@@ -323,3 +323,29 @@ TEST(cli_eval_vlb) {
     EXPECT(run(out, sizeof out, "eval --model gmm:ref/samplers/mix2d.json --data moons --vlb --vlb-var big") == 1 &&
            strstr(out, "--vlb-var big"), "bad variance: %s", out);
 }
+
+TEST(cli_sample_guidance_flags) {
+    char out[16384], dir[64];
+    tmpdir(dir, sizeof dir);
+    const char *mix = "gmm:ref/samplers/mix2d.json";
+    int rc = run(out, sizeof out, "train --data %s --n 2048 --classes 8 --model mlp --hidden 32 --depth 1 "
+                 "--steps 20 --batch 64 --log-every 10 --out %s/c", mix, dir);
+    ASSERT(rc == 0, "conditional training: %s", out);
+    rc = run(out, sizeof out, "sample --ckpt %s/c/checkpoint.safetensors --n 16 --steps 4 --class 3 "
+             "--cfg-scale 2 --out %s/s.npy", dir, dir);
+    EXPECT(rc == 0, "classifier-free guidance: %s", out);
+    rc = run(out, sizeof out, "sample --ckpt %s/c/checkpoint.safetensors --n 16 --steps 4 --class 8 --out %s/s.npy", dir, dir);
+    EXPECT(rc == 1 && strstr(out, "--class 8"), "class out of range: %s", out);
+    rc = run(out, sizeof out, "train --family classifier --noisy 1 --data %s --n 2048 --model mlp --hidden 16 "
+             "--depth 1 --steps 20 --batch 64 --out %s/k", mix, dir);
+    ASSERT(rc == 0, "noisy classifier: %s", out);
+    rc = run(out, sizeof out, "train --data %s --n 2048 --model mlp --hidden 32 --depth 1 --steps 20 "
+             "--batch 64 --out %s/u", mix, dir);
+    ASSERT(rc == 0, "unconditional: %s", out);
+    rc = run(out, sizeof out, "sample --ckpt %s/u/checkpoint.safetensors --n 16 --steps 4 --class 2 "
+             "--guidance-classifier %s/k/checkpoint.safetensors --guidance-scale 2 --out %s/g.npy", dir, dir, dir);
+    EXPECT(rc == 0, "classifier guidance: %s", out);
+    rc = run(out, sizeof out, "sample --ckpt %s/u/checkpoint.safetensors --n 16 --steps 4 "
+             "--guidance-classifier %s/k/checkpoint.safetensors --out %s/g.npy", dir, dir, dir);
+    EXPECT(rc == 1 && strstr(out, "needs --class"), "guidance without a class: %s", out);
+}

@@ -3,6 +3,7 @@
 #include "models/diffusion.h"
 #include "models/classifier.h"
 #include "nn/unet.h"
+#include "diffusion/guidance.h"
 #include <math.h>
 
 struct ug_model {
@@ -287,6 +288,13 @@ ug_status ug_model_sample_grid(ug_model *m, const ug_sample_cfg *c, double *sigm
     return st;
 }
 
+/* Classifier guidance's gradient: d/dx log p(y | x, sigma) from a classifier model. */
+typedef struct { ug_model *cls; const int32_t *labels; } guide_grad;
+static ug_status guide_grad_fn(void *self, int64_t n, const double *x, double sigma, double *grad) {
+    guide_grad *g = self;
+    return ug_model_class_logprob_grad(g->cls, n, x, sigma, g->labels, grad);
+}
+
 ug_status ug_model_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, const int32_t *labels,
                           const double *noise, double *out, int64_t *nfe) {
     ug_sampler_cfg sc;
@@ -308,14 +316,41 @@ ug_status ug_model_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, const 
         free(z);
     }
     ug_denoiser dn;
-    void *state = NULL;
+    void *state = NULL, *ustate = NULL;
+    int guided = labels && (c->cfg_scale != 0 && c->cfg_scale != 1.0);
+    int cls_guided = labels && c->classifier && c->classifier_scale != 0;
+    if (guided && (m->gmm.K || !m->cfg.num_classes))
+        return ug_fail(UG_ERR_INVALID_ARG, "sample: classifier-free guidance needs a class-conditional model");
+    if (cls_guided && c->classifier->cfg.family != UG_FAMILY_CLASSIFIER)
+        return ug_fail(UG_ERR_INVALID_ARG, "sample: the guidance classifier is a %s model",
+                       ug_family_name(c->classifier->cfg.family));
     if (m->gmm.K) {
         dn = ug_gmm_denoiser(&m->gmm);
     } else {
         if (!m->ctx && (st = ug_ctx_create(&m->ctx, 0))) return st;
-        if ((st = ug_diffusion_denoiser(&m->diff, m->ctx, labels, &dn, &state))) return st;
+        /* An unconditional model guided by a classifier: its denoiser ignores the labels. */
+        const int32_t *own = m->cfg.num_classes ? labels : NULL;
+        if ((st = ug_diffusion_denoiser(&m->diff, m->ctx, own, &dn, &state))) return st;
+    }
+    ug_guided g;
+    memset(&g, 0, sizeof g);
+    guide_grad gg = {c->classifier, labels};
+    if (guided || cls_guided) {
+        g.cond = dn;
+        g.w = guided ? c->cfg_scale : 1.0;
+        if (guided && (st = ug_diffusion_denoiser(&m->diff, m->ctx, NULL, &g.uncond, &ustate))) {
+            free(state);
+            return st;
+        }
+        if (cls_guided) {
+            g.grad_logp = guide_grad_fn;
+            g.grad_self = &gg;
+            g.s = c->classifier_scale;
+        }
+        dn = ug_guided_denoiser(&g);
     }
     st = ug_sampler_run(&sc, &dn, n, out, nfe);
     free(state);
+    free(ustate);
     return st;
 }
