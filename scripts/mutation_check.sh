@@ -28,7 +28,13 @@ for m in "${mutations[@]}"; do
     echo "mutation_check: the mutation of $file did not apply (stale expression)" >&2
     exit 1
   fi
-  make -s -C "$tmp" build/test_unigen >/dev/null 2>&1
+  # A mutation may leave a variable unused: build without -Werror, and without the flags of a
+  # calling make (MAKEFLAGS would carry WERROR=1 from `make WERROR=1 mutation-check`).
+  if ! MAKEFLAGS= MFLAGS= make -s -C "$tmp" WERROR=0 build/test_unigen >"$tmp/build.log" 2>&1; then
+    echo "mutation_check: the tree mutated in $file does not build:" >&2
+    tail -5 "$tmp/build.log" >&2
+    exit 1
+  fi
   if (cd "$tmp/tests" && ../build/test_unigen "$filter" >/dev/null 2>&1); then
     echo "mutation_check: SURVIVED: $file: $expr (tests '$filter' still pass)" >&2
     exit 1
