@@ -3,27 +3,12 @@
  *   at batch 1024, 256 -> 256 through the tape (6 N In Out flops: forward, dW, dX).
  * Prints a table and one JSON line. Median of repeated timings. */
 #include "unigen.h"
+#include "bench.h"
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 static float *randbuf(size_t n, uint64_t seed) {
     float *p = malloc(n * sizeof *p);
@@ -37,13 +22,13 @@ static double bench_sgemm(int M, int N, int K, int ta, int tb, int reps) {
     float *a = randbuf((size_t)M * K, 1), *b = randbuf((size_t)K * N, 2), *c = calloc((size_t)M * N, 4);
     double t[64];
     for (int r = -2; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                     M, N, K, 1.0f, a, ta ? M : K, b, tb ? K : N, 0.0f, c, N);
-        if (r >= 0) t[r] = now_s() - t0;
+        if (r >= 0) t[r] = bench_now_s() - t0;
     }
     free(a); free(b); free(c);
-    return 2.0 * M * N * K / median(t, reps) * 1e-9;
+    return 2.0 * M * N * K / bench_median(t, reps) * 1e-9;
 }
 
 int main(int argc, char **argv) {
@@ -70,7 +55,7 @@ int main(int argc, char **argv) {
     float *xin = randbuf((size_t)B * In, 3), *dy = randbuf((size_t)B * Out, 4);
     double t[256];
     for (int r = -5; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         ug_tensor *x = ug_tensor_from(ctx, 2, (int64_t[]){B, In}, xin);
         ug_tensor_requires_grad(ctx, x);   /* dX as in a hidden layer */
         ug_tensor *y = ug_linear(ctx, x, w, b);
@@ -81,9 +66,9 @@ int main(int argc, char **argv) {
         ug_tensor *loss = ug_sum_all(ctx, ug_mul(ctx, y, d));
         ug_backward(ctx, loss);
         ug_ctx_reset(ctx);
-        if (r >= 0) t[r] = now_s() - t0;
+        if (r >= 0) t[r] = bench_now_s() - t0;
     }
-    double lin_s = median(t, reps);
+    double lin_s = bench_median(t, reps);
     double lin_gflops = flops_layer / lin_s * 1e-9;
 
     printf("# unigen engine bench, %d threads\n", threads);

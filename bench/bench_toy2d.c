@@ -5,24 +5,11 @@
  * Sampling: 10,000 points, Heun 18 steps (35 NFE), median of 5 runs after 1 warm-up run.
  * Prints one JSON line. Usage: bench_toy2d [threads] */
 #include "unigen.h"
+#include "bench.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
 
 int main(int argc, char **argv) {
     ug_set_threads(argc > 1 ? atoi(argv[1]) : 0);
@@ -48,7 +35,7 @@ int main(int argc, char **argv) {
     double t[200];
     int64_t idx[1024];
     for (int s = 0; s < warm + timed; s++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         ug_rng r = ug_rng_make(1, 1u << 30, (uint32_t)s);
         double u[1024];
         ug_rng_uniform_f64(&r, u, B);
@@ -63,23 +50,23 @@ int main(int argc, char **argv) {
         ug_backward(ctx, loss);
         ug_adam_step(&adam, ps, 1e-3f);
         ug_ctx_reset(ctx);
-        if (s >= warm) t[s - warm] = now_s() - t0;
+        if (s >= warm) t[s - warm] = bench_now_s() - t0;
     }
-    double step_med = median(t, timed);
+    double step_med = bench_median(t, timed);
     const int64_t n = 10000;
     double *x = malloc((size_t)n * 2 * sizeof *x), ts[5];
     ug_sample_cfg sc = ug_sample_cfg_default();
     int64_t nfe = 0;
     for (int rep = -1; rep < 5; rep++) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         if (ug_model_sample(m, &sc, n, NULL, NULL, x, &nfe)) return 1;
-        if (rep >= 0) ts[rep] = now_s() - t0;
+        if (rep >= 0) ts[rep] = bench_now_s() - t0;
     }
     printf("{\"workload\": \"toy2d\", \"impl\": \"unigen\", \"threads\": %d, \"params\": %lld, "
            "\"train_steps_per_s\": %.2f, \"train_step_ms_median\": %.3f, "
            "\"sample_10k_s\": %.3f, \"nfe\": %lld}\n",
            ug_get_threads(), (long long)ug_params_count(ps), 1.0 / step_med, step_med * 1e3,
-           median(ts, 5), (long long)nfe);
+           bench_median(ts, 5), (long long)nfe);
     ug_adam_free(&adam);
     ug_ctx_free(ctx);
     ug_model_free(m);

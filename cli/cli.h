@@ -14,6 +14,7 @@ typedef struct {
 /* Prints "unigen: error: ..." and returns 1. */
 int cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Shared helpers (train.c). */
+double cli_now_s(void);   /* monotonic seconds */
 int cli_mkdirs(const char *dir);
 int cli_write_text(const char *path, const char *text);
 int cli_parse_list(const char *s, double *out, int d);

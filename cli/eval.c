@@ -8,12 +8,6 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static void report(int json, const char *key, double val) {
     if (json) printf(", \"%s\": %.9g", key, val);
     else printf("  %-10s %.6g\n", key, val);
@@ -140,9 +134,9 @@ int cli_eval(cli_cfg *cfg) {
         lc.ode.rtol = cfg->rtol;
         lc.ode.atol = cfg->atol;
         ug_ode_stats st;
-        double t0 = now_s();
+        double t0 = cli_now_s();
         if (ug_model_loglik(m, &lc, &dc, n, x, logp, &st)) { cli_error("%s", ug_last_error()); goto done; }
-        double secs = now_s() - t0, s = 0, s2 = 0;
+        double secs = cli_now_s() - t0, s = 0, s2 = 0;
         for (int64_t i = 0; i < n; i++) {
             double v = -(logp[i] + logdet);   /* data space: log p(x) = log p_model(T x) + log|T'| */
             s += v;
@@ -176,9 +170,9 @@ int cli_eval(cli_cfg *cfg) {
         for (int64_t j = 0; j < n * d; j++) x0[j] = image ? round(ds.x[j] * 255.0) / 255.0 : ds.x[j];
         int bad = cfg->ckpt && cli_norm_apply(cfg, NULL, x0, n, d, +1, &logdet);
         vc.decoder = image ? UG_VLB_DISCRETIZED : UG_VLB_GAUSSIAN;
-        double t0 = now_s();
+        double t0 = cli_now_s();
         if (!bad && ug_model_vlb(m, &vc, n, x0, nats, NULL)) bad = cli_error("%s", ug_last_error());
-        double secs = now_s() - t0, s = 0;
+        double secs = cli_now_s() - t0, s = 0;
         for (int64_t i = 0; !bad && i < n; i++) s += nats[i];
         free(x0);
         free(nats);

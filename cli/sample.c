@@ -9,12 +9,6 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static int ends_with(const char *s, const char *suf) {
     size_t a = strlen(s), b = strlen(suf);
     return a >= b && !strcmp(s + a - b, suf);
@@ -178,7 +172,7 @@ int cli_sample(cli_cfg *cfg) {
         sc.cfg_scale = cfg->cfg_scale;
     }
     int64_t chunk = cfg->sample_batch > 0 ? cfg->sample_batch : n, nfe = 0;
-    double t0 = now_s();
+    double t0 = cli_now_s();
     for (int64_t i = 0; i < n; i += chunk) {
         int64_t k = n - i < chunk ? n - i : chunk;
         sc.first_stream = (uint64_t)i;
@@ -191,7 +185,7 @@ int cli_sample(cli_cfg *cfg) {
             goto done;
         }
     }
-    double secs = now_s() - t0;
+    double secs = cli_now_s() - t0;
     free(labels);
     ug_model_free(gcls);
     cli_cfg_free(&gc);

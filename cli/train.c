@@ -13,12 +13,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* DIR/loss.png: the loss column of a metrics.jsonl file against step, log scale. */
 int cli_plot_metrics(const char *metrics_path, const char *dir) {
     FILE *f = fopen(metrics_path, "r");
@@ -49,6 +43,12 @@ int cli_plot_metrics(const char *metrics_path, const char *dir) {
     free(xs);
     free(ys);
     return rc;
+}
+
+double cli_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 int cli_mkdirs(const char *dir) {
@@ -312,7 +312,7 @@ int cli_train(cli_cfg *cfg) {
         fprintf(stderr, "unigen: training %s %s/%s (%lld parameters) on %s: %lld examples of dim %lld\n",
                 ug_family_name(mc.family), ug_form_name(mc.formulation), ug_param_name(mc.param),
                 (long long)ug_params_count(ps), cfg->data, (long long)ds.n, (long long)d);
-    double t_start = now_s(), t_log = t_start, loss_acc = 0, gn_acc = 0;
+    double t_start = cli_now_s(), t_log = t_start, loss_acc = 0, gn_acc = 0;
     int64_t n_acc = 0, epoch = 0;
     ug_loader_start_epoch(&L, 0);
     for (int64_t step = 0; step < cfg->steps; step++) {
@@ -337,7 +337,7 @@ int cli_train(cli_cfg *cfg) {
         ug_ctx_reset(ctx);
         int last = step + 1 == cfg->steps;
         if ((step + 1) % cfg->log_every == 0 || last) {
-            double t = now_s(), sps = n_acc / (t - t_log);
+            double t = cli_now_s(), sps = n_acc / (t - t_log);
             fprintf(metrics, "{\"step\": %lld, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, "
                              "\"steps_per_s\": %.4g, \"elapsed_s\": %.3f}\n",
                     (long long)(step + 1), loss_acc / n_acc, (double)lr, gn_acc / n_acc, sps, t - t_start);
@@ -372,7 +372,7 @@ int cli_train(cli_cfg *cfg) {
         goto done;
     }
     fprintf(stderr, "unigen: %lld steps in %.1f s; checkpoint %s\n", (long long)cfg->steps,
-            now_s() - t_start, path);
+            cli_now_s() - t_start, path);
     fclose(metrics);
     metrics = NULL;
     if (classifier) {

@@ -39,26 +39,20 @@ static int cmp_tests(const void *a, const void *b) {
     return c ? c : strcmp(x->name, y->name);
 }
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int main(int argc, char **argv) {
     qsort(g_tests, (size_t)g_ntests, sizeof *g_tests, cmp_tests);
     ug_set_threads(0);
     int passed = 0, failed = 0;
-    double t_all = now_s();
+    double t_all = ug_test_now_s();
     for (int i = 0; i < g_ntests; i++) {
         int match = argc < 2;
         for (int a = 1; a < argc; a++)
             if (strstr(g_tests[i].name, argv[a]) || strstr(g_tests[i].file, argv[a])) match = 1;
         if (!match) continue;
         g_cur_failed = 0;
-        double t0 = now_s();
+        double t0 = ug_test_now_s();
         if (setjmp(g_jmp) == 0) g_tests[i].fn();
-        double dt = now_s() - t0;
+        double dt = ug_test_now_s() - t0;
         if (g_cur_failed) {
             failed++;
             printf("FAIL %s (%s)\n", g_tests[i].name, g_tests[i].file);
@@ -68,7 +62,7 @@ int main(int argc, char **argv) {
         }
         fflush(stdout);
     }
-    printf("# %.1f s in all, %d threads\n", now_s() - t_all, ug_get_threads());
+    printf("# %.1f s in all, %d threads\n", ug_test_now_s() - t_all, ug_get_threads());
     printf("%d passed, %d failed\n", passed, failed);
     free(g_tests);
     return failed ? 1 : 0;

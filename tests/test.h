@@ -37,6 +37,12 @@ int ug_test_allclose(const char *what, const float *got, const float *ref, int64
 int ug_test_allclose_f64(const char *what, const double *got, const double *ref, int64_t n,
                          double atol, double rtol);
 
+/* Whole file as a NUL-terminated string (free() it), or NULL. */
+char *ug_test_read_file(const char *path);
+/* qsort comparator of doubles; monotonic seconds. */
+int ug_test_cmp_double(const void *a, const void *b);
+double ug_test_now_s(void);
+
 /* Tensors owned by the test (malloc'd data and zeroed grad), filled U(lo, hi) from seed. */
 ug_tensor *ug_test_tensor(int ndim, const int64_t *shape, uint64_t seed, float lo, float hi);
 void ug_test_tensor_free(ug_tensor *t);

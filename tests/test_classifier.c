@@ -8,12 +8,6 @@
 #include "models/classifier.h"   /* the functions still to move to unigen.h */
 #include <time.h>
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 static ug_model *make_classifier(int d, int K, int C, int H, int W, int hidden, int depth,
                                  int noisy, uint64_t seed) {
     ug_model_cfg c = ug_model_cfg_default();
@@ -59,7 +53,7 @@ static double train(ug_model *m, const ug_dataset *ds, int steps, int batch, flo
     float *x = malloc((size_t)(batch * d) * sizeof *x);
     int32_t *y = malloc((size_t)batch * sizeof *y);
     ASSERT(x && y, "out of memory");
-    double t0 = now_s();
+    double t0 = ug_test_now_s();
     uint32_t epoch = 0;
     ug_loader_start_epoch(&L, epoch);
     for (int step = 0; step < steps; step++) {
@@ -75,7 +69,7 @@ static double train(ug_model *m, const ug_dataset *ds, int steps, int batch, flo
         ug_adam_step(&opt, ps, lr);
         ug_ctx_reset(ctx);
     }
-    double dt = now_s() - t0;
+    double dt = ug_test_now_s() - t0;
     free(x);
     free(y);
     ug_loader_free(&L);
@@ -414,9 +408,9 @@ TEST(classifier_cnn_fashion_mnist) {
     ug_set_threads(1);
     ug_model *m = make_classifier(144, 10, 1, 12, 12, 0, 0, 0, 5);
     double dt = train(m, &tr, STEPS, BATCH, 3e-3f, 9);
-    double acc, t0 = now_s();
+    double acc, t0 = ug_test_now_s();
     ASSERT_OK(ug_model_accuracy(m, &te, &acc));
-    double dte = now_s() - t0;
+    double dte = ug_test_now_s() - t0;
     printf("    Fashion-MNIST 12x12 CNN: test accuracy %.4f on 1000 images after %d steps of %d "
            "(%.2f s; evaluation %.2f s)\n", acc, STEPS, BATCH, dt, dte);
     EXPECT(acc > 0.6, "test accuracy %.4f, expected > 0.6 (chance 0.1)", acc);

@@ -10,24 +10,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) { free(b); b = NULL; }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
-
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 /* CLI flags for a manifest case, or NULL when this test does not drive it. */
 static const char *flags_for(const char *name, char *buf, size_t n) {
     static const struct { const char *prefix, *flags; } map[] = {
@@ -56,7 +38,7 @@ static const char *flags_for(const char *name, char *buf, size_t n) {
 }
 
 TEST(cli_sample_matches_reference_samplers) {
-    char *txt = slurp("ref/samplers/manifest.json");
+    char *txt = ug_test_read_file("ref/samplers/manifest.json");
     ASSERT(txt, "ref/samplers/manifest.json missing");
     cJSON *man = cJSON_Parse(txt);
     free(txt);
@@ -130,7 +112,7 @@ TEST(cli_sample_matches_reference_samplers) {
             rel[i] = sqrt(e) / fmax(sqrt(s), 1e-12);
         }
         if (shape_ok) {
-            qsort(rel, (size_t)n, sizeof *rel, cmp_d);
+            qsort(rel, (size_t)n, sizeof *rel, ug_test_cmp_double);
             double med = rel[n / 2], p99 = rel[(int64_t)(0.99 * (double)(n - 1))];
             if (p99 > worst) worst = p99;
             if (!(med <= 1e-4 && p99 <= 1e-3)) {

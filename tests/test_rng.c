@@ -148,11 +148,6 @@ TEST(rng_uniform_moments_and_range) {
 }
 
 /* ---------------------------------------------------------------- normal */
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 TEST(rng_normal_moments_and_ks) {
     const int64_t n = 1 << 20;
     float *x = malloc((size_t)n * sizeof *x);
@@ -175,7 +170,7 @@ TEST(rng_normal_moments_and_ks) {
     const int64_t m = 1 << 18;
     double *s = malloc((size_t)m * sizeof *s);
     for (int64_t i = 0; i < m; i++) s[i] = x[i];
-    qsort(s, (size_t)m, sizeof *s, cmp_double);
+    qsort(s, (size_t)m, sizeof *s, ug_test_cmp_double);
     double D = 0;
     for (int64_t i = 0; i < m; i++) {
         double F = 0.5 * erfc(-s[i] / sqrt(2.0));

@@ -15,19 +15,6 @@
 
 #define REF "ref/samplers/"
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (s && fread(s, 1, (size_t)n, f) != (size_t)n) { free(s); s = NULL; }
-    if (s) s[n] = 0;
-    fclose(f);
-    return s;
-}
-
 static double num(const cJSON *o, const char *key, double dflt) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (cJSON_IsNumber(v)) return v->valuedouble;
@@ -43,10 +30,6 @@ static int ends_with(const char *s, const char *suffix) {
     return a >= b && !strcmp(s + a - b, suffix);
 }
 
-static int cmp_dbl(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 /* numpy's percentile (linear interpolation) of a sorted array. */
 static double pct(const double *s, int n, double q) {
     double pos = q * (n - 1);
@@ -213,7 +196,7 @@ TEST(samplers_lms_closed_form_integrates_cubics) {
 }
 
 TEST(samplers_match_reference_implementations) {
-    char *js = slurp(REF "manifest.json");
+    char *js = ug_test_read_file(REF "manifest.json");
     ASSERT(js, "cannot read " REF "manifest.json");
     cJSON *m = cJSON_Parse(js);
     free(js);
@@ -308,7 +291,7 @@ TEST(samplers_match_reference_implementations) {
                 }
                 rel[i] = sqrt(e) / sqrt(q);
             }
-            qsort(rel, (size_t)n, sizeof *rel, cmp_dbl);
+            qsort(rel, (size_t)n, sizeof *rel, ug_test_cmp_double);
             double med = pct(rel, (int)n, 0.5), p99 = pct(rel, (int)n, 0.99);
             if (p99 > worst_p99) { worst_p99 = p99; worst_name = name; }
             if (med > worst_med) worst_med = med;

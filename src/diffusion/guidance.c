@@ -5,23 +5,38 @@
 #include "guidance.h"
 #include "core/core.h"
 
+/* The scratch row buffer for n points: allocated on the first step, reused by every later one. */
+static double *scratch(ug_guided *g, int64_t nd) {
+    if (g->scratch_n < nd) {
+        double *p = realloc(g->scratch, (size_t)nd * sizeof *p);
+        if (!p) return NULL;
+        g->scratch = p;
+        g->scratch_n = nd;
+    }
+    return g->scratch;
+}
+
+void ug_guided_free(ug_guided *g) {
+    free(g->scratch);
+    g->scratch = NULL;
+    g->scratch_n = 0;
+}
+
 static ug_status guided_fn(void *self, int64_t n, const double *x, double sigma, double *out) {
     ug_guided *g = self;
     int64_t nd = n * g->cond.dim;
     ug_status st = g->cond.fn(g->cond.self, n, x, sigma, out);
     if (!st && g->uncond.fn && g->w != 1.0) {
-        double *u = malloc((size_t)nd * sizeof *u);
+        double *u = scratch(g, nd);
         if (!u) return ug_fail(UG_ERR_NOMEM, "guidance: out of memory");
         st = g->uncond.fn(g->uncond.self, n, x, sigma, u);
         for (int64_t j = 0; !st && j < nd; j++) out[j] = u[j] + g->w * (out[j] - u[j]);
-        free(u);
     }
     if (!st && g->grad_logp && g->s != 0) {
-        double *gr = malloc((size_t)nd * sizeof *gr);
+        double *gr = scratch(g, nd);
         if (!gr) return ug_fail(UG_ERR_NOMEM, "guidance: out of memory");
         st = g->grad_logp(g->grad_self, n, x, sigma, gr);
         for (int64_t j = 0; !st && j < nd; j++) out[j] += g->s * sigma * sigma * gr[j];
-        free(gr);
     }
     return st;
 }
@@ -32,11 +47,10 @@ static ug_status guided_fm_fn(void *self, int64_t n, const double *x, double t, 
     int64_t nd = n * g->cond.dim;
     ug_status st = g->cond.fm_fn(g->cond.self, n, x, t, out);
     if (!st && g->uncond.fm_fn && g->w != 1.0) {
-        double *u = malloc((size_t)nd * sizeof *u);
+        double *u = scratch(g, nd);
         if (!u) return ug_fail(UG_ERR_NOMEM, "guidance: out of memory");
         st = g->uncond.fm_fn(g->uncond.self, n, x, t, u);
         for (int64_t j = 0; !st && j < nd; j++) out[j] = u[j] + g->w * (out[j] - u[j]);
-        free(u);
     }
     return st;
 }

@@ -11,7 +11,10 @@ typedef struct ug_guided {
     ug_status (*grad_logp)(void *self, int64_t n, const double *x, double sigma, double *grad);
     void *grad_self;
     double s;              /* classifier scale */
+    double *scratch;       /* grown once to the largest call, reused every step */
+    int64_t scratch_n;
 } ug_guided;
 
 ug_denoiser ug_guided_denoiser(ug_guided *g);
+void ug_guided_free(ug_guided *g);
 #endif

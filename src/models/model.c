@@ -350,6 +350,7 @@ ug_status ug_model_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, const 
         dn = ug_guided_denoiser(&g);
     }
     st = ug_sampler_run(&sc, &dn, n, out, nfe);
+    ug_guided_free(&g);
     free(state);
     free(ustate);
     return st;

@@ -1,0 +1,24 @@
+/* bench.h — timing helpers shared by the benchmark programs: a monotonic clock and the median
+ * of repeated timings (the figure every benchmark reports). */
+#ifndef UG_BENCH_H
+#define UG_BENCH_H
+#include <stdlib.h>
+#include <time.h>
+
+static inline double bench_now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static inline int bench_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorts v in place. */
+static inline double bench_median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, bench_cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+#endif
