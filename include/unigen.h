@@ -335,7 +335,14 @@ ug_param_kind ug_form_natural_param(ug_form_kind k);
 /* ================================================================ models
  * Every family behind one handle: build from a configuration, train with ug_model_loss, save
  * and load checkpoints. */
-typedef enum { UG_FAMILY_DIFFUSION, UG_FAMILY_CLASSIFIER, UG_FAMILY_COUNT } ug_family;
+typedef enum {
+    UG_FAMILY_DIFFUSION,
+    UG_FAMILY_CLASSIFIER,
+    UG_FAMILY_FLOW,       /* normalizing flows: nice, nice-mnist, realnvp, glow (SPEC section 7) */
+    UG_FAMILY_AR,         /* autoregressive models of binary vectors: fvsbn, nade, made (section 8) */
+    UG_FAMILY_VAE,        /* variational autoencoders: vae (section 9) */
+    UG_FAMILY_COUNT
+} ug_family;
 const char *ug_family_name(ug_family f);
 int ug_family_from_name(const char *name, ug_family *out);
 
@@ -357,6 +364,18 @@ typedef struct ug_model_cfg {
     double p_uncond;         /* classifier-free guidance label dropout */
     /* classifier */
     int noisy;               /* 1: trained on x + sigma eps and conditioned on sigma (guidance) */
+    /* likelihood families (flow, ar, vae); net names the model ("nice", "made", "vae", ...).
+     * 0 / "" everywhere: the model's own default. */
+    char hidden_list[64];    /* hidden widths, "500" or "500,500" (made, vae); "": hidden */
+    char prior[16];          /* flow: gaussian | logistic */
+    int couplings;           /* flow: coupling layers (nice, realnvp) / steps per level (glow) */
+    int levels;              /* flow on images: scales (multi-scale factor-out) */
+    int masks;               /* made: connectivity masks trained over (1: one fixed mask) */
+    int mask_cycle;          /* made: 1 = cycle through the masks, 0 = resample per minibatch */
+    int order_random;        /* made: 1 = random input orderings, 0 = natural */
+    int direct;              /* made: 1 = direct input-output connections */
+    int latent_dim;          /* vae */
+    char decoder[16];        /* vae: bernoulli | gaussian */
 } ug_model_cfg;
 
 ug_model_cfg ug_model_cfg_default(void);   /* diffusion, edm/edm, mlp-toy */
@@ -370,6 +389,28 @@ const ug_model_cfg *ug_model_config(const ug_model *m);
  * Philox stream first_stream + b. The loss tensor lives in ctx. */
 ug_status ug_model_loss(ug_model *m, ug_ctx *ctx, const float *x, int64_t B, const int32_t *y,
                         uint64_t seed, uint64_t first_stream, ug_tensor **loss);
+
+/* The training step of the next ug_model_loss calls: choices made once per minibatch (MADE's
+ * connectivity mask) follow it, the same on every rank. Training loops set it every step. */
+void ug_model_set_step(ug_model *m, int64_t step);
+/* Data-dependent initialization (Glow's actnorm) from a first batch x (B, d); a no-op for
+ * models without one. Call once, before the first training step. */
+ug_status ug_model_data_init(ug_model *m, const float *x, int64_t B);
+
+/* Negative log-likelihood of the likelihood families, per example, in nats of x as given:
+ * exact for flows and autoregressive models (MADE: the ensemble -log((1/K) sum_k p_k(x)) over
+ * K = ensemble masks), the IWAE bound with iwae_k importance samples for VAEs. */
+typedef struct ug_nll_cfg {
+    int ensemble;            /* made: masks averaged (0: the model's masks) */
+    int iwae_k;              /* vae: importance samples (0: 5000) */
+    uint64_t seed;           /* example i: Philox stream first_stream + i */
+    uint64_t first_stream;
+} ug_nll_cfg;
+ug_nll_cfg ug_nll_default(void);
+ug_status ug_model_nll(ug_model *m, const ug_nll_cfg *c, int64_t n, const float *x, double *nll);
+/* VAE reconstructions: out (n, d) = the decoder's mean at z ~ q(z | x) (stream first_stream + i). */
+ug_status ug_model_reconstruct(ug_model *m, int64_t n, const float *x, uint64_t seed,
+                               uint64_t first_stream, float *out);
 
 /* The exact denoiser of a Gaussian mixture as a model (SPEC section 6): sampled and
  * evaluated like a trained one, computed in double. */
@@ -408,6 +449,9 @@ typedef struct ug_sample_cfg {
     double cfg_scale;
     ug_model *classifier;
     double classifier_scale;
+    /* Flows: z ~ N(0, T^2 I) (the logistic prior: T times a logistic draw); VAE: z ~ N(0, T^2 I).
+     * 0: 1. Autoregressive models ignore it. */
+    double temperature;
 } ug_sample_cfg;
 ug_sample_cfg ug_sample_cfg_default(void);
 /* n samples (n, d) into out. noise: (n, d) standard normal start, or NULL to draw it from the

@@ -2,8 +2,10 @@
 #include "core/core.h"
 #include "models/diffusion.h"
 #include "models/classifier.h"
+#include "models/family.h"
 #include "nn/unet.h"
 #include "diffusion/guidance.h"
+#include <errno.h>
 #include <math.h>
 
 struct ug_model {
@@ -13,9 +15,13 @@ struct ug_model {
     ug_classifier cls;   /* family classifier */
     ug_gmm gmm;          /* analytic model: gmm.K > 0 */
     ug_ctx *ctx;         /* sampling activations */
+    const ug_lfamily *lf;   /* likelihood families (flow, ar, vae): their table and state */
+    void *limpl;
+    int64_t step;        /* training step: per-minibatch choices (MADE's mask) */
 };
 
-static const char *const k_family[UG_FAMILY_COUNT] = {"diffusion", "classifier"};
+static const char *const k_family[UG_FAMILY_COUNT] = {"diffusion", "classifier", "flow", "ar",
+                                                      "vae"};
 const char *ug_family_name(ug_family f) { return (unsigned)f < UG_FAMILY_COUNT ? k_family[f] : "?"; }
 int ug_family_from_name(const char *s, ug_family *out) {
     for (int i = 0; i < UG_FAMILY_COUNT; i++)
@@ -59,6 +65,61 @@ static ug_status classifier_create(const ug_model_cfg *cfg, uint64_t seed, ug_mo
     return UG_OK;
 }
 
+static const ug_lfamily *lfamily_of(ug_family f) {
+    switch (f) {
+    case UG_FAMILY_FLOW: return &ug_flow_family;
+    case UG_FAMILY_AR: return &ug_ar_family;
+    case UG_FAMILY_VAE: return &ug_vae_family;
+    default: return NULL;
+    }
+}
+
+static ug_status lfamily_create(const ug_model_cfg *cfg, uint64_t seed, ug_model **out) {
+    if (cfg->data_dim < 1)
+        return ug_fail(UG_ERR_INVALID_ARG, "model: data_dim %d, expected >= 1", cfg->data_dim);
+    ug_model *m = calloc(1, sizeof *m);
+    if (!m) return ug_fail(UG_ERR_NOMEM, "model: out of memory");
+    m->cfg = *cfg;
+    m->lf = lfamily_of(cfg->family);
+    ug_status st = ug_params_create(&m->ps);
+    if (!st) st = m->lf->declare(&m->cfg, m->ps, &m->limpl);
+    if (!st) st = ug_params_finalize(m->ps);
+    if (!st) ug_params_init_uniform(m->ps, seed);
+    if (!st && m->lf->init) st = m->lf->init(m->limpl, m->ps, seed);
+    if (st) {
+        ug_model_free(m);
+        return st;
+    }
+    *out = m;
+    return UG_OK;
+}
+
+ug_status ug_parse_widths(const char *field, const char *s, int dflt, int *w, int max, int *n) {
+    *n = 0;
+    if (!s || !*s) {
+        if (dflt < 1) return ug_fail(UG_ERR_INVALID_ARG, "%s: width %d, expected >= 1", field, dflt);
+        w[0] = dflt;
+        *n = 1;
+        return UG_OK;
+    }
+    const char *p = s;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < 1 || v > (1L << 24) || (*end && *end != ','))
+            return ug_fail(UG_ERR_INVALID_ARG, "%s '%s': expected positive integers separated "
+                           "by commas", field, s);
+        if (*n == max)
+            return ug_fail(UG_ERR_INVALID_ARG, "%s '%s': at most %d widths", field, s, max);
+        w[(*n)++] = (int)v;
+        p = *end ? end + 1 : end;
+        if (*end && !*p)
+            return ug_fail(UG_ERR_INVALID_ARG, "%s '%s': trailing comma", field, s);
+    }
+    return UG_OK;
+}
+
 static ug_status declare_unet(ug_diffusion *d, ug_params *ps, const ug_model_cfg *cfg,
                               const ug_unet_cfg *uc) {
     ug_unet u;
@@ -76,6 +137,7 @@ ug_status ug_model_create(const ug_model_cfg *cfg, uint64_t seed, ug_model **out
     if ((unsigned)cfg->family >= UG_FAMILY_COUNT)
         return ug_fail(UG_ERR_INVALID_ARG, "model: family %d unknown", (int)cfg->family);
     if (cfg->family == UG_FAMILY_CLASSIFIER) return classifier_create(cfg, seed, out);
+    if (lfamily_of(cfg->family)) return lfamily_create(cfg, seed, out);
     if (cfg->data_dim < 1)
         return ug_fail(UG_ERR_INVALID_ARG, "model: data_dim %d, expected >= 1", cfg->data_dim);
     if (!(cfg->sigma_data > 0))
@@ -151,6 +213,7 @@ ug_status ug_model_create(const ug_model_cfg *cfg, uint64_t seed, ug_model **out
 
 void ug_model_free(ug_model *m) {
     if (!m) return;
+    if (m->lf && m->limpl) m->lf->free_impl(m->limpl);
     ug_diffusion_free(&m->diff);
     ug_classifier_free(&m->cls);
     ug_params_free(m->ps);
@@ -176,6 +239,9 @@ ug_status ug_model_loss(ug_model *m, ug_ctx *ctx, const float *x, int64_t B, con
                 return ug_fail(UG_ERR_INVALID_ARG, "model: label %d of example %lld outside [0, %d)",
                                y[b], (long long)b, m->cls.num_classes);
         *loss = ug_classifier_loss(ctx, &m->cls, x, B, y, seed, first_stream);
+    } else if (m->lf) {
+        ug_status st = m->lf->loss(m->limpl, ctx, x, B, seed, first_stream, m->step, loss);
+        if (st) return st;
     } else {
         if (m->cfg.num_classes && !y)
             return ug_fail(UG_ERR_INVALID_ARG, "model: a class-conditional model needs labels");
@@ -184,6 +250,42 @@ ug_status ug_model_loss(ug_model *m, ug_ctx *ctx, const float *x, int64_t B, con
     if (!isfinite((*loss)->data[0]))
         return ug_fail(UG_ERR_NUMERIC, "model: the loss is %g", (double)(*loss)->data[0]);
     return UG_OK;
+}
+
+void ug_model_set_step(ug_model *m, int64_t step) { m->step = step; }
+
+ug_status ug_model_data_init(ug_model *m, const float *x, int64_t B) {
+    if (!m->lf || !m->lf->data_init) return UG_OK;
+    if (B < 1) return ug_fail(UG_ERR_INVALID_ARG, "model: data init needs a batch, found %lld rows",
+                              (long long)B);
+    ug_ctx *ctx;
+    ug_status st = ug_ctx_create(&ctx, 0);
+    if (st) return st;
+    st = m->lf->data_init(m->limpl, ctx, x, B);
+    ug_ctx_free(ctx);
+    return st;
+}
+
+ug_nll_cfg ug_nll_default(void) {
+    ug_nll_cfg c;
+    memset(&c, 0, sizeof c);
+    return c;
+}
+
+ug_status ug_model_nll(ug_model *m, const ug_nll_cfg *c, int64_t n, const float *x, double *nll) {
+    if (!m->lf)
+        return ug_fail(UG_ERR_UNSUPPORTED, "nll: a %s model has no closed-form likelihood (use "
+                       "ug_model_loglik's probability-flow ODE)", ug_family_name(m->cfg.family));
+    ug_nll_cfg d = ug_nll_default();
+    return m->lf->nll(m->limpl, c ? c : &d, n, x, nll);
+}
+
+ug_status ug_model_reconstruct(ug_model *m, int64_t n, const float *x, uint64_t seed,
+                               uint64_t first_stream, float *out) {
+    if (!m->lf || !m->lf->reconstruct)
+        return ug_fail(UG_ERR_UNSUPPORTED, "reconstruct: a %s model does not reconstruct (vae does)",
+                       ug_family_name(m->cfg.family));
+    return m->lf->reconstruct(m->limpl, n, x, seed, first_stream, out);
 }
 
 ug_status ug_model_load_gmm(const char *path, ug_model **out) {
@@ -299,6 +401,21 @@ ug_status ug_model_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, const 
                           const double *noise, double *out, int64_t *nfe) {
     ug_sampler_cfg sc;
     ug_form scratch;
+    if (m->lf) {
+        double T = c->temperature > 0 ? c->temperature : 1.0;
+        if (noise)
+            return ug_fail(UG_ERR_UNSUPPORTED, "sample: a %s model draws its own noise",
+                           ug_family_name(m->cfg.family));
+        int64_t d = m->cfg.data_dim;
+        float *xf = malloc((size_t)(n * d) * sizeof *xf);
+        if (!xf) return ug_fail(UG_ERR_NOMEM, "sample: out of memory for %lld points", (long long)n);
+        ug_status st = m->lf->sample(m->limpl, n, T, c->seed, c->first_stream, xf);
+        if (!st)
+            for (int64_t j = 0; j < n * d; j++) out[j] = xf[j];
+        free(xf);
+        if (nfe) *nfe = 0;
+        return st;
+    }
     if (m->cfg.family != UG_FAMILY_DIFFUSION)
         return ug_fail(UG_ERR_UNSUPPORTED, "sample: a %s model does not sample",
                        ug_family_name(m->cfg.family));
