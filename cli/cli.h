@@ -22,6 +22,16 @@ int cli_parse_list(const char *s, double *out, int d);
 int cli_norm_affine(const cli_cfg *cfg, int64_t d, double *a, double *b);
 int cli_norm_apply(const cli_cfg *cfg, float *xf, double *xd, int64_t n, int64_t d, int dir,
                    double *logdet);
+/* The data a family sees (normalize.c): resolves the "auto" choices of normalize, binarize and
+ * dequantize for this data set (stored resolved in the configuration); prepares a loaded split
+ * (fixed transforms; held-out splits also get their fixed random draw, then normalization);
+ * the per-batch random transforms of training (stochastic binarization, dequantization). */
+int cli_data_resolve(cli_cfg *cfg, const ug_dataset *ds);
+int cli_data_per_batch(const cli_cfg *cfg);
+int cli_data_prepare(const cli_cfg *cfg, ug_dataset *ds, int heldout);
+void cli_data_batch(const cli_cfg *cfg, float *x, int64_t n, int64_t d, const int64_t *ids,
+                    uint32_t epoch);
+double cli_data_levels(const cli_cfg *cfg);   /* for bits/dim: 256 dequantized, else 1 */
 int cli_model_cfg(const cli_cfg *cfg, int64_t data_dim, ug_model_cfg *mc);
 int cli_plot_metrics(const char *metrics_path, const char *dir);
 

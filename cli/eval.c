@@ -55,6 +55,55 @@ static int features_of(cli_cfg *cc, ug_model *cls, const float *x, int64_t n, in
     return st ? cli_error("%s", ug_last_error()) : 0;
 }
 
+/* The NLL of a likelihood family (flow, ar, vae) on the prepared held-out examples: exact, the
+ * MADE mask ensemble, or the IWAE bound. Prints its fields (JSON: continues the open object). */
+static int eval_family_nll(const cli_cfg *cfg, ug_model *m, const ug_dataset *ds, int64_t n) {
+    int64_t d = ug_dataset_dim(ds);
+    ug_family fam = ug_model_config(m)->family;
+    ug_nll_cfg nc = ug_nll_default();
+    nc.ensemble = (int)cfg->ensemble;
+    nc.iwae_k = (int)cfg->iwae_k;
+    nc.seed = (uint64_t)cfg->seed;
+    if (cfg->ensemble < 0 || cfg->iwae_k < 1)
+        return cli_error("eval: --ensemble %lld must be >= 0 and --iwae-k %lld >= 1",
+                         (long long)cfg->ensemble, (long long)cfg->iwae_k);
+    double *nll = malloc((size_t)n * sizeof *nll), logdet = 0;
+    if (!nll) return cli_error("out of memory");
+    double *a = malloc((size_t)d * 2 * sizeof *a);
+    if (!a || cli_norm_affine(cfg, d, a, a + d)) { free(a); free(nll); return a ? 1 : cli_error("out of memory"); }
+    for (int64_t j = 0; j < d; j++) logdet += log(a[j]);
+    free(a);
+    double t0 = cli_now_s();
+    if (ug_model_nll(m, &nc, n, ds->x, nll)) { free(nll); return cli_error("%s", ug_last_error()); }
+    double secs = cli_now_s() - t0, s = 0, s2 = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double v = nll[i] - logdet;   /* data space: log p(x) = log p_model(T x) + log|T'| */
+        s += v;
+        s2 += v * v;
+    }
+    free(nll);
+    double mean = s / n, se = sqrt(fmax(s2 / n - mean * mean, 0) / n);
+    double bpd = ug_bits_per_dim(mean, d, cli_data_levels(cfg));
+    long long K = cfg->ensemble > 0 ? cfg->ensemble : ug_model_config(m)->masks;
+    const char *kind = fam == UG_FAMILY_VAE ? "iwae" : fam == UG_FAMILY_AR && K > 1 ? "ensemble" : "exact";
+    if (cfg->json) {
+        printf(", \"nll\": %.9g, \"nll_stderr\": %.4g, \"bpd\": %.9g, \"nll_kind\": \"%s\"", mean, se,
+               bpd, kind);
+        if (fam == UG_FAMILY_VAE) printf(", \"iwae_k\": %lld", (long long)cfg->iwae_k);
+        if (fam == UG_FAMILY_AR) printf(", \"ensemble\": %lld", K > 1 ? K : 1);
+        printf(", \"seconds\": %.3f", secs);
+    } else {
+        printf("NLL %.4f +- %.4f nats per example (%.4f bits/dim", mean, se, bpd);
+        if (cli_data_levels(cfg) > 1) printf(" on the 8-bit scale");
+        printf("): ");
+        if (fam == UG_FAMILY_VAE) printf("IWAE bound, k = %lld", (long long)cfg->iwae_k);
+        else if (!strcmp(kind, "ensemble")) printf("exact, ensemble of %lld masks", K);
+        else printf("exact");
+        printf(", %.2f s\n", secs);
+    }
+    return 0;
+}
+
 int cli_eval(cli_cfg *cfg) {
     if (!cfg->data) return cli_error("eval: --data is required (the held-out data)");
     int want_metrics = cfg->metrics && *cfg->metrics;
@@ -75,8 +124,9 @@ int cli_eval(cli_cfg *cfg) {
         if (!ok) return cli_error("--metrics: '%.*s' unknown (mmd, energy, swd, fd, pr)", (int)k, p);
         p = e ? e + 1 : p + k;
     }
-    int train_split = !strcmp(cfg->split, "train");
-    if (!train_split && strcmp(cfg->split, "test")) return cli_error("--split %s: expected test or train", cfg->split);
+    int split = !strcmp(cfg->split, "train") ? UG_SPLIT_TRAIN : !strcmp(cfg->split, "valid") ? UG_SPLIT_VALID : UG_SPLIT_TEST;
+    if (split == UG_SPLIT_TEST && strcmp(cfg->split, "test"))
+        return cli_error("--split %s: expected test, valid or train", cfg->split);
     ug_div_cfg dc = ug_div_default();
     if (ug_div_from_name(cfg->divergence, &dc.kind))
         return cli_error("--divergence %s: expected auto, exact, hutchinson", cfg->divergence);
@@ -89,21 +139,27 @@ int cli_eval(cli_cfg *cfg) {
     float *xf = NULL, *gf = NULL;
     int rc = 1;
     if (cli_load_model(cfg, &m)) return 1;
-    int64_t d = ug_model_config(m)->data_dim, n = cfg->n > 0 ? cfg->n : 2000;
-    if (ug_dataset_load(cfg->data, train_split, n, (uint64_t)cfg->seed, &ds)) { cli_error("%s", ug_last_error()); goto done; }
+    ug_family fam = ug_model_config(m)->family;
+    int lik = fam == UG_FAMILY_FLOW || fam == UG_FAMILY_AR || fam == UG_FAMILY_VAE;
+    if (lik && cfg->vlb) { ug_model_free(m); return cli_error("eval: --vlb is for diffusion models (flow, ar and vae take --nll)"); }
+    /* Likelihood families: every example of the split unless --n (their NLL is cheap). */
+    int64_t d = ug_model_config(m)->data_dim, n = cfg->n > 0 ? cfg->n : lik ? 0 : 2000;
+    if (ug_dataset_load(cfg->data, split, n, (uint64_t)cfg->seed, &ds)) { cli_error("%s", ug_last_error()); goto done; }
+    if (!n) n = ds.n;
     if (ug_dataset_dim(&ds) != d) {
         cli_error("eval: %s has examples of size %lld, the model %lld", cfg->data,
                   (long long)ug_dataset_dim(&ds), (long long)d);
         goto done;
     }
     if (ds.n < n) n = ds.n;
+    if (lik && ug_dataset_dim(&ds) == d && cli_data_prepare(cfg, &ds, 1)) goto done;
     x = malloc((size_t)(n * d) * sizeof *x);
     logp = malloc((size_t)n * sizeof *logp);
     xf = malloc((size_t)(n * d) * sizeof *xf);
     if (!x || !logp || !xf) { cli_error("out of memory"); goto done; }
     int image = ds.ndim == 3;
     for (int64_t j = 0; j < n * d; j++) { x[j] = ds.x[j]; xf[j] = ds.x[j]; }
-    if (image && cfg->nll) {
+    if (image && cfg->nll && !lik) {
         /* Uniform dequantization on the 8-bit grid (SPEC section 6): pixel p (stored p / 255)
          * becomes (p + u) / 255 with u ~ U(0, 1) from the example's own Philox stream. */
         for (int64_t i = 0; i < n; i++) {
@@ -117,14 +173,18 @@ int cli_eval(cli_cfg *cfg) {
     }
     int analytic = !cfg->ckpt;
     printf(cfg->json ? "{\"model\": \"%s\", \"data\": \"%s\", \"split\": \"%s\", \"n\": %lld, "
-                       "\"seed\": %lld, \"binarization\": \"none\", \"dequantization\": \"%s\", "
+                       "\"seed\": %lld, \"binarization\": \"%s\", \"dequantization\": \"%s\", "
                        "\"normalization\": \"%s\""
-                     : "model %s, data %s (%s split, %lld examples, seed %lld), no binarization, "
+                     : "model %s, data %s (%s split, %lld examples, seed %lld), binarization %s, "
                        "dequantization %s, normalization %s\n",
            cfg->ckpt ? cfg->ckpt : cfg->model, cfg->data, cfg->split, (long long)n,
-           (long long)cfg->seed, image && cfg->nll ? "uniform (p + u) / 255" : "none",
+           (long long)cfg->seed, lik ? cfg->binarize : "none",
+           lik ? (strcmp(cfg->dequantize, "uniform") ? "none" : "uniform (p + u) / 256, fixed draw")
+               : image && cfg->nll ? "uniform (p + u) / 255" : "none",
            analytic ? "none" : cfg->normalize);
-    if (cfg->nll) {
+    if (cfg->nll && lik) {
+        if (eval_family_nll(cfg, m, &ds, n)) goto done;
+    } else if (cfg->nll) {
         double logdet;
         logdet = 0;
         if (cfg->ckpt && cli_norm_apply(cfg, NULL, x, n, d, +1, &logdet)) goto done;

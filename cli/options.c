@@ -18,7 +18,7 @@ const opt_def cli_options[] = {
      "JSON file of options (same keys as the flags; flags win)"},
     {"out", OPT_STRING, OFF(out), NULL, CMD_TRAIN | CMD_SAMPLE | CMD_DATA, 0,
      "output: run directory (train), .npy or .png file (sample, data)"},
-    {"data", OPT_STRING, OFF(data), NULL, CMD_TRAIN | CMD_EVAL | CMD_DATA, 0,
+    {"data", OPT_STRING, OFF(data), NULL, CMD_TRAIN | CMD_SAMPLE | CMD_EVAL | CMD_DATA, 0,
      "data set: moons, circles, 8gaussians, 25gaussians, checkerboard, swissroll, pinwheel, "
      "2spirals, gmm:FILE.json, fashion-mnist, mnist:DIR, idx:PATH, png:DIR"},
     {"n", OPT_INT, OFF(n), "0", CMD_TRAIN | CMD_SAMPLE | CMD_EVAL | CMD_DATA, 0,
@@ -27,7 +27,8 @@ const opt_def cli_options[] = {
     {"ckpt", OPT_STRING, OFF(ckpt), NULL, CMD_SAMPLE | CMD_EVAL | CMD_INFO, 0, "checkpoint file"},
     /* model definition */
     {"family", OPT_STRING, OFF(family), "diffusion", CMD_TRAIN, 1,
-     "model family: diffusion, classifier (features for fd/pr, guidance)"},
+     "model family: diffusion, classifier (features for fd/pr, guidance), flow (nice, "
+     "nice-mnist, realnvp, glow), ar (fvsbn, nade, made), vae"},
     {"noisy", OPT_INT, OFF(noisy), "0", CMD_TRAIN, 1,
      "classifier: 1 = trained on noisy inputs x + sigma eps (for classifier guidance)"},
     {"formulation", OPT_STRING, OFF(formulation), "edm", CMD_TRAIN, 1,
@@ -37,14 +38,42 @@ const opt_def cli_options[] = {
     {"model", OPT_STRING, OFF(model), "auto", CMD_TRAIN | CMD_SAMPLE | CMD_EVAL, 1,
      "network: auto (unet-fmnist for images, mlp-toy for vectors), mlp-toy (the peer "
      "toy2d.py net), mlp (--hidden, --depth), unet-fmnist (the peer unet.py net), unet (any "
-     "channel count); sample/eval also take gmm:FILE.json, an exact Gaussian mixture"},
+     "channel count); flow: nice, nice-mnist (the peer nice.py net), realnvp, glow; ar: fvsbn, "
+     "nade, made; vae: vae; sample/eval also take gmm:FILE.json, an exact Gaussian mixture"},
     {"data-dim", OPT_INT, OFF(data_dim), "0", CMD_TRAIN, 1,
      "size of one example (set from the data)"},
     {"channels", OPT_INT, OFF(channels), "0", CMD_TRAIN, 1, "image channels (set from the data)"},
     {"height", OPT_INT, OFF(height), "0", CMD_TRAIN, 1, "image height (set from the data)"},
     {"width", OPT_INT, OFF(width), "0", CMD_TRAIN, 1, "image width (set from the data)"},
-    {"hidden", OPT_INT, OFF(hidden), "256", CMD_TRAIN, 1, "MLP width (--model mlp)"},
-    {"depth", OPT_INT, OFF(depth), "3", CMD_TRAIN, 1, "MLP hidden layers (--model mlp)"},
+    {"hidden", OPT_STRING, OFF(hidden), "", CMD_TRAIN, 1,
+     "hidden width (--model mlp: 256; nade, made: 500; vae, flows: their own default); made, "
+     "vae: a comma list for several layers, e.g. 500,500"},
+    {"depth", OPT_INT, OFF(depth), "0", CMD_TRAIN, 1,
+     "hidden layers (0: the model's default; --model mlp: 3)"},
+    {"prior", OPT_STRING, OFF(prior), "", CMD_TRAIN, 1,
+     "flow base distribution: gaussian, logistic (default: logistic for nice, else gaussian)"},
+    {"couplings", OPT_INT, OFF(couplings), "0", CMD_TRAIN, 1,
+     "flow: coupling layers (nice, realnvp) or steps per level (glow); 0: the model's default"},
+    {"levels", OPT_INT, OFF(levels), "0", CMD_TRAIN, 1,
+     "flow on images: scales of the multi-scale architecture (0: the model's default)"},
+    {"masks", OPT_INT, OFF(masks), "1", CMD_TRAIN, 1,
+     "made: connectivity masks trained over (order/connectivity-agnostic training for > 1)"},
+    {"mask-mode", OPT_STRING, OFF(mask_mode), "resample", CMD_TRAIN, 1,
+     "made with --masks > 1: resample (a mask drawn per minibatch) or cycle (mask step mod K)"},
+    {"order", OPT_STRING, OFF(order), "natural", CMD_TRAIN, 1,
+     "made: input ordering, natural or random"},
+    {"direct", OPT_INT, OFF(direct), "0", CMD_TRAIN, 1,
+     "made: 1 = direct input-output connections"},
+    {"latent", OPT_INT, OFF(latent), "0", CMD_TRAIN, 1, "vae: latent dimension (0: 50)"},
+    {"decoder", OPT_STRING, OFF(decoder), "", CMD_TRAIN, 1,
+     "vae: bernoulli (binary data, the default) or gaussian"},
+    {"binarize", OPT_STRING, OFF(binarize), "auto", CMD_TRAIN, 1,
+     "binary data for ar and vae models: a threshold in (0, 1) (pixel > t), stochastic "
+     "(pixel is 1 with probability its intensity, redrawn every epoch), none, or auto (0.5 for "
+     "ar and bernoulli vae, none otherwise)"},
+    {"dequantize", OPT_STRING, OFF(dequantize), "auto", CMD_TRAIN, 1,
+     "uniform (x = (pixel + u) / 256, fresh u every epoch; held-out data with a fixed seed), "
+     "none, or auto (uniform for flows on images, none otherwise)"},
     {"classes", OPT_INT, OFF(classes), "0", CMD_TRAIN, 1,
      "class-conditional with this many classes (0: unconditional)"},
     {"sigma-data", OPT_FLOAT, OFF(sigma_data), "0.5", CMD_TRAIN, 1, "data standard deviation sd"},
@@ -72,12 +101,21 @@ const opt_def cli_options[] = {
     {"lr-schedule", OPT_STRING, OFF(lr_schedule), "constant", CMD_TRAIN, 0,
      "constant, warmup, cosine"},
     {"warmup", OPT_INT, OFF(warmup), "0", CMD_TRAIN, 0, "linear warm-up steps"},
-    {"ema", OPT_FLOAT, OFF(ema), "0.999", CMD_TRAIN, 0, "EMA decay of the weights (0: off)"},
+    {"ema", OPT_FLOAT, OFF(ema), "nan", CMD_TRAIN, 0,
+     "EMA decay of the weights (0: off; nan: 0.999 for diffusion and classifiers, 0 for flow, "
+     "ar and vae)"},
     {"grad-clip", OPT_FLOAT, OFF(grad_clip), "0", CMD_TRAIN, 0,
      "clip the global gradient norm to this (0: off)"},
     {"log-every", OPT_INT, OFF(log_every), "50", CMD_TRAIN, 0, "steps between metrics lines"},
     {"save-every", OPT_INT, OFF(save_every), "0", CMD_TRAIN, 0,
      "also keep a snapshot checkpoint every N steps (0: only the latest)"},
+    {"valid-every", OPT_INT, OFF(valid_every), "0", CMD_TRAIN, 0,
+     "flow, ar, vae: NLL of the validation split every N steps (0: off); the best weights are "
+     "kept in best.safetensors"},
+    {"valid-n", OPT_INT, OFF(valid_n), "0", CMD_TRAIN, 0,
+     "examples of the validation split used (0: all)"},
+    {"patience", OPT_INT, OFF(patience), "0", CMD_TRAIN, 0,
+     "early stopping: stop after this many validations without a better NLL (0: never)"},
     /* sampling */
     {"sampler", OPT_STRING, OFF(sampler), "heun", CMD_SAMPLE | CMD_EVAL, 0,
      "euler, heun, edm-sde, euler-a, dpm2, lms, dpmpp-2s-a, dpmpp-2m, dpmpp-2m-sde, "
@@ -120,6 +158,10 @@ const opt_def cli_options[] = {
      "print the grid and the sigma of every network evaluation"},
     {"use-ema", OPT_BOOL, OFF(use_ema), "1", CMD_SAMPLE | CMD_EVAL, 0,
      "use the EMA weights of a checkpoint"},
+    {"temperature", OPT_FLOAT, OFF(temperature), "1", CMD_SAMPLE, 0,
+     "flow, vae: base noise z ~ T p(z) (N(0, T^2 I) for a Gaussian prior)"},
+    {"reconstruct", OPT_BOOL, OFF(reconstruct), "0", CMD_SAMPLE, 0,
+     "vae: a grid of held-out examples (--data) beside their reconstructions instead of samples"},
     /* evaluation */
     {"nll", OPT_BOOL, OFF(nll), "0", CMD_EVAL, 0,
      "negative log-likelihood of held-out data (probability-flow ODE for diffusion models)"},
@@ -133,10 +175,14 @@ const opt_def cli_options[] = {
     {"metrics", OPT_STRING, OFF(metrics), "", CMD_EVAL, 0,
      "comma list of two-sample metrics between --n samples and held-out data: mmd, energy, "
      "swd (raw coordinates), fd, pr (classifier features with --classifier, else raw)"},
-    {"split", OPT_STRING, OFF(split), "test", CMD_EVAL, 0, "held-out data: test or train"},
+    {"split", OPT_STRING, OFF(split), "test", CMD_EVAL, 0, "held-out data: test, valid (sets that have one) or train"},
     {"classifier", OPT_STRING, OFF(classifier), NULL, CMD_EVAL, 0,
      "checkpoint of a classifier trained on the same data (unigen train --family classifier): "
      "fd and pr are computed in its feature space, its test accuracy is reported beside them"},
+    {"ensemble", OPT_INT, OFF(ensemble), "0", CMD_EVAL, 0,
+     "made: NLL of the ensemble of this many masks (0: the masks it was trained with)"},
+    {"iwae-k", OPT_INT, OFF(iwae_k), "5000", CMD_EVAL, 0,
+     "vae: importance samples of the IWAE bound on the NLL"},
     {"rtol", OPT_FLOAT, OFF(rtol), "1e-5", CMD_EVAL, 0, "ODE relative tolerance (RK45)"},
     {"atol", OPT_FLOAT, OFF(atol), "1e-5", CMD_EVAL, 0, "ODE absolute tolerance (RK45)"},
     {"divergence", OPT_STRING, OFF(divergence), "auto", CMD_EVAL, 0,

@@ -24,17 +24,23 @@ typedef struct cli_cfg {
     char *ckpt;
     /* model definition (stored in checkpoints) */
     char *family, *formulation, *param, *model, *t_sampler, *normalize, *data_mean, *data_std;
-    int64_t hidden, depth, classes, data_dim, channels, height, width, noisy;
+    char *hidden;
+    int64_t depth, classes, data_dim, channels, height, width, noisy;
+    /* likelihood families (flow, ar, vae) and their data */
+    char *prior, *mask_mode, *order, *decoder, *binarize, *dequantize;
+    int64_t couplings, levels, masks, direct, latent;
     double sigma_data, p_mean, p_std, shift, p_uncond;
     /* training */
     int64_t steps, batch, warmup, log_every, save_every;
     double lr, ema, grad_clip;
     char *lr_schedule;
+    int64_t valid_every, patience, valid_n;
     /* sampling */
     char *sampler, *schedule, *sample_formulation, *compat, *solver_type, *var, *sigmas, *init_noise;
     int64_t sample_steps, corrector_steps, steps_offset, set_alpha_to_one, sample_batch;
     double sigma_min, sigma_max, rho, eta, s_churn, s_tmin, s_tmax, s_noise, snr, sample_shift;
-    int print_grid, use_ema;
+    int print_grid, use_ema, reconstruct;
+    double temperature;
     int64_t class_label;
     double cfg_scale, guidance_scale;
     char *guidance_classifier;
@@ -44,7 +50,7 @@ typedef struct cli_cfg {
     int64_t vlb_steps;
     char *metrics, *split, *divergence, *classifier;
     double rtol, atol;
-    int64_t probes, swd_dirs;
+    int64_t probes, swd_dirs, ensemble, iwae_k;
 } cli_cfg;
 
 typedef struct {

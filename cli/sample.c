@@ -72,6 +72,110 @@ static int read_matrix(const char *path, double **out, int64_t *rows, int64_t *c
     return 0;
 }
 
+/* --out: a .png (image grid, one row per class when rows > 0; 2-D scatter) or a .npy of the
+ * samples x (n, d) in data space. */
+static int write_samples(const cli_cfg *cfg, ug_model *m, const double *x, int64_t n, int rows,
+                         const char *title) {
+    ug_status st;
+    const ug_model_cfg *mc = ug_model_config(m);
+    int64_t d = mc->data_dim;
+    int image = mc->channels > 0 && (int64_t)mc->channels * mc->height * mc->width == d;
+    if (ends_with(cfg->out, ".png")) {
+        float *xf = malloc((size_t)(n * d) * sizeof *xf);
+        if (!xf) return cli_error("out of memory");
+        for (int64_t j = 0; j < n * d; j++) xf[j] = (float)x[j];
+        if (image) {
+            int zoom = mc->height < 48 ? 3 : mc->height < 96 ? 2 : 1;
+            st = ug_image_grid_zoom(cfg->out, xf, n, mc->channels, mc->height, mc->width, rows,
+                                    rows ? (int)((n + rows - 1) / rows) : (n < 8 ? (int)n : 8), 2,
+                                    0.0f, 1.0f, zoom);
+        } else if (d == 2) {
+            st = ug_plot_scatter(cfg->out, xf, n, NULL, 0, 640, 640, title, NULL);
+        } else {
+            free(xf);
+            return cli_error("sample: no picture for %lld-dimensional vectors; use .npy", (long long)d);
+        }
+        free(xf);
+    } else if (image) {
+        st = ug_npy_write_f64(cfg->out, 4, (int64_t[]){n, mc->channels, mc->height, mc->width}, x);
+    } else {
+        st = ug_npy_write_f64(cfg->out, 2, (int64_t[]){n, d}, x);
+    }
+    return st ? cli_error("%s", ug_last_error()) : 0;
+}
+
+/* Flows, autoregressive models and VAEs: ancestral / inverse-flow samples at --temperature, or
+ * (--reconstruct, vae) held-out examples of --data beside their reconstructions. */
+static int sample_family(cli_cfg *cfg, ug_model *m, int64_t n) {
+    int64_t d = ug_model_config(m)->data_dim;
+    if (!(cfg->temperature > 0)) return cli_error("sample: --temperature %g, expected > 0", cfg->temperature);
+    double *x = malloc((size_t)(2 * n * d) * sizeof *x);
+    if (!x) return cli_error("out of memory");
+    int rc = 1, rows = 0;
+    double t0 = cli_now_s();
+    if (cfg->reconstruct) {
+        /* Rows alternate: 8 held-out examples, then their reconstructions. */
+        ug_dataset ds;
+        if (!cfg->data) { free(x); return cli_error("sample: --reconstruct needs --data (held-out examples)"); }
+        if (ug_dataset_load(cfg->data, UG_SPLIT_TEST, n, (uint64_t)cfg->seed, &ds)) { free(x); return cli_error("%s", ug_last_error()); }
+        float *xr = NULL;
+        if (ug_dataset_dim(&ds) != d) {
+            cli_error("sample: %s has examples of size %lld, the model %lld", cfg->data,
+                      (long long)ug_dataset_dim(&ds), (long long)d);
+            goto rec_out;
+        }
+        if (cli_data_prepare(cfg, &ds, 1)) goto rec_out;
+        n = ds.n;
+        if (!(xr = malloc((size_t)(n * d) * sizeof *xr))) { cli_error("out of memory"); goto rec_out; }
+        if (ug_model_reconstruct(m, n, ds.x, (uint64_t)cfg->seed, 0, xr)) { cli_error("%s", ug_last_error()); goto rec_out; }
+        for (int64_t i = 0; i < n; i++) {
+            int64_t blk = i / 8, col = i % 8, k = blk * 16 + col;
+            for (int64_t j = 0; j < d; j++) {
+                x[k * d + j] = ds.x[i * d + j];
+                x[(k + 8) * d + j] = xr[i * d + j];
+            }
+        }
+        n = (n + 7) / 8 * 16;
+        rc = 0;
+    rec_out:
+        free(xr);
+        ug_dataset_free(&ds);
+        if (rc) { free(x); return 1; }
+        rc = 1;
+    } else {
+        ug_sample_cfg sc = ug_sample_cfg_default();
+        sc.temperature = cfg->temperature;
+        sc.seed = (uint64_t)cfg->seed;
+        int64_t chunk = cfg->sample_batch > 0 ? cfg->sample_batch : n;
+        for (int64_t i = 0; i < n; i += chunk) {
+            sc.first_stream = (uint64_t)i;
+            if (ug_model_sample(m, &sc, n - i < chunk ? n - i : chunk, NULL, NULL, x + i * d, NULL)) {
+                free(x);
+                return cli_error("%s", ug_last_error());
+            }
+        }
+    }
+    double secs = cli_now_s() - t0;
+    if (cli_norm_apply(cfg, NULL, x, n, d, -1, NULL)) goto out;
+    char title[160];
+    snprintf(title, sizeof title, "%s %s, temperature %g", cfg->family, cfg->model, cfg->temperature);
+    if (cfg->out && write_samples(cfg, m, x, n, rows, title)) goto out;
+    if (cfg->json)
+        printf("{\"family\": \"%s\", \"model\": \"%s\", \"n\": %lld, \"d\": %lld, \"temperature\": %g, "
+               "\"reconstruct\": %s, \"seconds\": %.4f, \"seed\": %lld%s%s%s}\n", cfg->family, cfg->model,
+               (long long)n, (long long)d, cfg->temperature, cfg->reconstruct ? "true" : "false", secs,
+               (long long)cfg->seed, cfg->out ? ", \"out\": \"" : "", cfg->out ? cfg->out : "",
+               cfg->out ? "\"" : "");
+    else
+        fprintf(stderr, "unigen: %lld %s from %s %s (temperature %g), %.2f s%s%s\n", (long long)n,
+                cfg->reconstruct ? "examples and reconstructions" : "samples", cfg->family,
+                cfg->model, cfg->temperature, secs, cfg->out ? " -> " : "", cfg->out ? cfg->out : "");
+    rc = 0;
+out:
+    free(x);
+    return rc;
+}
+
 int cli_sample(cli_cfg *cfg) {
     ug_model *m = NULL;
     int rc = 1;
@@ -90,6 +194,13 @@ int cli_sample(cli_cfg *cfg) {
         n = r;
     }
     if (n <= 0) n = 1000;
+    ug_family fam = ug_model_config(m)->family;
+    if (fam == UG_FAMILY_FLOW || fam == UG_FAMILY_AR || fam == UG_FAMILY_VAE) {
+        if (noise) { cli_error("sample: --init-noise is for diffusion models"); goto done; }
+        rc = sample_family(cfg, m, n);
+        goto done;
+    }
+    if (cfg->reconstruct) { cli_error("sample: --reconstruct is for vae models"); goto done; }
     ug_sample_cfg sc = ug_sample_cfg_default();
     sc.sampler = cfg->sampler;
     sc.schedule = cfg->schedule && *cfg->schedule ? cfg->schedule : NULL;
@@ -191,38 +302,9 @@ int cli_sample(cli_cfg *cfg) {
     cli_cfg_free(&gc);
     /* Back to data space when the model was trained on standardized data. */
     if (cfg->ckpt && cli_norm_apply(cfg, NULL, x, n, d, -1, NULL)) goto done;
-    if (cfg->out) {
-        ug_status st;
-        const ug_model_cfg *mc = ug_model_config(m);
-        int image = mc->channels > 0 && (int64_t)mc->channels * mc->height * mc->width == d;
-        if (ends_with(cfg->out, ".png")) {
-            float *xf = malloc((size_t)(n * d) * sizeof *xf);
-            if (!xf) { cli_error("out of memory"); goto done; }
-            for (int64_t j = 0; j < n * d; j++) xf[j] = (float)x[j];
-            char title[200];
-            snprintf(title, sizeof title, "%s, %d steps, %lld nfe", cfg->sampler, sc.steps, (long long)nfe);
-            if (image) {
-                int zoom = mc->height < 48 ? 3 : mc->height < 96 ? 2 : 1;
-                /* One row per class when conditional and no --class. */
-                int rows = K > 0 && cfg->class_label < 0 ? K : 0;
-                st = ug_image_grid_zoom(cfg->out, xf, n, mc->channels, mc->height, mc->width, rows,
-                                        rows ? (int)((n + K - 1) / K) : (n < 8 ? (int)n : 8), 2,
-                                        0.0f, 1.0f, zoom);
-            } else if (d == 2) {
-                st = ug_plot_scatter(cfg->out, xf, n, NULL, 0, 640, 640, title, NULL);
-            } else {
-                free(xf);
-                cli_error("sample: no picture for %lld-dimensional vectors; use .npy", (long long)d);
-                goto done;
-            }
-            free(xf);
-        } else if (image) {
-            st = ug_npy_write_f64(cfg->out, 4, (int64_t[]){n, mc->channels, mc->height, mc->width}, x);
-        } else {
-            st = ug_npy_write_f64(cfg->out, 2, (int64_t[]){n, d}, x);
-        }
-        if (st) { cli_error("%s", ug_last_error()); goto done; }
-    }
+    char title[200];
+    snprintf(title, sizeof title, "%s, %d steps, %lld nfe", cfg->sampler, sc.steps, (long long)nfe);
+    if (cfg->out && write_samples(cfg, m, x, n, K > 0 && cfg->class_label < 0 ? K : 0, title)) goto done;
     if (cfg->json) {
         printf("{\"sampler\": \"%s\", \"steps\": %d, \"n\": %lld, \"d\": %lld, \"nfe\": %lld, "
                "\"seconds\": %.4f, \"seed\": %lld, \"sigmas\": [",

@@ -125,7 +125,8 @@ static void normalize_stats(const ug_dataset *ds, int64_t d, cli_cfg *cfg) {
 int cli_model_cfg(const cli_cfg *cfg, int64_t data_dim, ug_model_cfg *mc) {
     *mc = ug_model_cfg_default();
     if (ug_family_from_name(cfg->family, &mc->family))
-        return cli_error("--family %s: unknown (expected diffusion, classifier)", cfg->family);
+        return cli_error("--family %s: unknown (expected diffusion, classifier, flow, ar, vae)",
+                         cfg->family);
     if (ug_form_from_name(cfg->formulation, &mc->formulation))
         return cli_error("--formulation %s: unknown (expected vp, vp-cosine, vp-cont, ve, edm, fm)",
                          cfg->formulation);
@@ -143,8 +144,42 @@ int cli_model_cfg(const cli_cfg *cfg, int64_t data_dim, ug_model_cfg *mc) {
     mc->height = (int)cfg->height;
     mc->width = (int)cfg->width;
     mc->num_classes = (int)cfg->classes;
-    mc->hidden = (int)cfg->hidden;
-    mc->depth = (int)cfg->depth;
+    /* --hidden: one width, or a comma list (made, vae); "" leaves each model its default. */
+    if (cfg->hidden && *cfg->hidden) {
+        char *end;
+        long h = strtol(cfg->hidden, &end, 10);
+        if (end == cfg->hidden || h < 1 || (*end && *end != ','))
+            return cli_error("--hidden %s: expected a positive width or a comma list of them",
+                             cfg->hidden);
+        if (strlen(cfg->hidden) >= sizeof mc->hidden_list)
+            return cli_error("--hidden %s: longer than %zu characters", cfg->hidden,
+                             sizeof mc->hidden_list - 1);
+        mc->hidden = (int)h;
+        strcpy(mc->hidden_list, cfg->hidden);
+        if (*end && mc->family != UG_FAMILY_AR && mc->family != UG_FAMILY_VAE)
+            return cli_error("--hidden %s: a list of widths is for made and vae models", cfg->hidden);
+    } else {
+        /* 0: each likelihood model picks its own width. */
+        mc->hidden = mc->family == UG_FAMILY_DIFFUSION || mc->family == UG_FAMILY_CLASSIFIER ? 256 : 0;
+    }
+    if (cfg->depth < 0) return cli_error("--depth %lld: expected >= 0", (long long)cfg->depth);
+    mc->depth = cfg->depth ? (int)cfg->depth
+                : mc->family == UG_FAMILY_DIFFUSION || mc->family == UG_FAMILY_CLASSIFIER ? 3 : 0;
+    if (strlen(cfg->prior) >= sizeof mc->prior || strlen(cfg->decoder) >= sizeof mc->decoder)
+        return cli_error("--prior %s / --decoder %s: unknown", cfg->prior, cfg->decoder);
+    strcpy(mc->prior, cfg->prior);
+    strcpy(mc->decoder, cfg->decoder);
+    mc->couplings = (int)cfg->couplings;
+    mc->levels = (int)cfg->levels;
+    mc->masks = (int)cfg->masks;
+    mc->direct = (int)cfg->direct;
+    mc->latent_dim = (int)cfg->latent;
+    if (strcmp(cfg->mask_mode, "resample") && strcmp(cfg->mask_mode, "cycle"))
+        return cli_error("--mask-mode %s: expected resample or cycle", cfg->mask_mode);
+    mc->mask_cycle = !strcmp(cfg->mask_mode, "cycle");
+    if (strcmp(cfg->order, "natural") && strcmp(cfg->order, "random"))
+        return cli_error("--order %s: expected natural or random", cfg->order);
+    mc->order_random = !strcmp(cfg->order, "random");
     mc->sigma_data = cfg->sigma_data;
     mc->p_mean = cfg->p_mean;
     mc->p_std = cfg->p_std;
@@ -211,8 +246,12 @@ static int cli_train_previews(const cli_cfg *cfg, ug_model *model, ug_ema *ema,
         goto out;
     snprintf(path, sizeof path, "%s/samples.png", cfg->out);
     char title[160];
-    snprintf(title, sizeof title, "%s samples (heun, %lld nfe) over %s", cfg->formulation,
-             (long long)nfe, cfg->data);
+    if (ug_model_config(model)->family == UG_FAMILY_DIFFUSION)
+        snprintf(title, sizeof title, "%s samples (heun, %lld nfe) over %s", cfg->formulation,
+                 (long long)nfe, cfg->data);
+    else
+        snprintf(title, sizeof title, "%s %s samples over %s", cfg->family,
+                 ug_model_config(model)->net, cfg->data);
     if ((st = ug_plot_scatter(path, xf, n, ref, m, 640, 640, title, NULL))) {
         cli_error("%s", ug_last_error());
         goto out;
@@ -230,19 +269,55 @@ static void fmt_eta(double s, char *buf, size_t n) {
     else snprintf(buf, n, "%dh%02dm", (int)(s / 3600), (int)(s / 60) % 60);
 }
 
+/* The validation NLL (exact for flows and ar models; the ELBO, an IWAE bound with k = 1, for a
+ * vae) with the weights a checkpoint's users load: one metrics line, *better when it improves. */
+static int validate(const cli_cfg *cfg, ug_model *model, ug_ema *ema, const ug_dataset *valid,
+                    double *nll, int64_t step, double *best, int *better, FILE *metrics) {
+    ug_nll_cfg nc = ug_nll_default();
+    nc.iwae_k = 1;
+    nc.seed = (uint64_t)cfg->seed;
+    int64_t d = ug_dataset_dim(valid);
+    double t0 = cli_now_s();
+    if (ema->w) ug_ema_swap(ema, ug_model_params(model));
+    ug_status st = ug_model_nll(model, &nc, valid->n, valid->x, nll);
+    if (ema->w) ug_ema_swap(ema, ug_model_params(model));
+    if (st) return cli_error("validation: %s", ug_last_error());
+    double mean = 0;
+    for (int64_t i = 0; i < valid->n; i++) mean += nll[i];
+    mean /= (double)valid->n;
+    double bpd = ug_bits_per_dim(mean, d, cli_data_levels(cfg));
+    *better = mean < *best;
+    if (*better) *best = mean;
+    fprintf(metrics, "{\"step\": %lld, \"valid_nll\": %.6f, \"valid_bpd\": %.6f, \"valid_n\": %lld, "
+            "\"valid_s\": %.3f}\n", (long long)step, mean, bpd, (long long)valid->n, cli_now_s() - t0);
+    fflush(metrics);
+    fprintf(stderr, "%sunigen: step %lld: validation NLL %.4f nats (%.4f bits/dim) on %lld examples%s\n",
+            isatty(2) ? "\n" : "", (long long)step, mean, bpd, (long long)valid->n,
+            *better ? " (best)" : "");
+    return 0;
+}
+
 int cli_train(cli_cfg *cfg) {
     if (!cfg->data) return cli_error("train: --data is required (e.g. --data moons)");
     if (!cfg->out) return cli_error("train: --out DIR is required");
     if (cfg->steps < 1 || cfg->batch < 1 || cfg->log_every < 1 || cfg->save_every < 0)
         return cli_error("train: --steps, --batch, --log-every must be >= 1, --save-every >= 0");
     if (!(cfg->lr > 0)) return cli_error("train: --lr %g, expected > 0", cfg->lr);
+    if (isnan(cfg->ema)) {
+        /* auto: diffusion models and classifiers sample from an EMA; likelihood models are
+         * judged on their weights (the peers train without one). */
+        int lik = !strcmp(cfg->family, "flow") || !strcmp(cfg->family, "ar") || !strcmp(cfg->family, "vae");
+        cfg->ema = lik ? 0 : 0.999;
+    }
     if (!(cfg->ema >= 0 && cfg->ema < 1)) return cli_error("train: --ema %g, expected in [0, 1)", cfg->ema);
+    if (cfg->valid_every < 0 || cfg->patience < 0 || cfg->valid_n < 0)
+        return cli_error("train: --valid-every, --valid-n and --patience must be >= 0");
     ug_lr_schedule sched = {UG_LR_CONSTANT, (float)cfg->lr, cfg->warmup, cfg->steps, 0};
     if (ug_lr_from_name(cfg->lr_schedule, &sched.kind))
         return cli_error("--lr-schedule %s: unknown (expected constant, warmup, cosine)", cfg->lr_schedule);
 
     ug_dataset ds;
-    ug_status st = ug_dataset_load(cfg->data, 1, cfg->n, (uint64_t)cfg->seed, &ds);
+    ug_status st = ug_dataset_load(cfg->data, UG_SPLIT_TRAIN, cfg->n, (uint64_t)cfg->seed, &ds);
     if (st) return cli_error("%s", ug_last_error());
     int64_t d = ug_dataset_dim(&ds);
     int classifier = !strcmp(cfg->family, "classifier");
@@ -257,13 +332,31 @@ int cli_train(cli_cfg *cfg) {
                          "classes (%s has %d)", (long long)cfg->classes, cfg->data, ds.num_classes);
     }
     cfg->data_dim = d;
-    if (!strcmp(cfg->normalize, "auto")) {
-        /* Images to DDPM's [-1, 1]; vectors as they are. Stored resolved in the config. */
-        free(cfg->normalize);
-        cfg->normalize = strdup(ds.ndim == 3 ? "pm1" : "none");
-    }
+    /* Normalization, binarization, dequantization: resolved and stored in the config. */
+    if (cli_data_resolve(cfg, &ds)) { ug_dataset_free(&ds); return 1; }
     if (!strcmp(cfg->normalize, "std")) normalize_stats(&ds, d, cfg);
-    if (cli_norm_apply(cfg, ds.x, NULL, ds.n, d, +1, NULL)) { ug_dataset_free(&ds); return 1; }
+    if (cli_data_prepare(cfg, &ds, 0)) { ug_dataset_free(&ds); return 1; }
+    int per_batch = cli_data_per_batch(cfg);
+    int lik = !strcmp(cfg->family, "flow") || !strcmp(cfg->family, "ar") || !strcmp(cfg->family, "vae");
+    if (cfg->valid_every && !lik) {
+        ug_dataset_free(&ds);
+        return cli_error("train: --valid-every is for flow, ar and vae models (their NLL)");
+    }
+    ug_dataset valid = {0};
+    if (cfg->valid_every) {
+        if ((st = ug_dataset_load(cfg->data, UG_SPLIT_VALID, cfg->valid_n, (uint64_t)cfg->seed, &valid))) {
+            ug_dataset_free(&ds);
+            return cli_error("%s", ug_last_error());
+        }
+        if (ug_dataset_dim(&valid) != d || cli_data_prepare(cfg, &valid, 1)) {
+            if (ug_dataset_dim(&valid) != d)
+                cli_error("%s: the validation split has examples of dim %lld, the training split %lld",
+                          cfg->data, (long long)ug_dataset_dim(&valid), (long long)d);
+            ug_dataset_free(&valid);
+            ug_dataset_free(&ds);
+            return 1;
+        }
+    }
 
     if (ds.ndim == 3) {
         cfg->channels = ds.shape[0];
@@ -284,11 +377,18 @@ int cli_train(cli_cfg *cfg) {
     ug_loader L = {0};
     float *xb = malloc((size_t)(cfg->batch * d) * sizeof *xb);
     int32_t *yb = malloc((size_t)cfg->batch * sizeof *yb);
+    int64_t *ib = malloc((size_t)cfg->batch * sizeof *ib);
+    double *vnll = cfg->valid_every ? malloc((size_t)valid.n * sizeof *vnll) : NULL;
+    double best_nll = INFINITY;
+    int64_t since_best = 0;
     char path[4200];
     char *cfg_json = cli_cfg_to_json(CMD_TRAIN, cfg);
     FILE *metrics = NULL;
     int rc = 1;
-    if (!xb || !yb || !cfg_json) { cli_error("out of memory"); goto done; }
+    if (!xb || !yb || !ib || !cfg_json || (cfg->valid_every && !vnll)) {
+        cli_error("out of memory");
+        goto done;
+    }
     if ((st = ug_adam_init(&adam, ps, ug_adam_default())) ||
         (cfg->ema > 0 && (st = ug_ema_init(&ema, ps, (float)cfg->ema))) ||
         (st = ug_ctx_create(&ctx, 0)) ||
@@ -304,7 +404,12 @@ int cli_train(cli_cfg *cfg) {
     if (!(metrics = fopen(path, "w"))) { cli_error("%s: cannot write: %s", path, strerror(errno)); goto done; }
 
     int tty = isatty(2);
-    if (classifier)
+    if (lik)
+        fprintf(stderr, "unigen: training %s %s (%lld parameters) on %s: %lld examples of dim %lld "
+                "(binarize %s, dequantize %s)\n", cfg->family, ug_model_config(model)->net,
+                (long long)ug_params_count(ps), cfg->data, (long long)ds.n, (long long)d,
+                cfg->binarize, cfg->dequantize);
+    else if (classifier)
         fprintf(stderr, "unigen: training a%s classifier (%lld parameters, %lld classes) on %s: "
                 "%lld examples of dim %lld\n", cfg->noisy ? " noisy" : "", (long long)ug_params_count(ps),
                 (long long)cfg->classes, cfg->data, (long long)ds.n, (long long)d);
@@ -316,11 +421,17 @@ int cli_train(cli_cfg *cfg) {
     int64_t n_acc = 0, epoch = 0;
     ug_loader_start_epoch(&L, 0);
     for (int64_t step = 0; step < cfg->steps; step++) {
-        int64_t got = ug_loader_next(&L, xb, yb, NULL);
+        int64_t got = ug_loader_next(&L, xb, yb, ib);
         if (got == 0) {
             ug_loader_start_epoch(&L, (uint32_t)++epoch);
-            got = ug_loader_next(&L, xb, yb, NULL);
+            got = ug_loader_next(&L, xb, yb, ib);
         }
+        if (per_batch) cli_data_batch(cfg, xb, got, d, ib, (uint32_t)epoch);
+        if (step == 0 && (st = ug_model_data_init(model, xb, got))) {
+            cli_error("data-dependent init: %s", ug_last_error());
+            goto done;
+        }
+        ug_model_set_step(model, step);
         ug_tensor *loss;
         st = ug_model_loss(model, ctx, xb, got, cfg->classes ? yb : NULL, (uint64_t)cfg->seed,
                            (uint64_t)step * (uint64_t)cfg->batch, &loss);
@@ -356,6 +467,25 @@ int cli_train(cli_cfg *cfg) {
             t_log = t;
             loss_acc = gn_acc = 0;
             n_acc = 0;
+        }
+        if (cfg->valid_every && ((step + 1) % cfg->valid_every == 0 || last)) {
+            int better = 0;
+            if (validate(cfg, model, &ema, &valid, vnll, step + 1, &best_nll, &better, metrics)) goto done;
+            since_best = better ? 0 : since_best + 1;
+            if (better) {
+                snprintf(path, sizeof path, "%s/best.safetensors", cfg->out);
+                if ((st = ug_ckpt_save(path, ps, ema.w ? &ema : NULL, &adam, step + 1, cfg_json))) {
+                    cli_error("%s", ug_last_error());
+                    goto done;
+                }
+            }
+            if (cfg->patience && since_best >= cfg->patience && !last) {
+                fprintf(stderr, "%sunigen: early stop at step %lld: no better validation NLL in %lld "
+                        "validations (best %.4f nats in best.safetensors)\n", tty ? "\n" : "",
+                        (long long)(step + 1), (long long)since_best, best_nll);
+                cfg->steps = step + 1;
+                break;
+            }
         }
         if (cfg->save_every && (step + 1) % cfg->save_every == 0 && !last) {
             snprintf(path, sizeof path, "%s/checkpoint-%lld.safetensors", cfg->out, (long long)(step + 1));
@@ -404,6 +534,9 @@ done:
     free(cfg_json);
     free(xb);
     free(yb);
+    free(ib);
+    free(vnll);
+    ug_dataset_free(&valid);
     ug_loader_free(&L);
     ug_ctx_free(ctx);
     ug_ema_free(&ema);

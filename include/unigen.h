@@ -616,6 +616,9 @@ ug_status ug_toy2d_sample(const char *name, int64_t n, uint64_t seed, float *out
 /* Test splits of generated sets draw from streams starting here: disjoint from any train set
  * smaller than 2^62 examples, so train and test never share a point. */
 #define UG_DATA_TEST_STREAM ((uint64_t)1 << 62)
+#define UG_DATA_VALID_STREAM ((uint64_t)3 << 61)
+/* The split argument of ug_dataset_load. */
+enum { UG_SPLIT_TEST = 0, UG_SPLIT_TRAIN = 1, UG_SPLIT_VALID = 2 };
 
 /* ---------------------------------------------------------------- Gaussian mixture */
 /* p(x) = sum_k w_k N(x; mu_k, s_k^2 I). Weights are normalized to sum to 1 on load. */
@@ -667,16 +670,18 @@ typedef struct ug_dataset {
 
 /* Loads a data set from a spec string:
  *   moons, circles, 8gaussians, 25gaussians, checkerboard, swissroll, pinwheel, 2spirals
- *                   n examples (n <= 0: 65536 train, 8192 test); the test split draws from
- *                   streams UG_DATA_TEST_STREAM + i, so it is disjoint from the train split
+ *                   n examples (n <= 0: 65536 train, 8192 test or validation); the test and
+ *                   validation splits draw from streams UG_DATA_TEST_STREAM + i and
+ *                   UG_DATA_VALID_STREAM + i, so they are disjoint from the train split
  *   gmm:FILE.json   n examples of the mixture (defaults as above), y = component, K classes
  *   fashion-mnist   Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist)
- *   mnist:DIR       train-images-idx3-ubyte[.gz] / t10k-... (and labels) in DIR
+ *   mnist:DIR       train-images-idx3-ubyte[.gz] / t10k-... or test-... / valid-... (the
+ *                   validation split, e.g. binarized MNIST) in DIR; labels when their file is there
  *   idx:PATH        one IDX file of n examples (first dimension), no labels; train ignored
  *   png:DIR         every *.png in DIR (sorted by name), same size and channels; train ignored
  * Pixels are stored as pixel / 255 in [0, 1]; images have shape (C, H, W). For file sets,
  * n > 0 keeps only the first n examples. The seed only affects generated sets. */
-ug_status ug_dataset_load(const char *spec, int train, int64_t n, uint64_t seed,
+ug_status ug_dataset_load(const char *spec, int split, int64_t n, uint64_t seed,
                           ug_dataset *out);
 void ug_dataset_free(ug_dataset *ds);
 /* Floats per example (product of shape). */

@@ -39,13 +39,19 @@ static int file_exists(const char *path) {
 }
 
 /* ---------------------------------------------------------------- generated sets */
+/* The first Philox stream of a generated split: the splits never share a stream. */
+static uint64_t split_stream(int split) {
+    return split == UG_SPLIT_TRAIN ? 0 : split == UG_SPLIT_VALID ? UG_DATA_VALID_STREAM
+                                                                 : UG_DATA_TEST_STREAM;
+}
+
 static ug_status load_toy(ug_toy2d t, int train, int64_t n, uint64_t seed, ug_dataset *ds) {
     ds->n = n;
     ds->ndim = 1;
     ds->shape[0] = 2;
     ug_status st = alloc_x(ds, ug_toy2d_name(t));
     if (st) return st;
-    return ug_toy2d_sample_at(t, train ? 0 : (int64_t)UG_DATA_TEST_STREAM, n, seed, ds->x);
+    return ug_toy2d_sample_at(t, (int64_t)split_stream(train), n, seed, ds->x);
 }
 
 static ug_status load_gmm(const char *path, int train, int64_t n, uint64_t seed,
@@ -62,7 +68,7 @@ static ug_status load_gmm(const char *path, int train, int64_t n, uint64_t seed,
         if (!ds->y) st = ug_fail(UG_ERR_NOMEM, "%s: out of memory for labels", path);
     }
     if (!st)
-        st = ug_gmm_sample(&g, train ? 0 : (int64_t)UG_DATA_TEST_STREAM, n, seed, ds->x, ds->y);
+        st = ug_gmm_sample(&g, (int64_t)split_stream(train), n, seed, ds->x, ds->y);
     ug_gmm_free(&g);
     return st;
 }
@@ -110,25 +116,33 @@ static int find_idx(const char *dir, const char *prefix, const char *kind, int n
     return 0;
 }
 
-static ug_status load_mnist_dir(const char *dir, int train, int64_t nmax, const char *hint,
+/* An MNIST-layout folder: PREFIX-images-idx3-ubyte[.gz] with, when present,
+ * PREFIX-labels-idx1-ubyte[.gz]. Prefixes: train; t10k or test; valid (binarized MNIST). */
+static ug_status load_mnist_dir(const char *dir, int split, int64_t nmax, const char *hint,
                                 ug_dataset *ds) {
     char ipath[4096], lpath[4096];
-    const char *prefix = train ? "train" : "t10k";
-    if (!find_idx(dir, prefix, "images", 3, ipath, sizeof ipath))
-        return ug_fail(UG_ERR_IO, "%s: not found (nor without .gz)%s", ipath, hint);
-    if (!find_idx(dir, prefix, "labels", 1, lpath, sizeof lpath))
-        return ug_fail(UG_ERR_IO, "%s: not found (nor without .gz)%s", lpath, hint);
+    const char *prefix = split == UG_SPLIT_TRAIN ? "train" : split == UG_SPLIT_VALID ? "valid" : "t10k";
+    int found = find_idx(dir, prefix, "images", 3, ipath, sizeof ipath);
+    if (!found && split == UG_SPLIT_TEST) {
+        prefix = "test";
+        found = find_idx(dir, prefix, "images", 3, ipath, sizeof ipath);
+    }
+    if (!found)
+        return ug_fail(UG_ERR_IO, "%s: not found (nor without .gz)%s", ipath,
+                       split == UG_SPLIT_VALID ? " — this data set has no validation split" : hint);
+    int labelled = find_idx(dir, prefix, "labels", 1, lpath, sizeof lpath);
     ug_idx im, lb;
+    memset(&lb, 0, sizeof lb);
     ug_status st = ug_idx_read(ipath, &im);
     if (st) return st;
-    if ((st = ug_idx_read(lpath, &lb))) { ug_idx_free(&im); return st; }
+    if (labelled && (st = ug_idx_read(lpath, &lb))) { ug_idx_free(&im); return st; }
     if (im.ndim != 3)
         st = ug_fail(UG_ERR_FORMAT, "%s: %d dimensions, expected 3 (n, rows, cols) for images",
                      ipath, im.ndim);
-    else if (lb.ndim != 1)
+    else if (labelled && lb.ndim != 1)
         st = ug_fail(UG_ERR_FORMAT, "%s: %d dimensions, expected 1 (n) for labels", lpath,
                      lb.ndim);
-    else if (lb.dims[0] != im.dims[0])
+    else if (labelled && lb.dims[0] != im.dims[0])
         st = ug_fail(UG_ERR_FORMAT, "%s: %lld labels, but %s has %lld images", lpath,
                      (long long)lb.dims[0], ipath, (long long)im.dims[0]);
     if (!st) {
@@ -140,12 +154,12 @@ static ug_status load_mnist_dir(const char *dir, int train, int64_t nmax, const 
         ds->shape[2] = im.dims[2];
         st = alloc_x(ds, ipath);
     }
-    if (!st) {
-        bytes_to_unit(ds->x, im.data, ds->n * ug_dataset_dim(ds));
+    if (!st) bytes_to_unit(ds->x, im.data, ds->n * ug_dataset_dim(ds));
+    if (!st && labelled) {
         ds->y = malloc((size_t)ds->n * sizeof *ds->y);
         if (!ds->y) st = ug_fail(UG_ERR_NOMEM, "%s: out of memory for labels", lpath);
     }
-    if (!st) {
+    if (!st && labelled) {
         int maxl = 0;
         for (int64_t i = 0; i < ds->n; i++) {
             ds->y[i] = lb.data[i];
@@ -154,7 +168,7 @@ static ug_status load_mnist_dir(const char *dir, int train, int64_t nmax, const 
         ds->num_classes = maxl + 1;
     }
     ug_idx_free(&im);
-    ug_idx_free(&lb);
+    if (labelled) ug_idx_free(&lb);
     return st;
 }
 
@@ -231,7 +245,10 @@ ug_status ug_dataset_load(const char *spec, int train, int64_t n, uint64_t seed,
                           ug_dataset *out) {
     memset(out, 0, sizeof *out);
     if (!spec || !*spec) return ug_fail(UG_ERR_INVALID_ARG, "data set spec is empty");
-    int64_t ngen = n > 0 ? n : train ? UG_DATA_TOY_TRAIN_N : UG_DATA_TOY_TEST_N;
+    if (train < UG_SPLIT_TEST || train > UG_SPLIT_VALID)
+        return ug_fail(UG_ERR_INVALID_ARG, "data set %s: split %d, expected 0 (test), 1 (train) "
+                       "or 2 (validation)", spec, train);
+    int64_t ngen = n > 0 ? n : train == UG_SPLIT_TRAIN ? UG_DATA_TOY_TRAIN_N : UG_DATA_TOY_TEST_N;
     ug_status st;
     ug_toy2d t;
     if (strncmp(spec, "gmm:", 4) == 0) {
