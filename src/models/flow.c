@@ -246,9 +246,10 @@ static ug_status flow_declare(const ug_model_cfg *cfg, ug_params *ps, void **imp
     /* realnvp squeezes between levels, glow at the start of every level. */
     int lv_default = model == FLOW_GLOW ? halvings(f->H, f->W, 2) : 1 + halvings(f->H, f->W, 1);
     if (model == FLOW_GLOW && !lv_default) {
+        st = ug_fail(UG_ERR_INVALID_ARG, "model: flow 'glow' squeezes 2 x 2 blocks: height %d "
+                     "and width %d must be even", f->H, f->W);
         flow_free(f);
-        return ug_fail(UG_ERR_INVALID_ARG, "model: flow 'glow' squeezes 2 x 2 blocks: height %d "
-                       "and width %d must be even", f->H, f->W);
+        return st;
     }
     int levels = cfg->levels ? cfg->levels : lv_default;
     if (model == FLOW_NICE) {
