@@ -130,7 +130,7 @@ TEST(ar_nade_matches_naive) {
 /* Sizes past UG_PAR_MIN take the threaded paths (examples split in the forward, hidden units
  * in the backward): two threads must give one thread's results up to summation order. */
 TEST(ar_nade_threads) {
-    int64_t B = 8, d = 64, H = 100;
+    int64_t B = 20, d = 64, H = 100;   /* 3 blocks of examples in the forward */
     ug_tensor *ins[4] = {
         ug_test_tensor(2, (int64_t[]){B, d}, 31, 0.0f, 1.0f),
         ug_test_tensor(2, (int64_t[]){H, d}, 32, -0.3f, 0.3f),

@@ -10,12 +10,14 @@
 /* logits (B, d); aend (B, H) or NULL: a_d, the pre-activation after the last input, from which
  * the backward pass walks the recursion back. x (B, d), wt (d, H), c (H), v (d, H),
  * b (d) or NULL (no bias).
- * scratch: nt * H floats, nt the most threads that may run. If u (B, d) is not NULL the kernel
- * samples instead: x_i = 1[u_i < sigmoid(logit_i)] is written into x before it is used. */
+ * scratch: ug_k_nade_forward_scratch floats, nt the most threads that may run. If u (B, d) is
+ * not NULL the kernel samples instead: x_i = 1[u_i < sigmoid(logit_i)] is written into x
+ * before it is used. */
 void ug_k_nade_forward(float *logits, float *aend, float *x, const float *u, const float *wt,
                        const float *c, const float *v, const float *b, float *scratch, int nt,
                        int64_t B, int64_t d, int64_t H);
-/* Scratch floats ug_k_nade_backward needs. */
+/* Scratch floats the kernels need. */
+int64_t ug_k_nade_forward_scratch(int nt, int64_t H);
 int64_t ug_k_nade_backward_scratch(int nt, int64_t B, int64_t d, int64_t H);
 /* Reverse recursion from a_d: with G_{i+1} = dL/da_{i+1} (everything after position i),
  *   dx_i += wt_i . G_{i+1},  dW[:, i] += x_i G_{i+1},  a_i = a_{i+1} - wt_i x_i,

@@ -171,7 +171,12 @@ const float *ug_ar_made_mask(void *impl, int mask, int layer) {
 
 /* ---------------------------------------------------------------- the family table */
 static ug_status check_binary(const char *what, const float *x, int64_t n, int64_t d) {
-    for (int64_t j = 0; j < n * d; j++)
+    /* A branch-free count first (it runs every training step); the loop below only names the
+     * culprit. */
+    int64_t bad = 0;
+#pragma omp simd reduction(+ : bad)
+    for (int64_t j = 0; j < n * d; j++) bad += (x[j] != 0.0f) & (x[j] != 1.0f);
+    for (int64_t j = 0; bad && j < n * d; j++)
         if (x[j] != 0.0f && x[j] != 1.0f)
             return ug_fail(UG_ERR_INVALID_ARG, "%s: example %lld, dimension %lld is %g; the ar "
                            "family models binary vectors (0 or 1: binarize the data)", what,

@@ -52,7 +52,7 @@ ug_tensor *ug_nade_logits(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *c,
     ug_tensor *ins[4] = {x, w, c, v};
     int rec = ug_any_requires_grad(ctx, 4, ins);
     float *aend = rec ? ug_ctx_alloc(ctx, (size_t)(B * H) * sizeof *aend) : NULL;
-    float *scratch = ug_ctx_alloc(ctx, (size_t)(nt * H) * sizeof *scratch);
+    float *scratch = ug_ctx_alloc(ctx, (size_t)ug_k_nade_forward_scratch(nt, H) * sizeof *scratch);
     ug_k_nade_forward(out->data, aend, x->data, NULL, wt, c->data, v->data, NULL, scratch, nt, B,
                       d, H);
     ug_node *n = ug_tape_record(ctx, "nade_logits", nade_backward, out, 4, ins);
@@ -72,6 +72,6 @@ void ug_nade_sample(ug_ctx *ctx, float *x, const float *u, int64_t n, const ug_t
     int nt = max_threads();
     float *wt = transpose(ctx, w);
     float *logits = ug_ctx_alloc(ctx, (size_t)(n * d) * sizeof *logits);
-    float *scratch = ug_ctx_alloc(ctx, (size_t)(nt * H) * sizeof *scratch);
+    float *scratch = ug_ctx_alloc(ctx, (size_t)ug_k_nade_forward_scratch(nt, H) * sizeof *scratch);
     ug_k_nade_forward(logits, NULL, x, u, wt, c->data, v->data, b->data, scratch, nt, n, d, H);
 }
