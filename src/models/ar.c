@@ -1,11 +1,487 @@
-/* ar.c — the ar family (placeholder until its implementation lands: every model is refused
- * with a message, nothing pretends to work). */
-#include "models/family.h"
+/* ar.c — the ar family: autoregressive models of binary vectors (SPEC section 8),
+ *   p(x) = prod_i p(x_i | x_<i),  p(x_i = 1 | x_<i) = sigmoid(logit_i(x_<i)),
+ *   NLL(x) = sum_i BCE(logit_i, x_i) = sum_i softplus(logit_i) - x_i logit_i  (nats).
+ *
+ * FVSBN:  logit_i = b_i + sum_{j<i} W_ij x_j: one masked linear layer, strictly lower-triangular
+ *         mask. Parameters fc.weight (d, d), fc.bias (d).
+ * NADE (Larochelle & Murray 2011): a_0 = c, logit_i = b_i + V_i . sigmoid(a_i),
+ *         a_{i+1} = a_i + W[:, i] x_i, O(d H) per example through the fused op in ops/nade.c
+ *         (training, evaluation and sampling alike). Parameters in.weight = W (H, d),
+ *         in.bias = c (H), out.weight = V (d, H), out.bias = b (d). hidden default 500.
+ * MADE (Germain et al. 2015): a masked MLP, ReLU between layers, hidden_list widths (default
+ *         hidden, default 500). Parameters fc1.weight (H1, d), fc1.bias, fc2 ... fc{L+1}.weight
+ *         (d, H_L), fc{L+1}.bias (d): one hidden layer is exactly ../shared/peers/made.py's
+ *         fc1 / fc2. direct = 1 adds direct.weight (d, d) (no bias: fc{L+1}.bias is one).
+ *   Degrees: inputs and outputs m_0(j) = position of variable j in the ordering (1..d); hidden
+ *   layer l draws m_l(k) uniformly from {min_k' m_{l-1}(k'), ..., d-1}; masks
+ *   hidden 1[m_l(k) >= m_{l-1}(k')], output 1[m_0(j) > m_L(k)], direct 1[m_0(j) > m_0(i)].
+ *   Mask k (0..K-1) is a pure function of the configuration and k (Philox with a fixed key,
+ *   AR_MASK_SEED, streams 2k (the order) and 2k + 1 (sub l: layer l's degrees)), so a
+ *   checkpoint rebuilds its masks from its configuration alone, whatever seed initialized it.
+ *   Mask 0 with the natural order (order_random 0) uses the deterministic degrees of
+ *   peers/made.py, m_l(k) = 1 + floor(k (d - 1) / H_l), in every hidden layer: masks 1, one
+ *   layer and no direct connections give the peer's network exactly. order_random 1 draws a
+ *   random ordering (Fisher-Yates) for every mask, mask 0 included.
+ *   Training step s uses mask s mod K (mask_cycle 1) or floor(u K) with u the uniform at
+ *   Philox (AR_MASK_SEED, stream AR_PICK_STREAM + s) (mask_cycle 0: resampled per minibatch,
+ *   among the same K masks, so the ensemble evaluates the masks that were trained).
+ *   nll is the ensemble -log((1/K) sum_k p_k(x)) over K = ug_nll_cfg.ensemble (0: the model's
+ *   masks; at most them), the logsumexp in double. Sampling draws the mixture: example i picks
+ *   its mask from stream first_stream + i (sub 1), then samples ancestrally in its ordering.
+ *
+ * Every model samples ancestrally: example i's uniforms u (d) are Philox (seed,
+ * first_stream + i, sub 0), x_j = 1[u_j < sigmoid(logit_j)]. Temperature is ignored.
+ * Evaluation and MADE's sampling run the network on tiles of AR_TILE rows (the last padded),
+ * so an example's result never depends on the other rows of the call. */
+#include "models/ar.h"
+#include "ops/ar_ops.h"
+#include <math.h>
 
-static ug_status ar_declare(const ug_model_cfg *cfg, ug_params *ps, void **impl) {
-    (void)ps;
-    *impl = NULL;
-    return ug_fail(UG_ERR_UNSUPPORTED, "model: family ar (model '%s') is not built yet", cfg->net);
+#define AR_MAX_LAYERS 8                 /* MADE hidden layers */
+#define AR_TILE 64                      /* rows per evaluation / sampling network call */
+#define AR_MASK_SEED 0x4D414445ull      /* "MADE" */
+#define AR_PICK_STREAM (1ull << 40)     /* per-step mask choice, apart from the 2k, 2k+1 streams */
+#define AR_DEFAULT_HIDDEN 500
+
+typedef enum { AR_FVSBN, AR_NADE, AR_MADE } ar_kind;
+
+/* The float masks of one MADE connectivity, built on demand into buffers sized at declare. */
+typedef struct made_maskset {
+    int k;                              /* the mask held (-1: none yet) */
+    float *m[AR_MAX_LAYERS + 1];        /* layer l: (out, in) */
+    float *direct;                      /* (d, d) or NULL */
+    int64_t *order;                     /* (d): order[p] = the variable at position p */
+} made_maskset;
+
+typedef struct ar_impl {
+    ar_kind kind;
+    int d;
+    int nl;                             /* made: hidden layers */
+    int width[AR_MAX_LAYERS];           /* made: hidden widths; nade: width[0] = H */
+    int K, cycle, order_random, direct;
+    /* fvsbn: w[0], b[0]; nade: w[0] = W, b[0] = c, w[1] = V, b[1] = b; made: layers 0..nl */
+    ug_tensor *w[AR_MAX_LAYERS + 1], *b[AR_MAX_LAYERS + 1];
+    ug_tensor *wd;                      /* made: direct.weight */
+    float *tri;                         /* fvsbn: strictly lower-triangular (d, d) */
+    int64_t *natural;                   /* (d) identity ordering */
+    made_maskset train, eval;           /* training keeps its mask while eval builds others */
+    int32_t *deg;                       /* (d + sum widths) degrees while building a mask */
+    ug_ctx *ctx;                        /* evaluation and sampling */
+} ar_impl;
+
+/* ---------------------------------------------------------------- MADE's masks */
+static void made_build(const ar_impl *a, made_maskset *ms, int k) {
+    if (ms->k == k) return;
+    int64_t d = a->d;
+    int64_t *ord = ms->order;
+    if (a->order_random) {
+        ug_data_permutation(ord, d, AR_MASK_SEED, 2 * (uint64_t)k);
+    } else {
+        for (int64_t p = 0; p < d; p++) ord[p] = p;
+    }
+    int32_t *m0 = a->deg, *prev = m0, *cur = a->deg + d;
+    for (int64_t p = 0; p < d; p++) m0[ord[p]] = (int32_t)(p + 1);
+    int64_t nprev = d;
+    int32_t prev_min = 1;
+    for (int l = 0; l < a->nl; l++) {
+        int64_t H = a->width[l];
+        if (!a->order_random && k == 0) {
+            for (int64_t j = 0; j < H; j++) cur[j] = (int32_t)(1 + j * (d - 1) / H);
+        } else {
+            /* Uniform on {lo, ..., d - 1}; d = 1 leaves no valid degree: 0 (sees nothing). */
+            int64_t lo = prev_min, hi = d - 1;
+            ug_rng r = ug_rng_make(AR_MASK_SEED, 2 * (uint64_t)k + 1, (uint32_t)l);
+            double u[64];
+            for (int64_t j0 = 0; j0 < H; j0 += 64) {
+                int64_t n = H - j0 < 64 ? H - j0 : 64;
+                ug_rng_uniform_f64(&r, u, n);
+                for (int64_t j = 0; j < n; j++)
+                    cur[j0 + j] = hi < lo ? (int32_t)(hi > 0 ? hi : 0)
+                                          : (int32_t)(lo + (int64_t)(u[j] * (double)(hi - lo + 1)));
+            }
+        }
+        float *m = ms->m[l];
+        prev_min = cur[0];
+        for (int64_t j = 0; j < H; j++) {
+            if (cur[j] < prev_min) prev_min = cur[j];
+            for (int64_t i = 0; i < nprev; i++) m[j * nprev + i] = cur[j] >= prev[i] ? 1.0f : 0.0f;
+        }
+        prev = cur;
+        cur += H;
+        nprev = H;
+    }
+    float *mo = ms->m[a->nl];
+    for (int64_t j = 0; j < d; j++)
+        for (int64_t i = 0; i < nprev; i++) mo[j * nprev + i] = m0[j] > prev[i] ? 1.0f : 0.0f;
+    if (ms->direct)
+        for (int64_t j = 0; j < d; j++)
+            for (int64_t i = 0; i < d; i++) ms->direct[j * d + i] = m0[j] > m0[i] ? 1.0f : 0.0f;
+    ms->k = k;
 }
 
-const ug_lfamily ug_ar_family = {.name = "ar", .models = "fvsbn, nade, made", .declare = ar_declare};
+int ug_ar_step_mask(const void *impl, int64_t step) {
+    const ar_impl *a = impl;
+    if (a->kind != AR_MADE || a->K == 1) return 0;
+    if (a->cycle) return (int)(((uint64_t)step) % (uint64_t)a->K);
+    ug_rng r = ug_rng_make(AR_MASK_SEED, AR_PICK_STREAM + (uint64_t)step, 0);
+    double u;
+    ug_rng_uniform_f64(&r, &u, 1);
+    int k = (int)(u * a->K);
+    return k < a->K ? k : a->K - 1;
+}
+
+/* ---------------------------------------------------------------- the networks */
+static ug_tensor *forward(ar_impl *a, ug_ctx *ctx, ug_tensor *x, const made_maskset *ms) {
+    switch (a->kind) {
+    case AR_FVSBN:
+        return ug_masked_linear(ctx, x, a->w[0], a->tri, a->b[0]);
+    case AR_NADE:
+        return ug_add(ctx, ug_nade_logits(ctx, x, a->w[0], a->b[0], a->w[1]), a->b[1]);
+    case AR_MADE:
+    default: {
+        ug_tensor *h = x;
+        for (int l = 0; l < a->nl; l++)
+            h = ug_relu(ctx, ug_masked_linear(ctx, h, a->w[l], ms->m[l], a->b[l]));
+        ug_tensor *out = ug_masked_linear(ctx, h, a->w[a->nl], ms->m[a->nl], a->b[a->nl]);
+        if (a->direct) out = ug_add(ctx, out, ug_masked_linear(ctx, x, a->wd, ms->direct, NULL));
+        return out;
+    }
+    }
+}
+
+ug_tensor *ug_ar_logits(void *impl, ug_ctx *ctx, ug_tensor *x, int mask) {
+    ar_impl *a = impl;
+    if (a->kind == AR_MADE) made_build(a, &a->eval, mask);
+    return forward(a, ctx, x, &a->eval);
+}
+
+const int64_t *ug_ar_order(void *impl, int mask) {
+    ar_impl *a = impl;
+    if (a->kind != AR_MADE) return a->natural;
+    made_build(a, &a->eval, mask);
+    return a->eval.order;
+}
+
+const float *ug_ar_made_mask(void *impl, int mask, int layer) {
+    ar_impl *a = impl;
+    if (a->kind != AR_MADE || layer < -1 || layer > a->nl) return NULL;
+    made_build(a, &a->eval, mask);
+    return layer < 0 ? a->eval.direct : a->eval.m[layer];
+}
+
+/* ---------------------------------------------------------------- the family table */
+static ug_status check_binary(const char *what, const float *x, int64_t n, int64_t d) {
+    /* A branch-free count first (it runs every training step); the loop below only names the
+     * culprit. */
+    int64_t bad = 0;
+#pragma omp simd reduction(+ : bad)
+    for (int64_t j = 0; j < n * d; j++) bad += (x[j] != 0.0f) & (x[j] != 1.0f);
+    for (int64_t j = 0; bad && j < n * d; j++)
+        if (x[j] != 0.0f && x[j] != 1.0f)
+            return ug_fail(UG_ERR_INVALID_ARG, "%s: example %lld, dimension %lld is %g; the ar "
+                           "family models binary vectors (0 or 1: binarize the data)", what,
+                           (long long)(j / d), (long long)(j % d), (double)x[j]);
+    return UG_OK;
+}
+
+static ug_status add_param(ug_params *ps, ug_tensor **t, const char *mod, const char *what,
+                           int ndim, int64_t d0, int64_t d1) {
+    char name[64];
+    snprintf(name, sizeof name, "%s.%s", mod, what);
+    *t = ug_params_add(ps, name, ndim, (int64_t[]){d0, d1});
+    return *t ? UG_OK : UG_ERR_INVALID_ARG;   /* ug_params_add set the message */
+}
+
+static void ar_free(void *impl) {
+    ar_impl *a = impl;
+    if (!a) return;
+    made_maskset *sets[2] = {&a->train, &a->eval};
+    for (int s = 0; s < 2; s++) {
+        for (int l = 0; l <= AR_MAX_LAYERS; l++) free(sets[s]->m[l]);
+        free(sets[s]->direct);
+        free(sets[s]->order);
+    }
+    free(a->tri);
+    free(a->natural);
+    free(a->deg);
+    ug_ctx_free(a->ctx);
+    free(a);
+}
+
+static ug_status alloc_maskset(const ar_impl *a, made_maskset *ms) {
+    int64_t d = a->d, in = d;
+    ms->k = -1;
+    for (int l = 0; l <= a->nl; l++) {
+        int64_t out = l < a->nl ? a->width[l] : d;
+        if (!(ms->m[l] = malloc((size_t)(out * in) * sizeof(float)))) return UG_ERR_NOMEM;
+        in = out;
+    }
+    if (a->direct && !(ms->direct = malloc((size_t)(d * d) * sizeof(float)))) return UG_ERR_NOMEM;
+    if (!(ms->order = malloc((size_t)d * sizeof(int64_t)))) return UG_ERR_NOMEM;
+    return UG_OK;
+}
+
+static ug_status ar_declare(const ug_model_cfg *cfg, ug_params *ps, void **impl) {
+    *impl = NULL;
+    ar_kind kind;
+    if (!strcmp(cfg->net, "fvsbn")) kind = AR_FVSBN;
+    else if (!strcmp(cfg->net, "nade")) kind = AR_NADE;
+    else if (!strcmp(cfg->net, "made")) kind = AR_MADE;
+    else
+        return ug_fail(UG_ERR_INVALID_ARG, "model: net '%s' is not an ar model, expected fvsbn, "
+                       "nade or made", cfg->net);
+    int64_t d = cfg->data_dim;
+    if (d < 1) return ug_fail(UG_ERR_INVALID_ARG, "model: data_dim %lld, expected >= 1", (long long)d);
+    if (cfg->masks < 0)
+        return ug_fail(UG_ERR_INVALID_ARG, "model: masks %d, expected >= 1 (0: 1)", cfg->masks);
+    if (kind != AR_MADE && (cfg->masks > 1 || cfg->order_random || cfg->direct))
+        return ug_fail(UG_ERR_INVALID_ARG, "model: masks %d, order_random %d, direct %d: only made "
+                       "takes them (%s has one fixed natural order)", cfg->masks,
+                       cfg->order_random, cfg->direct, cfg->net);
+    ar_impl *a = calloc(1, sizeof *a);
+    if (!a) return ug_fail(UG_ERR_NOMEM, "model: out of memory");
+    a->kind = kind;
+    a->d = (int)d;
+    a->K = cfg->masks > 0 ? cfg->masks : 1;
+    a->cycle = cfg->mask_cycle != 0;
+    a->order_random = cfg->order_random != 0;
+    a->direct = cfg->direct != 0;
+    ug_status st = UG_OK;
+    if (kind != AR_FVSBN) {
+        int dflt = cfg->hidden > 0 ? cfg->hidden : AR_DEFAULT_HIDDEN;
+        st = ug_parse_widths("model: hidden_list", cfg->hidden_list, dflt, a->width, AR_MAX_LAYERS,
+                             &a->nl);
+        if (!st && kind == AR_NADE && a->nl != 1)
+            st = ug_fail(UG_ERR_INVALID_ARG, "model: hidden_list '%s': nade has one hidden layer",
+                         cfg->hidden_list);
+    }
+    a->natural = malloc((size_t)d * sizeof *a->natural);
+    if (!st && !a->natural) st = ug_fail(UG_ERR_NOMEM, "model: out of memory");
+    for (int64_t j = 0; !st && j < d; j++) a->natural[j] = j;
+    if (!st && kind == AR_FVSBN) {
+        st = add_param(ps, &a->w[0], "fc", "weight", 2, d, d);
+        if (!st) st = add_param(ps, &a->b[0], "fc", "bias", 1, d, 0);
+        a->tri = malloc((size_t)(d * d) * sizeof *a->tri);
+        if (!st && !a->tri) st = ug_fail(UG_ERR_NOMEM, "model: out of memory");
+        for (int64_t j = 0; !st && j < d; j++)
+            for (int64_t i = 0; i < d; i++) a->tri[j * d + i] = i < j ? 1.0f : 0.0f;
+    } else if (!st && kind == AR_NADE) {
+        int64_t H = a->width[0];
+        st = add_param(ps, &a->w[0], "in", "weight", 2, H, d);
+        if (!st) st = add_param(ps, &a->b[0], "in", "bias", 1, H, 0);
+        if (!st) st = add_param(ps, &a->w[1], "out", "weight", 2, d, H);
+        if (!st) st = add_param(ps, &a->b[1], "out", "bias", 1, d, 0);
+    } else if (!st) {
+        int64_t in = d, sum = d;
+        char mod[16];
+        for (int l = 0; l <= a->nl && !st; l++) {
+            int64_t out = l < a->nl ? a->width[l] : d;
+            snprintf(mod, sizeof mod, "fc%d", l + 1);
+            st = add_param(ps, &a->w[l], mod, "weight", 2, out, in);
+            if (!st) st = add_param(ps, &a->b[l], mod, "bias", 1, out, 0);
+            if (l < a->nl) sum += out;
+            in = out;
+        }
+        if (!st && a->direct) st = add_param(ps, &a->wd, "direct", "weight", 2, d, d);
+        if (!st) st = alloc_maskset(a, &a->train);
+        if (!st) st = alloc_maskset(a, &a->eval);
+        if (!st && !(a->deg = malloc((size_t)sum * sizeof *a->deg))) st = UG_ERR_NOMEM;
+        if (st == UG_ERR_NOMEM) ug_fail(st, "model: out of memory for made's masks");
+    }
+    if (st) {
+        ar_free(a);
+        return st;
+    }
+    *impl = a;
+    return UG_OK;
+}
+
+static ug_status ar_loss(void *impl, ug_ctx *ctx, const float *x, int64_t B, uint64_t seed,
+                         uint64_t first_stream, int64_t step, ug_tensor **loss) {
+    (void)seed;
+    (void)first_stream;   /* no noise: the loss is the exact NLL */
+    ar_impl *a = impl;
+    if (B < 1) return ug_fail(UG_ERR_INVALID_ARG, "loss: batch of %lld rows, expected >= 1", (long long)B);
+    ug_status st = check_binary("loss", x, B, a->d);
+    if (st) return st;
+    if (a->kind == AR_MADE) made_build(a, &a->train, ug_ar_step_mask(a, step));
+    ug_tensor *xt = ug_tensor_from(ctx, 2, (int64_t[]){B, a->d}, x);
+    ug_tensor *logits = forward(a, ctx, xt, &a->train);
+    *loss = ug_mean_all(ctx, ug_bce_logits(ctx, logits, xt));
+    return UG_OK;
+}
+
+static ug_status need_ctx(ar_impl *a) { return a->ctx ? UG_OK : ug_ctx_create(&a->ctx, 0); }
+
+/* log p(x) of the rows of one tile, in double from the float logits. */
+static void tile_logp(const float *logits, const float *x, int64_t rows, int64_t d, double *lp,
+                      int64_t stride) {
+    for (int64_t r = 0; r < rows; r++) {
+        double s = 0;
+        for (int64_t j = 0; j < d; j++) {
+            double z = logits[r * d + j], t = x[r * d + j];
+            s += (z > 0 ? z : 0) - z * t + log1p(exp(-fabs(z)));
+        }
+        lp[r * stride] = -s;
+    }
+}
+
+static ug_status ar_nll(void *impl, const ug_nll_cfg *c, int64_t n, const float *x, double *nll) {
+    ar_impl *a = impl;
+    int64_t d = a->d, T = AR_TILE;
+    int E = a->kind == AR_MADE ? (c->ensemble > 0 ? c->ensemble : a->K) : 1;
+    if (a->kind == AR_MADE && E > a->K)
+        return ug_fail(UG_ERR_INVALID_ARG, "nll: ensemble %d, the model was trained over %d masks "
+                       "(expected 1..%d)", E, a->K, a->K);
+    if (n < 0) return ug_fail(UG_ERR_INVALID_ARG, "nll: n = %lld", (long long)n);
+    ug_status st = check_binary("nll", x, n, d);
+    if (!st) st = need_ctx(a);
+    if (st) return st;
+    double *lp = malloc((size_t)(T * E) * sizeof *lp);
+    if (!lp) return ug_fail(UG_ERR_NOMEM, "nll: out of memory");
+    ug_ctx *ctx = a->ctx;
+    int old = ug_ctx_set_grad(ctx, 0);
+    for (int64_t i0 = 0; i0 < n; i0 += T) {
+        int64_t rows = n - i0 < T ? n - i0 : T;
+        for (int e = 0; e < E; e++) {
+            ug_tensor *xt = ug_tensor_zeros(ctx, 2, (int64_t[]){T, d});
+            memcpy(xt->data, x + i0 * d, (size_t)(rows * d) * sizeof *x);
+            ug_tensor *lg = ug_ar_logits(a, ctx, xt, e);
+            tile_logp(lg->data, xt->data, rows, d, lp + e, E);
+            ug_ctx_reset(ctx);
+        }
+        for (int64_t r = 0; r < rows; r++) {
+            /* -log((1/E) sum_e p_e(x)) = log E - logsumexp_e log p_e(x). */
+            const double *l = lp + r * E;
+            double mx = l[0], s = 0;
+            for (int e = 1; e < E; e++) mx = fmax(mx, l[e]);
+            for (int e = 0; e < E; e++) s += exp(l[e] - mx);
+            nll[i0 + r] = log((double)E) - mx - log(s);
+        }
+    }
+    ug_ctx_set_grad(ctx, old);
+    free(lp);
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(nll[i]))
+            return ug_fail(UG_ERR_NUMERIC, "nll: example %lld has NLL %g", (long long)i, nll[i]);
+    return UG_OK;
+}
+
+static inline double sigmoid_d(double z) { return 1.0 / (1.0 + exp(-z)); }
+
+/* FVSBN: x_i = 1[u_i < sigmoid(b_i + sum_{j<i} W_ij x_j)], O(d^2) per example. */
+static void sample_fvsbn(const ar_impl *a, int64_t n, const float *u, float *out) {
+    int64_t d = a->d;
+    const float *w = a->w[0]->data, *b = a->b[0]->data;
+#pragma omp parallel for schedule(static) if (n * d * d >= UG_PAR_MIN)
+    for (int64_t r = 0; r < n; r++) {
+        float *x = out + r * d;
+        for (int64_t i = 0; i < d; i++) {
+            double z = b[i];
+            for (int64_t j = 0; j < i; j++) z += (double)w[i * d + j] * x[j];
+            x[i] = u[r * d + i] < sigmoid_d(z) ? 1.0f : 0.0f;
+        }
+    }
+}
+
+/* MADE: d passes of the hidden layers over a tile of rows sharing mask k; at position p only
+ * the logit of variable order[p] is formed (one row of the output layer). */
+static ug_status sample_made_tile(ar_impl *a, int k, float *xt, const float *ut) {
+    ug_ctx *ctx = a->ctx;
+    int64_t d = a->d, T = AR_TILE, HL = a->nl ? a->width[a->nl - 1] : d;
+    made_build(a, &a->eval, k);
+    const made_maskset *ms = &a->eval;
+    const float *wo = a->w[a->nl]->data, *bo = a->b[a->nl]->data, *mo = ms->m[a->nl];
+    memset(xt, 0, (size_t)(T * d) * sizeof *xt);
+    for (int64_t p = 0; p < d; p++) {
+        int64_t j = ms->order[p];
+        ug_tensor *x = ug_tensor_from(ctx, 2, (int64_t[]){T, d}, xt), *h = x;
+        for (int l = 0; l < a->nl; l++)
+            h = ug_relu(ctx, ug_masked_linear(ctx, h, a->w[l], ms->m[l], a->b[l]));
+        for (int64_t r = 0; r < T; r++) {
+            double z = bo[j];
+            const float *hr = h->data + r * HL, *wj = wo + j * HL, *mj = mo + j * HL;
+            for (int64_t q = 0; q < HL; q++) z += (double)(wj[q] * mj[q]) * hr[q];
+            if (a->direct) {
+                const float *wdj = a->wd->data + j * d, *mdj = ms->direct + j * d;
+                for (int64_t q = 0; q < d; q++) z += (double)(wdj[q] * mdj[q]) * xt[r * d + q];
+            }
+            xt[r * d + j] = ut[r * d + j] < sigmoid_d(z) ? 1.0f : 0.0f;
+        }
+        ug_ctx_reset(ctx);
+    }
+    return UG_OK;
+}
+
+static ug_status sample_made(ar_impl *a, int64_t n, uint64_t seed, uint64_t first_stream,
+                             const float *u, float *out) {
+    int64_t d = a->d, T = AR_TILE;
+    int *mk = malloc((size_t)(n > 0 ? n : 1) * sizeof *mk);
+    int64_t *rows = malloc((size_t)T * sizeof *rows);
+    float *xt = malloc((size_t)(2 * T * d) * sizeof *xt), *ut = xt + T * d;
+    ug_status st = mk && rows && xt ? UG_OK : ug_fail(UG_ERR_NOMEM, "sample: out of memory");
+    for (int64_t i = 0; !st && i < n; i++) {
+        mk[i] = 0;
+        if (a->K > 1) {
+            ug_rng r = ug_rng_make(seed, first_stream + (uint64_t)i, 1);
+            double v;
+            ug_rng_uniform_f64(&r, &v, 1);
+            mk[i] = (int)(v * a->K) < a->K ? (int)(v * a->K) : a->K - 1;
+        }
+    }
+    int old = ug_ctx_set_grad(a->ctx, 0);
+    for (int k = 0; !st && k < a->K; k++) {
+        int64_t i = 0;
+        while (!st) {
+            int64_t m = 0;
+            for (; i < n && m < T; i++)
+                if (mk[i] == k) rows[m++] = i;
+            if (!m) break;
+            memset(ut, 0, (size_t)(T * d) * sizeof *ut);
+            for (int64_t r = 0; r < m; r++) memcpy(ut + r * d, u + rows[r] * d, (size_t)d * sizeof *u);
+            st = sample_made_tile(a, k, xt, ut);
+            for (int64_t r = 0; r < m; r++) memcpy(out + rows[r] * d, xt + r * d, (size_t)d * sizeof *xt);
+        }
+    }
+    ug_ctx_set_grad(a->ctx, old);
+    free(mk);
+    free(rows);
+    free(xt);
+    return st;
+}
+
+static ug_status ar_sample(void *impl, int64_t n, double temperature, uint64_t seed,
+                           uint64_t first_stream, float *out) {
+    (void)temperature;   /* an autoregressive model samples its own conditionals */
+    ar_impl *a = impl;
+    int64_t d = a->d;
+    if (n < 0) return ug_fail(UG_ERR_INVALID_ARG, "sample: n = %lld", (long long)n);
+    ug_status st = need_ctx(a);
+    if (st) return st;
+    float *u = malloc((size_t)(n * d > 0 ? n * d : 1) * sizeof *u);
+    if (!u) return ug_fail(UG_ERR_NOMEM, "sample: out of memory for %lld uniforms", (long long)(n * d));
+    for (int64_t i = 0; i < n; i++) {
+        ug_rng r = ug_rng_make(seed, first_stream + (uint64_t)i, 0);
+        ug_rng_uniform(&r, u + i * d, d);
+    }
+    if (a->kind == AR_FVSBN) {
+        sample_fvsbn(a, n, u, out);
+    } else if (a->kind == AR_NADE) {
+        ug_nade_sample(a->ctx, out, u, n, a->w[0], a->b[0], a->w[1], a->b[1]);
+        ug_ctx_reset(a->ctx);
+    } else {
+        st = sample_made(a, n, seed, first_stream, u, out);
+    }
+    free(u);
+    return st;
+}
+
+const ug_lfamily ug_ar_family = {
+    .name = "ar",
+    .models = "fvsbn, nade, made",
+    .declare = ar_declare,
+    .loss = ar_loss,
+    .nll = ar_nll,
+    .sample = ar_sample,
+    .free_impl = ar_free,
+};
