@@ -123,12 +123,15 @@ static ug_status load_mnist_dir(const char *dir, int split, int64_t nmax, const 
     char ipath[4096], lpath[4096];
     const char *prefix = split == UG_SPLIT_TRAIN ? "train" : split == UG_SPLIT_VALID ? "valid" : "t10k";
     int found = find_idx(dir, prefix, "images", 3, ipath, sizeof ipath);
-    if (!found && split == UG_SPLIT_TEST) {
+    char tpath[4096];
+    if (!found && split == UG_SPLIT_TEST && find_idx(dir, "test", "images", 3, tpath, sizeof tpath)) {
         prefix = "test";
-        found = find_idx(dir, prefix, "images", 3, ipath, sizeof ipath);
+        found = 1;
+        memcpy(ipath, tpath, sizeof ipath);
     }
     if (!found)
-        return ug_fail(UG_ERR_IO, "%s: not found (nor without .gz)%s", ipath,
+        return ug_fail(UG_ERR_IO, "%s: not found (nor without .gz%s)%s", ipath,
+                       split == UG_SPLIT_TEST ? ", nor test-images-idx3-ubyte" : "",
                        split == UG_SPLIT_VALID ? " — this data set has no validation split" : hint);
     int labelled = find_idx(dir, prefix, "labels", 1, lpath, sizeof lpath);
     ug_idx im, lb;
