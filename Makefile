@@ -27,7 +27,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 DEPS_OK  := $(BUILD)/.deps-ok
 
-.PHONY: all test asan bench install clean help demo install-check mutation-check
+.PHONY: all test asan bench install clean help demo install-check mutation-check accept
 all: $(BUILD)/libunigen.a $(BUILD)/libunigen.so $(BUILD)/unigen
 
 help:
@@ -35,6 +35,7 @@ help:
 	@echo "make test       build and run the whole test suite"
 	@echo "make asan       the suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make bench      engine benchmarks (GEMM ceiling, linear fwd+bwd)"
+	@echo "make accept     long acceptance trainings (binarized MNIST table, NICE one epoch)"
 	@echo "make install PREFIX=DIR   header, libraries, unigen.pc, the unigen binary"
 
 # Installs missing Debian packages once per build directory.
@@ -115,6 +116,10 @@ mutation-check: $(BUILD)/test_unigen
 
 # Trains EDM on two moons (about 20 s on 2 cores), samples with Heun, draws the samples over
 # the data. The run directory also holds the config, metrics, loss curve and checkpoint.
+# The long acceptance runs (hours on 2 cores): MODELS="fvsbn nade made made32 vae nice".
+accept: all
+	scripts/accept.sh $(BUILD) $(MODELS)
+
 demo: all
 	$(BUILD)/unigen train --family diffusion --formulation edm --model mlp-toy --data moons \
 	    --steps 4000 --batch 512 --lr 2e-3 --lr-schedule cosine --warmup 100 --ema 0.995 \

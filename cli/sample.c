@@ -39,7 +39,7 @@ static int load_ckpt_model(cli_cfg *cfg, ug_model **out) {
     if (!st && ema.w) ug_ema_swap(&ema, ps);   /* sample with the EMA weights */
     ug_ema_free(&ema);
     if (st) return cli_error("%s", ug_last_error());
-    if (cfg->use_ema && !has_ema)
+    if (cfg->use_ema && !has_ema && ug_model_config(*out)->family == UG_FAMILY_DIFFUSION)
         fprintf(stderr, "unigen: %s has no EMA weights; sampling with the raw weights\n", cfg->ckpt);
     return 0;
 }

@@ -1,0 +1,78 @@
+#!/bin/bash
+# accept.sh — the long acceptance runs of the likelihood families (issue 8 and 9), on this
+# machine's cores, with the protocol printed beside every number:
+#   binarized MNIST (fixed Larochelle-Murray binarization, ../shared/data/binarized-mnist):
+#     train on the 50,000 training images, early stopping on the 10,000 validation images
+#     (best.safetensors), test NLL in nats on the 10,000 test images;
+#   NICE on Fashion-MNIST: exactly one epoch as ../shared/peers/nice.py, test log-likelihood.
+# Usage: scripts/accept.sh [BUILD_DIR] [MODEL...]   models: fvsbn nade made made32 vae nice
+# Results: BUILD_DIR/accept/<model>/ (run directory, eval.json) and BUILD_DIR/accept/table.md.
+set -euo pipefail
+BUILD=${1:-build}
+shift || true
+MODELS=${*:-fvsbn nade made made32 vae nice}
+SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
+BMNIST="mnist:$SHARED/data/binarized-mnist"
+U="$BUILD/unigen"
+OUT="$BUILD/accept"
+THREADS=${THREADS:-2}
+mkdir -p "$OUT"
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+
+# Early stopping: validation every epoch (500 steps of 100), patience in epochs.
+common=(--data "$BMNIST" --batch 100 --lr 1e-3 --valid-every 500 --log-every 500 --threads "$THREADS")
+train() {   # name, max steps, patience, model flags...
+    local name=$1 steps=$2 patience=$3
+    shift 3
+    local t0=$(date +%s)
+    "$U" train "${common[@]}" --steps "$steps" --patience "$patience" --out "$OUT/$name" "$@"
+    echo $(( $(date +%s) - t0 )) > "$OUT/$name/train_seconds"
+}
+evaluate() {   # name, eval flags...
+    local name=$1
+    shift
+    local t0=$(date +%s)
+    "$U" eval --ckpt "$OUT/$name/best.safetensors" --data "$BMNIST" --nll --json --threads "$THREADS" "$@" \
+        | tail -1 > "$OUT/$name/eval.json"
+    echo $(( $(date +%s) - t0 )) > "$OUT/$name/eval_seconds"
+    cat "$OUT/$name/eval.json"
+}
+
+for m in $MODELS; do
+    case $m in
+    fvsbn)  train fvsbn 200000 10 --family ar --model fvsbn && evaluate fvsbn ;;
+    nade)   train nade 200000 10 --family ar --model nade --hidden 500 && evaluate nade ;;
+    made)   train made 200000 10 --family ar --model made --hidden 500 && evaluate made ;;
+    made32) train made32 400000 20 --family ar --model made --hidden 500 --masks 32 \
+                --mask-mode resample && evaluate made32 --ensemble 32 ;;
+    vae)    train vae 1000000 30 --family vae --model vae --hidden 500 --latent 50 \
+                && evaluate vae --iwae-k 5000 ;;
+    nice)
+        # One epoch of ../shared/peers/nice.py: batch 200, Adam 1e-3, 300 steps, no EMA.
+        t0=$(date +%s)
+        "$U" train --family flow --model nice-mnist --data fashion-mnist --batch 200 --steps 300 \
+            --lr 1e-3 --log-every 50 --threads "$THREADS" --out "$OUT/nice"
+        echo $(( $(date +%s) - t0 )) > "$OUT/nice/train_seconds"
+        "$U" eval --ckpt "$OUT/nice/checkpoint.safetensors" --data fashion-mnist --nll --json \
+            --threads "$THREADS" | tail -1 > "$OUT/nice/eval.json"
+        cat "$OUT/nice/eval.json" ;;
+    *) echo "accept: unknown model $m (fvsbn nade made made32 vae nice)" >&2; exit 2 ;;
+    esac
+done
+
+# The table: test NLL (nats), the published figure and the issue's bar.
+{
+    echo "| model | test NLL (nats) | published | bar | train s | eval s | protocol |"
+    echo "|---|---|---|---|---|---|---|"
+    for m in fvsbn nade made made32 vae; do
+        [ -f "$OUT/$m/eval.json" ] || continue
+        case $m in fvsbn) pub=97.45 bar=98.5;; nade) pub=88.86 bar=89.9;; made) pub=88.40 bar=89.4;;
+                   made32) pub=86.64 bar=87.7;; vae) pub="86.76 (IWAE paper, VAE k=1)" bar=90;; esac
+        nll=$(sed -n 's/.*"nll": \([0-9.e+-]*\).*/\1/p' "$OUT/$m/eval.json")
+        echo "| $m | $nll | $pub | <= $bar | $(cat "$OUT/$m/train_seconds") | $(cat "$OUT/$m/eval_seconds") | fixed binarization, early stopping on valid, best.safetensors, $THREADS threads |"
+    done
+    if [ -f "$OUT/nice/eval.json" ]; then
+        nll=$(sed -n 's/.*"nll": \([0-9.e+-]*\).*/\1/p' "$OUT/nice/eval.json")
+        echo "| nice-mnist (Fashion-MNIST, 1 epoch) | $nll (test LL -$nll) | peer nice.py LL -858.97 | LL >= peer | $(cat "$OUT/nice/train_seconds") | | dequantized (p+u)/256 |"
+    fi
+} | tee "$OUT/table.md"
