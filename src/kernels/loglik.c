@@ -17,7 +17,8 @@ void ug_k_bernoulli_loglik_rows(double *out, const float *a, const float *x, int
         for (int64_t j = 0; j < d; j++) {
             /* x a - max(a, 0) is exact for binary x; the small log term is added apart so it
              * is not rounded away against a large logit. */
-            s += (double)(x[j] * ar[j] - fmaxf(ar[j], 0.0f)) - (double)ug_log1p_exp_neg_abs(ar[j]);
+            float pos = ar[j] > 0.0f ? ar[j] : 0.0f;   /* not fmaxf: a libm call, unvectorized */
+            s += (double)(x[j] * ar[j] - pos) - (double)ug_log1p_exp_neg_abs(ar[j]);
         }
         out[r] = s;
     }

@@ -27,7 +27,7 @@
 
 #define VAE_MAX_HIDDEN 8
 #define VAE_TILE 64       /* examples per encoder call (and per decoder call in sample) */
-#define VAE_CHUNK 512     /* importance samples per decoder call in the bound */
+#define VAE_CHUNK 1024     /* importance samples per decoder call in the bound */
 
 typedef struct vae {
     int d, L, nh, gaussian;
