@@ -16,7 +16,7 @@ static const char *const k_names[UG_ACT_COUNT] = {
 const char *ug_act_name(ug_act a) { return (unsigned)a < UG_ACT_COUNT ? k_names[a] : "?"; }
 
 /* `simd` lets GCC vectorize the loops whose body is plain arithmetic plus ug_expf (vmath.h);
- * loops calling libm (erff, tanhf, log1pf, logf) stay scalar, which is correct either way. */
+ * loops calling libm (erff, log1pf, logf) stay scalar, which is correct either way. */
 #define PAR_FOR _Pragma("omp parallel for simd schedule(static) if (n >= UG_PAR_MIN)") \
     for (int64_t i = 0; i < n; i++)
 
@@ -25,7 +25,7 @@ void ug_k_act_forward(ug_act a, float *out, const float *x, int64_t n) {
     case UG_ACT_SILU: PAR_FOR out[i] = x[i] * ug_sigmoidf(x[i]); break;
     case UG_ACT_GELU: PAR_FOR out[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2)); break;
     case UG_ACT_RELU: PAR_FOR out[i] = x[i] > 0 ? x[i] : 0.0f; break;
-    case UG_ACT_TANH: PAR_FOR out[i] = tanhf(x[i]); break;
+    case UG_ACT_TANH: PAR_FOR out[i] = ug_tanhf(x[i]); break;
     case UG_ACT_SIGMOID: PAR_FOR out[i] = ug_sigmoidf(x[i]); break;
     case UG_ACT_SOFTPLUS:
         PAR_FOR out[i] = fmaxf(x[i], 0.0f) + log1pf(ug_expf(-fabsf(x[i])));

@@ -64,4 +64,19 @@ static inline float ug_expf(float x) {
 /* Logistic sigmoid 1 / (1 + e^-x): for x -> -inf e^-x overflows to inf and the result is 0,
  * as with expf; NaN stays NaN. */
 static inline float ug_sigmoidf(float x) { return 1.0f / (1.0f + ug_expf(-x)); }
+
+/* tanh as Cephes' tanhf computes it, branch-free: for a = |x| < 0.625 the odd minimax
+ * polynomial a + a^3 P(a^2) (no cancellation near 0), above 1 - 2 / (e^(2a) + 1) (e^(2a)
+ * overflowing to inf gives 1); the sign is copied back, so -0 stays -0 and NaN stays NaN.
+ * Within 2 ulp of tanh (tests/test_vmath_tanh.c). */
+static inline float ug_tanhf(float x) {
+    float a = fabsf(x), z = a * a;
+    float p = fmaf(-5.70498872745e-3f, z, 2.06390887954e-2f);
+    p = fmaf(p, z, -5.37397155531e-2f);
+    p = fmaf(p, z, 1.33314422036e-1f);
+    p = fmaf(p, z, -3.33332819422e-1f);
+    float small = fmaf(p * z, a, a);
+    float big = 1.0f - 2.0f / (ug_expf(2.0f * a) + 1.0f);
+    return copysignf(a < 0.625f ? small : big, x);
+}
 #endif
