@@ -18,7 +18,22 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -fopenmp $(OPT) $(WARN) -g \
            -Iinclude -Isrc -I$(BLAS_INC) $(EXTRA_CFLAGS)
 LDLIBS  := -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -llapacke -lopenblas -lcjson -lpng -lz -lm -fopenmp
 
-LIB_SRC  := $(sort $(shell find src -name '*.c'))
+# make MPI=1: the data-parallel build (src/dist/mpi.c, UG_MPI) with Open MPI's flags, taken from
+# mpicc so that gcc stays the compiler; the plain build compiles src/dist/none.c instead and needs
+# no MPI headers. A build directory remembers its kind (.mpi-0 / .mpi-1), so switching relinks.
+ifeq ($(MPI),1)
+MPI_CFLAGS := $(shell mpicc --showme:compile 2>/dev/null) -DUG_MPI
+MPI_LIBS   := $(shell mpicc --showme:link 2>/dev/null)
+DIST_SKIP  := src/dist/none.c
+KIND       := $(BUILD)/.mpi-1
+else
+DIST_SKIP  := src/dist/mpi.c
+KIND       := $(BUILD)/.mpi-0
+endif
+CFLAGS  += $(MPI_CFLAGS)
+LDLIBS  += $(MPI_LIBS)
+
+LIB_SRC  := $(filter-out $(DIST_SKIP),$(sort $(shell find src -name '*.c')))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
@@ -33,27 +48,34 @@ all: $(BUILD)/libunigen.a $(BUILD)/libunigen.so $(BUILD)/unigen
 help:
 	@echo "make            build/libunigen.a, build/libunigen.so, build/unigen"
 	@echo "make test       build and run the whole test suite"
+	@echo "make MPI=1 BUILD=build-mpi   the same with data-parallel unigen over Open MPI"
+	@echo "                (make test MPI=1 also runs the mpirun tests; UG_MPIRUN names the launcher)"
 	@echo "make asan       the suite under AddressSanitizer + UndefinedBehaviorSanitizer"
 	@echo "make bench      engine benchmarks (GEMM ceiling, linear fwd+bwd)"
 	@echo "make accept     long acceptance trainings (binarized MNIST table, NICE one epoch)"
 	@echo "make install PREFIX=DIR   header, libraries, unigen.pc, the unigen binary"
 
-# Installs missing Debian packages once per build directory.
+# Installs missing Debian packages once per build directory (with MPI=1 also Open MPI).
+DEPS_MPI := $(if $(filter 1,$(MPI)),--mpi)
 $(DEPS_OK):
 	@mkdir -p $(BUILD)
-	@scripts/deps.sh --check 2>/dev/null || scripts/deps.sh
+	@scripts/deps.sh --check $(DEPS_MPI) 2>/dev/null || scripts/deps.sh $(DEPS_MPI)
+	@touch $@
+
+$(KIND): | $(DEPS_OK)
+	@rm -f $(BUILD)/.mpi-0 $(BUILD)/.mpi-1
 	@touch $@
 
 $(BUILD)/obj/%.o: %.c | $(DEPS_OK)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(BUILD)/libunigen.a: $(LIB_OBJ)
+$(BUILD)/libunigen.a: $(LIB_OBJ) $(KIND)
 	@rm -f $@
-	ar rcs $@ $^
+	ar rcs $@ $(LIB_OBJ)
 
-$(BUILD)/libunigen.so: $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ $(LDLIBS)
+$(BUILD)/libunigen.so: $(LIB_OBJ) $(KIND)
+	$(CC) -shared -o $@ $(LIB_OBJ) $(LDLIBS)
 
 $(BUILD)/unigen: $(CLI_OBJ) $(BUILD)/libunigen.a
 	$(CC) -o $@ $(CLI_OBJ) $(BUILD)/libunigen.a $(LDLIBS)

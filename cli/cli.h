@@ -35,6 +35,23 @@ double cli_data_levels(const cli_cfg *cfg);   /* for bits/dim: 256 dequantized, 
 int cli_model_cfg(const cli_cfg *cfg, int64_t data_dim, ug_model_cfg *mc);
 int cli_plot_metrics(const char *metrics_path, const char *dir);
 
+/* dist.c: data-parallel train, sample and eval over ranks (a world of one: plain calls).
+ * Training: every rank takes the whole global batch from the loader and keeps its rows of
+ * ug_dist_range; cli_dist_grad scales the gradient of its mean loss by nloc / nglob and sums it
+ * over the ranks. The others split n examples by index and gather every row on every rank. */
+int cli_dist_root(void);   /* rank 0: the one that writes files */
+int cli_dist_check_batch(int64_t batch, int64_t n);
+int cli_dist_grad(ug_params *ps, int64_t nloc, int64_t nglob);
+int cli_dist_sum(double *v, int64_t n);
+int cli_dist_nll(ug_model *m, const ug_nll_cfg *c, int64_t n, const float *x, int64_t d,
+                 double *nll);
+int cli_dist_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, int64_t chunk, int64_t d,
+                    const int32_t *labels, const double *noise, double *x, int64_t *nfe);
+int cli_dist_loglik(ug_model *m, const ug_lik_cfg *lc, const ug_div_cfg *dc, int64_t n,
+                    int64_t d, const double *x, double *logp, ug_ode_stats *st);
+int cli_dist_vlb(ug_model *m, const ug_vlb_cfg *vc, int64_t n, int64_t d, const double *x0,
+                 double *nats);
+
 /* sample.c: the model of --ckpt or --model gmm:FILE; data <-> model space. */
 int cli_load_model(cli_cfg *cfg, ug_model **out);
 

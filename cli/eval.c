@@ -1,6 +1,7 @@
 /* eval.c — `unigen eval`: NLL of held-out data (nats per example and bits/dim) and two-sample
  * metrics between generated samples and held-out data. Every result carries its protocol: data
- * set and split, preprocessing, number of examples, seeds, sampler, steps, NFE, tolerances. */
+ * set and split, preprocessing, number of examples, seeds, sampler, steps, NFE, tolerances.
+ * Under mpirun the per-example work (NLL, bound, samples) is split over the ranks (cli/dist.c). */
 #include "cli.h"
 #include <math.h>
 #include <stdio.h>
@@ -74,7 +75,7 @@ static int eval_family_nll(const cli_cfg *cfg, ug_model *m, const ug_dataset *ds
     for (int64_t j = 0; j < d; j++) logdet += log(a[j]);
     free(a);
     double t0 = cli_now_s();
-    if (ug_model_nll(m, &nc, n, ds->x, nll)) { free(nll); return cli_error("%s", ug_last_error()); }
+    if (cli_dist_nll(m, &nc, n, ds->x, d, nll)) { free(nll); return 1; }
     double secs = cli_now_s() - t0, s = 0, s2 = 0;
     for (int64_t i = 0; i < n; i++) {
         double v = nll[i] - logdet;   /* data space: log p(x) = log p_model(T x) + log|T'| */
@@ -195,7 +196,7 @@ int cli_eval(cli_cfg *cfg) {
         lc.ode.atol = cfg->atol;
         ug_ode_stats st;
         double t0 = cli_now_s();
-        if (ug_model_loglik(m, &lc, &dc, n, x, logp, &st)) { cli_error("%s", ug_last_error()); goto done; }
+        if (cli_dist_loglik(m, &lc, &dc, n, d, x, logp, &st)) goto done;
         double secs = cli_now_s() - t0, s = 0, s2 = 0;
         for (int64_t i = 0; i < n; i++) {
             double v = -(logp[i] + logdet);   /* data space: log p(x) = log p_model(T x) + log|T'| */
@@ -231,7 +232,7 @@ int cli_eval(cli_cfg *cfg) {
         int bad = cfg->ckpt && cli_norm_apply(cfg, NULL, x0, n, d, +1, &logdet);
         vc.decoder = image ? UG_VLB_DISCRETIZED : UG_VLB_GAUSSIAN;
         double t0 = cli_now_s();
-        if (!bad && ug_model_vlb(m, &vc, n, x0, nats, NULL)) bad = cli_error("%s", ug_last_error());
+        if (!bad) bad = cli_dist_vlb(m, &vc, n, d, x0, nats);
         double secs = cli_now_s() - t0, s = 0;
         for (int64_t i = 0; !bad && i < n; i++) s += nats[i];
         free(x0);
@@ -266,7 +267,7 @@ int cli_eval(cli_cfg *cfg) {
         sc.eta = cfg->eta;
         sc.seed = (uint64_t)cfg->seed + 1;
         int64_t nfe;
-        if (ug_model_sample(m, &sc, n, NULL, NULL, gen, &nfe)) { cli_error("%s", ug_last_error()); goto done; }
+        if (cli_dist_sample(m, &sc, n, 0, d, NULL, NULL, gen, &nfe)) goto done;
         if (cfg->ckpt && cli_norm_apply(cfg, NULL, gen, n, d, -1, NULL)) goto done;
         for (int64_t j = 0; j < n * d; j++) gf[j] = (float)gen[j];
         if (cfg->json) printf(", \"samples\": {\"n\": %lld, \"sampler\": \"%s\", \"steps\": %d, \"nfe\": %lld, \"seed\": %lld}, \"metrics\": {\"raw_metrics\": \"mmd, energy, swd\"",

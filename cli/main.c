@@ -1,9 +1,15 @@
 /* main.c — the `unigen` command line: dispatch to subcommands. Library errors become
- * "unigen: error: ..." with exit status 1; usage errors exit with status 2. */
+ * "unigen: error: ..." with exit status 1; usage errors exit with status 2. Under mpirun (an MPI
+ * build) rank 0 speaks, the other ranks' output goes to /dev/null but their errors still reach
+ * the terminal, tagged with the rank, and a rank that fails ends the whole job (cli/dist.c). */
 #include "cli.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+
+/* Where errors go: stderr, or on a muted rank a copy of the terminal's stderr. */
+static FILE *g_errf;
 
 static const cli_command k_commands[] = {
     {"train", CMD_TRAIN, "train a model; writes a run directory (config, metrics, checkpoint, previews)", cli_train},
@@ -16,12 +22,45 @@ static const cli_command k_commands[] = {
 
 int cli_error(const char *fmt, ...) {
     va_list ap;
+    FILE *f = g_errf ? g_errf : stderr;
     va_start(ap, fmt);
-    fputs("unigen: error: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    fputs("unigen: error: ", f);
+    if (ug_dist_world() > 1) fprintf(f, "rank %d of %d: ", ug_dist_rank(), ug_dist_world());
+    vfprintf(f, fmt, ap);
+    fputc('\n', f);
+    fflush(f);
     va_end(ap);
     return 1;
+}
+
+/* Ranks other than 0: stdout and stderr to /dev/null, errors to the saved stderr. */
+static void mute_rank(void) {
+    int fd = dup(2);
+    if (fd >= 0) g_errf = fdopen(fd, "w");
+    fflush(stdout);
+    fflush(stderr);
+    if (!freopen("/dev/null", "w", stdout) || !freopen("/dev/null", "w", stderr)) return;
+}
+
+static int run_command(const cli_command *c, int argc, char **argv) {
+    cli_cfg cfg;
+    char err[512];
+    int rc = cli_parse(c->bit, c->name, argc - 2, argv + 2, &cfg, err, sizeof err);
+    if (rc) {
+        /* The same on every rank: rank 0 says it, every rank leaves. */
+        fprintf(stderr, "unigen: error: %s\n", err);
+        cli_cfg_free(&cfg);
+        return rc;
+    }
+    ug_set_threads(cfg.threads);
+    rc = c->run(&cfg);
+    cli_cfg_free(&cfg);
+    if (rc && ug_dist_world() > 1) {
+        /* The others may wait in a collective for this rank: end them all. */
+        cli_error("failed (exit status %d); ending all %d ranks", rc, ug_dist_world());
+        ug_dist_abort(rc);
+    }
+    return rc;
 }
 
 static void usage(FILE *f) {
@@ -37,7 +76,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
-        printf("unigen %s\n", ug_version());
+        printf("unigen %s\nmpi: %s\n", ug_version(), ug_dist_available() ? "yes" : "no");
         return 0;
     }
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
@@ -51,17 +90,14 @@ int main(int argc, char **argv) {
                 cli_print_help(c->bit, c->name, c->summary);
                 return 0;
             }
-        cli_cfg cfg;
-        char err[512];
-        int rc = cli_parse(c->bit, c->name, argc - 2, argv + 2, &cfg, err, sizeof err);
-        if (rc) {
-            fprintf(stderr, "unigen: error: %s\n", err);
-            cli_cfg_free(&cfg);
-            return rc;
+        if (ug_dist_init(&argc, &argv)) {
+            fprintf(stderr, "unigen: error: %s\n", ug_last_error());
+            return 1;
         }
-        ug_set_threads(cfg.threads);
-        rc = c->run(&cfg);
-        cli_cfg_free(&cfg);
+        if (!cli_dist_root()) mute_rank();
+        int rc = run_command(c, argc, argv);
+        ug_dist_finalize();
+        if (g_errf) fclose(g_errf);
         return rc;
     }
     fprintf(stderr, "unigen: error: unknown command '%s'\n", argv[1]);

@@ -146,20 +146,17 @@ static int sample_family(cli_cfg *cfg, ug_model *m, int64_t n) {
         ug_sample_cfg sc = ug_sample_cfg_default();
         sc.temperature = cfg->temperature;
         sc.seed = (uint64_t)cfg->seed;
-        int64_t chunk = cfg->sample_batch > 0 ? cfg->sample_batch : n;
-        for (int64_t i = 0; i < n; i += chunk) {
-            sc.first_stream = (uint64_t)i;
-            if (ug_model_sample(m, &sc, n - i < chunk ? n - i : chunk, NULL, NULL, x + i * d, NULL)) {
-                free(x);
-                return cli_error("%s", ug_last_error());
-            }
+        /* Split over the ranks (a world of one: every sample here). */
+        if (cli_dist_sample(m, &sc, n, cfg->sample_batch, d, NULL, NULL, x, NULL)) {
+            free(x);
+            return 1;
         }
     }
     double secs = cli_now_s() - t0;
     if (cli_norm_apply(cfg, NULL, x, n, d, -1, NULL)) goto out;
     char title[160];
     snprintf(title, sizeof title, "%s %s, temperature %g", cfg->family, cfg->model, cfg->temperature);
-    if (cfg->out && write_samples(cfg, m, x, n, rows, title)) goto out;
+    if (cfg->out && cli_dist_root() && write_samples(cfg, m, x, n, rows, title)) goto out;
     if (cfg->json)
         printf("{\"family\": \"%s\", \"model\": \"%s\", \"n\": %lld, \"d\": %lld, \"temperature\": %g, "
                "\"reconstruct\": %s, \"seconds\": %.4f, \"seed\": %lld%s%s%s}\n", cfg->family, cfg->model,
@@ -282,19 +279,14 @@ int cli_sample(cli_cfg *cfg) {
             labels[i] = cfg->class_label >= 0 ? (int32_t)cfg->class_label : (int32_t)(i * K / n);
         sc.cfg_scale = cfg->cfg_scale;
     }
-    int64_t chunk = cfg->sample_batch > 0 ? cfg->sample_batch : n, nfe = 0;
+    int64_t nfe = 0;
     double t0 = cli_now_s();
-    for (int64_t i = 0; i < n; i += chunk) {
-        int64_t k = n - i < chunk ? n - i : chunk;
-        sc.first_stream = (uint64_t)i;
-        if (ug_model_sample(m, &sc, k, labels ? labels + i : NULL, noise ? noise + i * d : NULL,
-                            x + i * d, &nfe)) {
-            cli_error("%s", ug_last_error());
-            free(labels);
-            ug_model_free(gcls);
-            cli_cfg_free(&gc);
-            goto done;
-        }
+    /* Chunks of --sample-batch rows, split over the ranks (sample i: stream i either way). */
+    if (cli_dist_sample(m, &sc, n, cfg->sample_batch, d, labels, noise, x, &nfe)) {
+        free(labels);
+        ug_model_free(gcls);
+        cli_cfg_free(&gc);
+        goto done;
     }
     double secs = cli_now_s() - t0;
     free(labels);
@@ -304,7 +296,8 @@ int cli_sample(cli_cfg *cfg) {
     if (cfg->ckpt && cli_norm_apply(cfg, NULL, x, n, d, -1, NULL)) goto done;
     char title[200];
     snprintf(title, sizeof title, "%s, %d steps, %lld nfe", cfg->sampler, sc.steps, (long long)nfe);
-    if (cfg->out && write_samples(cfg, m, x, n, K > 0 && cfg->class_label < 0 ? K : 0, title)) goto done;
+    if (cfg->out && cli_dist_root() && write_samples(cfg, m, x, n, K > 0 && cfg->class_label < 0 ? K : 0, title))
+        goto done;
     if (cfg->json) {
         printf("{\"sampler\": \"%s\", \"steps\": %d, \"n\": %lld, \"d\": %lld, \"nfe\": %lld, "
                "\"seconds\": %.4f, \"seed\": %lld, \"sigmas\": [",

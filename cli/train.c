@@ -279,9 +279,9 @@ static int validate(const cli_cfg *cfg, ug_model *model, ug_ema *ema, const ug_d
     int64_t d = ug_dataset_dim(valid);
     double t0 = cli_now_s();
     if (ema->w) ug_ema_swap(ema, ug_model_params(model));
-    ug_status st = ug_model_nll(model, &nc, valid->n, valid->x, nll);
+    int bad = cli_dist_nll(model, &nc, valid->n, valid->x, d, nll);
     if (ema->w) ug_ema_swap(ema, ug_model_params(model));
-    if (st) return cli_error("validation: %s", ug_last_error());
+    if (bad) return 1;
     double mean = 0;
     for (int64_t i = 0; i < valid->n; i++) mean += nll[i];
     mean /= (double)valid->n;
@@ -397,11 +397,14 @@ int cli_train(cli_cfg *cfg) {
         cli_error("%s", ug_last_error());
         goto done;
     }
-    if (cli_mkdirs(cfg->out)) goto done;
+    /* Data-parallel: only rank 0 writes the run directory (the others' metrics: /dev/null). */
+    int root = cli_dist_root();
+    if (cli_dist_check_batch(cfg->batch, ds.n)) goto done;
+    if (root && cli_mkdirs(cfg->out)) goto done;
     snprintf(path, sizeof path, "%s/config.json", cfg->out);
-    if (cli_write_text(path, cfg_json)) goto done;
+    if (root && cli_write_text(path, cfg_json)) goto done;
     snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->out);
-    if (!(metrics = fopen(path, "w"))) { cli_error("%s: cannot write: %s", path, strerror(errno)); goto done; }
+    if (!(metrics = fopen(root ? path : "/dev/null", "w"))) { cli_error("%s: cannot write: %s", path, strerror(errno)); goto done; }
 
     int tty = isatty(2);
     if (lik)
@@ -432,22 +435,27 @@ int cli_train(cli_cfg *cfg) {
             goto done;
         }
         ug_model_set_step(model, step);
+        /* This rank's rows [lo, hi) of the global batch keep their global Philox streams. */
+        int64_t lo, hi;
+        ug_dist_range(got, &lo, &hi);
         ug_tensor *loss;
-        st = ug_model_loss(model, ctx, xb, got, cfg->classes ? yb : NULL, (uint64_t)cfg->seed,
-                           (uint64_t)step * (uint64_t)cfg->batch, &loss);
+        st = ug_model_loss(model, ctx, xb + lo * d, hi - lo, cfg->classes ? yb + lo : NULL,
+                           (uint64_t)cfg->seed, (uint64_t)step * (uint64_t)cfg->batch + (uint64_t)lo, &loss);
         if (st) { cli_error("step %lld: %s", (long long)step, ug_last_error()); goto done; }
         ug_params_zero_grad(ps);
         if ((st = ug_backward(ctx, loss))) { cli_error("%s", ug_last_error()); goto done; }
+        if (cli_dist_grad(ps, hi - lo, got)) goto done;
         double gn = ug_clip_grad_norm(ps, cfg->grad_clip);
         float lr = ug_lr_at(&sched, step);
         ug_adam_step(&adam, ps, lr);
         if (ema.w) ug_ema_update(&ema, ps);
-        loss_acc += loss->data[0];
+        loss_acc += (double)loss->data[0] * (double)(hi - lo) / (double)got;
         gn_acc += gn;
         n_acc++;
         ug_ctx_reset(ctx);
         int last = step + 1 == cfg->steps;
         if ((step + 1) % cfg->log_every == 0 || last) {
+            if (cli_dist_sum(&loss_acc, 1)) goto done;
             double t = cli_now_s(), sps = n_acc / (t - t_log);
             fprintf(metrics, "{\"step\": %lld, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, "
                              "\"steps_per_s\": %.4g, \"elapsed_s\": %.3f}\n",
@@ -474,7 +482,7 @@ int cli_train(cli_cfg *cfg) {
             since_best = better ? 0 : since_best + 1;
             if (better) {
                 snprintf(path, sizeof path, "%s/best.safetensors", cfg->out);
-                if ((st = ug_ckpt_save(path, ps, ema.w ? &ema : NULL, &adam, step + 1, cfg_json))) {
+                if (root && (st = ug_ckpt_save(path, ps, ema.w ? &ema : NULL, &adam, step + 1, cfg_json))) {
                     cli_error("%s", ug_last_error());
                     goto done;
                 }
@@ -489,7 +497,7 @@ int cli_train(cli_cfg *cfg) {
         }
         if (cfg->save_every && (step + 1) % cfg->save_every == 0 && !last) {
             snprintf(path, sizeof path, "%s/checkpoint-%lld.safetensors", cfg->out, (long long)(step + 1));
-            if ((st = ug_ckpt_save(path, ps, ema.w ? &ema : NULL, &adam, step + 1, cfg_json))) {
+            if (root && (st = ug_ckpt_save(path, ps, ema.w ? &ema : NULL, &adam, step + 1, cfg_json))) {
                 cli_error("%s", ug_last_error());
                 goto done;
             }
@@ -497,7 +505,7 @@ int cli_train(cli_cfg *cfg) {
     }
     if (tty) fputc('\n', stderr);
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", cfg->out);
-    if ((st = ug_ckpt_save(path, ps, ema.w ? &ema : NULL, &adam, cfg->steps, cfg_json))) {
+    if (root && (st = ug_ckpt_save(path, ps, ema.w ? &ema : NULL, &adam, cfg->steps, cfg_json))) {
         cli_error("%s", ug_last_error());
         goto done;
     }
@@ -518,14 +526,14 @@ int cli_train(cli_cfg *cfg) {
         if (st) { cli_error("%s", ug_last_error()); goto done; }
         fprintf(stderr, "unigen: test accuracy %.4f\n", acc);
         snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->out);
-        FILE *mf = fopen(path, "a");
+        FILE *mf = root ? fopen(path, "a") : NULL;
         if (mf) {
             fprintf(mf, "{\"step\": %lld, \"test_accuracy\": %.6f}\n", (long long)cfg->steps, acc);
             fclose(mf);
         }
         snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->out);
-        if (cli_plot_metrics(path, cfg->out)) goto done;
-    } else if (cli_train_previews(cfg, model, &ema, &ds)) {
+        if (root && cli_plot_metrics(path, cfg->out)) goto done;
+    } else if (root && cli_train_previews(cfg, model, &ema, &ds)) {
         goto done;
     }
     rc = 0;

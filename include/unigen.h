@@ -955,6 +955,30 @@ ug_vlb_cfg ug_vlb_default(void);
 ug_status ug_model_vlb(ug_model *m, const ug_vlb_cfg *cfg, int64_t n, const double *x0,
                        double *nats, double *terms);
 
+/* ---------------------------------------------------------------- data-parallel runs (MPI)
+ * `make MPI=1` builds these over MPI_COMM_WORLD (src/dist/mpi.c); otherwise every process is a
+ * world of one and the collectives copy nothing (src/dist/none.c). ug_dist_init starts MPI only
+ * when a launcher (mpirun, srun) started the process, so an MPI build also runs as a plain
+ * program. Every rank must make the same collective calls in the same order. */
+int ug_dist_available(void);              /* 1 when built with MPI */
+ug_status ug_dist_init(int *argc, char ***argv);
+void ug_dist_finalize(void);
+int ug_dist_rank(void);
+int ug_dist_world(void);
+/* This rank's rows [lo, hi) of n: lo = floor(n rank / world), the split the gathers assume. */
+void ug_dist_range(int64_t n, int64_t *lo, int64_t *hi);
+/* In place: every rank ends with the elementwise sum (max) over the ranks. */
+ug_status ug_dist_allreduce_sum_f32(float *buf, int64_t n);
+ug_status ug_dist_allreduce_sum_f64(double *buf, int64_t n);
+ug_status ug_dist_allreduce_max_f64(double *buf, int64_t n);
+/* buf (n, row): each rank has filled its rows of ug_dist_range(n); after the call every rank
+ * holds all n rows. */
+ug_status ug_dist_allgather_rows_f64(double *buf, int64_t n, int64_t row);
+ug_status ug_dist_barrier(void);
+/* Ends every process of the job with this exit status (MPI_Abort): for a rank that failed
+ * while the others wait in a collective. In a world of one it exits the process. */
+void ug_dist_abort(int code);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,15 +3,21 @@
 #   scripts/deps.sh          build + test dependencies
 #   scripts/deps.sh --check  exit 1 if a build dependency is missing, install nothing
 #   scripts/deps.sh --all    also Open MPI, PyTorch/numpy (cross-checks, benchmarks)
+#   ... --mpi                (after any of the above) Open MPI for `make MPI=1`, checked too
 set -eu
 build_pkgs="gcc make pkg-config libopenblas-openmp-dev liblapacke-dev libcjson-dev zlib1g-dev libpng-dev"
 test_pkgs="python3-numpy dataset-fashion-mnist"
-extra_pkgs="libopenmpi-dev openmpi-bin python3-torch"
+mpi_pkgs="libopenmpi-dev openmpi-bin"
+extra_pkgs="$mpi_pkgs python3-torch"
 
 mode=${1:-}
+[ "$mode" = "--mpi" ] && mode=""
+mpi=""
+for a in "$@"; do [ "$a" = "--mpi" ] && mpi=1; done
 want="$build_pkgs $test_pkgs"
 [ "$mode" = "--all" ] && want="$want $extra_pkgs"
 [ "$mode" = "--check" ] && want="$build_pkgs"
+[ -n "$mpi" ] && want="$want $mpi_pkgs"
 
 missing=""
 for p in $want; do
