@@ -7,6 +7,7 @@
 #   NICE on Fashion-MNIST: exactly one epoch as ../shared/peers/nice.py, test log-likelihood.
 # Usage: scripts/accept.sh [BUILD_DIR] [MODEL...]   models: fvsbn nade made made32 vae nice
 # Results: BUILD_DIR/accept/<model>/ (run directory, eval.json) and BUILD_DIR/accept/table.md.
+# Environment: THREADS (2), MAX_STEPS (cap on the training steps of the binarized-MNIST runs).
 set -euo pipefail
 BUILD=${1:-build}
 shift || true
@@ -22,7 +23,7 @@ export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
 # Early stopping: validation every epoch (500 steps of 100), patience in epochs.
 common=(--data "$BMNIST" --batch 100 --lr 1e-3 --valid-every 500 --log-every 500 --threads "$THREADS")
 train() {   # name, max steps, patience, model flags...
-    local name=$1 steps=$2 patience=$3
+    local name=$1 steps=${MAX_STEPS:-$2} patience=$3
     shift 3
     local t0=$(date +%s)
     "$U" train "${common[@]}" --steps "$steps" --patience "$patience" --out "$OUT/$name" "$@"
