@@ -84,14 +84,14 @@ for h in $HARNESSES; do
         -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$art" \
         "$scratch" >"$log" 2>&1 </dev/null
     rc=$?
-    stat() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
+    final() { sed -n "s/^stat::$1: *//p" "$log" | tail -1; }
     last=$(grep -E '^#[0-9]+.*cov: ' "$log" | tail -1)
     cov=$(echo "$last" | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
     ft=$(echo "$last" | sed -n 's/.*ft: \([0-9]*\).*/\1/p')
     ncrash=$(ls "$art" | wc -l)
     [ $rc != 0 ] && [ "$ncrash" = 0 ] && ncrash="rc=$rc"
-    printf '%-12s %10s %10s %8s %8s %9s %8s  %s\n' "$h" "$(stat number_of_executed_units)" \
-        "$(stat average_exec_per_sec)" "${cov:-?}" "${ft:-?}" "$(stat new_units_added)" "$ncrash" \
+    printf '%-12s %10s %10s %8s %8s %9s %8s  %s\n' "$h" "$(final number_of_executed_units)" \
+        "$(final average_exec_per_sec)" "${cov:-?}" "${ft:-?}" "$(final new_units_added)" "$ncrash" \
         "$(ls "$art" | tr '\n' ' ')"
     if [ $rc != 0 ] || [ "$(ls "$art" | wc -l)" != 0 ]; then
         found=1
