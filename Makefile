@@ -42,7 +42,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/obj/%.o)
 DEPS_OK  := $(BUILD)/.deps-ok
 
-.PHONY: all test asan bench install clean help demo install-check mutation-check accept
+.PHONY: all test asan bench install clean help demo install-check mutation-check accept fuzz
 all: $(BUILD)/libunigen.a $(BUILD)/libunigen.so $(BUILD)/unigen
 
 help:
@@ -54,6 +54,7 @@ help:
 	@echo "make bench      engine benchmarks (GEMM ceiling, linear fwd+bwd)"
 	@echo "make accept     long acceptance trainings (binarized MNIST table, NICE one epoch)"
 	@echo "make install PREFIX=DIR   header, libraries, unigen.pc, the unigen binary"
+	@echo "make fuzz FUZZ_SECONDS=N  libFuzzer harnesses of every parser (clang), N s each"
 
 # Installs missing Debian packages once per build directory (with MPI=1 also Open MPI).
 DEPS_MPI := $(if $(filter 1,$(MPI)),--mpi)
@@ -132,6 +133,12 @@ install-check: all
 	PKG_CONFIG_PATH=$(CURDIR)/$(BUILD)/stage/lib/pkgconfig sh -c \
 	    '$(CC) -std=c11 examples/mlp.c -o $(BUILD)/example_mlp $$(pkg-config --cflags unigen) $(CURDIR)/$(BUILD)/stage/lib/libunigen.a $$(pkg-config --libs-only-other --libs --static unigen | sed "s/-lunigen//")'
 	$(BUILD)/example_mlp
+
+# libFuzzer + ASan + UBSan harnesses of every parser (tests/fuzz/), built with clang into
+# $(BUILD)-fuzz and run FUZZ_SECONDS each on a scratch copy of the seed corpus. Needs clang only here.
+FUZZ_SECONDS ?= 60
+fuzz:
+	FUZZ_LDLIBS="$(LDLIBS)" scripts/fuzz.sh $(BUILD) $(FUZZ_SECONDS)
 
 mutation-check: $(BUILD)/test_unigen
 	scripts/mutation_check.sh $(BUILD)

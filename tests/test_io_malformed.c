@@ -1,5 +1,6 @@
 /* test_io_malformed.c — every file of the malformed corpus (tests/malformed/, written by
- * gen.py, listed in MANIFEST with the expected status and message fragment) must be refused
+ * gen.py, listed in MANIFEST with the expected status and message fragment: .safetensors, .npy,
+ * checkpoints (ckpt_*), IDX (.idx, .idx.gz), PNG and Gaussian-mixture JSON) must be refused
  * with that status and a message naming the file; the well-formed controls must open. Run
  * under AddressSanitizer this also shows the readers never overrun, crash or leak on them. */
 #include "test.h"
@@ -44,7 +45,46 @@ static int ends_with(const char *s, const char *suf) {
     return a >= b && strcmp(s + a - b, suf) == 0;
 }
 
+/* ckpt_* files load into the one-parameter model {"w": (1,)}: weights only, since the corpus
+ * checkpoints hold no EMA or optimizer state. */
+static ug_status load_ckpt(const char *path) {
+    ug_params *ps;
+    if (ug_params_create(&ps)) return UG_STATUS_COUNT;
+    ug_status st = UG_STATUS_COUNT;
+    int64_t step = -1;
+    if (ug_params_add(ps, "w", 1, (int64_t[]){1}) && !ug_params_finalize(ps)) {
+        st = ug_ckpt_load(path, ps, NULL, NULL, &step);
+        if (st == UG_OK && step != 3) st = UG_STATUS_COUNT;   /* the step metadata is read */
+    }
+    ug_params_free(ps);
+    return st;
+}
+
 static ug_status open_any(const char *path) {
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    if (strstr(base, "ckpt_")) return load_ckpt(path);
+    if (ends_with(path, ".idx") || ends_with(path, ".idx.gz")) {
+        ug_idx f;
+        ug_status st = ug_idx_read(path, &f);
+        if (st == UG_OK) ug_idx_free(&f);
+        else if (f.data) return UG_STATUS_COUNT;
+        return st;
+    }
+    if (ends_with(path, ".png")) {
+        uint8_t *pix = NULL;
+        int w, h, c;
+        ug_status st = ug_png_read(path, &pix, &w, &h, &c);
+        if (st != UG_OK && pix) return UG_STATUS_COUNT;
+        free(pix);
+        return st;
+    }
+    if (ends_with(path, ".json")) {
+        ug_gmm g;
+        ug_status st = ug_gmm_load(path, &g);
+        if (st != UG_OK && g.w) return UG_STATUS_COUNT;
+        ug_gmm_free(&g);
+        return st;
+    }
     if (ends_with(path, ".npy")) {
         ug_npy_array a;
         ug_status st = ug_npy_read(path, &a);
@@ -115,7 +155,11 @@ TEST(io_malformed_corpus_refused_with_messages) {
     ASSERT(d, "cannot list tests/malformed");
     struct dirent *de;
     while ((de = readdir(d))) {
-        if (!ends_with(de->d_name, ".npy") && !ends_with(de->d_name, ".safetensors")) continue;
+        static const char *const kinds[] = {".npy", ".safetensors", ".idx", ".idx.gz", ".png",
+                                            ".json"};
+        int kind = 0;
+        for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) kind |= ends_with(de->d_name, kinds[k]);
+        if (!kind) continue;
         int listed = 0;
         for (int i = 0; i < n && !listed; i++) listed = strcmp(cases[i].file, de->d_name) == 0;
         EXPECT(listed, "malformed/%s is not in MANIFEST", de->d_name);

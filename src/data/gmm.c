@@ -129,8 +129,10 @@ static ug_status parse_obj(const cJSON *root, const char *what, ug_gmm *g) {
             return ug_fail(UG_ERR_FORMAT, "%s: \"stds\"[%d] = %g, expected > 0", what, k, g->s[k]);
         total += g->w[k];
     }
-    if (!(total > 0))
-        return ug_fail(UG_ERR_FORMAT, "%s: \"weights\" sum to %g, expected > 0", what, total);
+    /* An infinite sum would normalize every weight to 0: no mixture left to sample. */
+    if (!(total > 0) || !isfinite(total))
+        return ug_fail(UG_ERR_FORMAT, "%s: \"weights\" sum to %g, expected a finite sum > 0",
+                       what, total);
     for (k = 0; k < K; k++) g->w[k] /= total;
     if (jdim && (!cJSON_IsNumber(jdim) || jdim->valuedouble != d))
         return ug_fail(UG_ERR_FORMAT, "%s: \"dim\" is %s%g, but the means have %d coordinates",

@@ -112,13 +112,23 @@ ug_status ug_idx_read(const char *path, ug_idx *out) {
         total *= v;
     }
     out->ndim = ndim;
-    out->data = malloc((size_t)total);
-    if (!out->data) {
-        st = ug_fail(UG_ERR_NOMEM, "%s: cannot allocate %lld bytes", path, (long long)total);
-        goto done;
+    /* The sizes are a claim until the bytes arrive: a 20-byte file announcing 4 GiB must not
+     * allocate 4 GiB, so the buffer grows (doubling, from 1 MiB) only as data is read. */
+    got = 0;
+    for (int64_t cap = 0; got == cap && got < total;) {
+        int64_t ncap = cap ? (cap > total / 2 ? total : 2 * cap)
+                           : (total < (1 << 20) ? total : 1 << 20);
+        uint8_t *p = realloc(out->data, (size_t)ncap);
+        if (!p) {
+            st = ug_fail(UG_ERR_NOMEM, "%s: cannot allocate %lld bytes", path, (long long)ncap);
+            goto done;
+        }
+        out->data = p;
+        int64_t r = gz_read_all(gz, out->data + cap, ncap - cap);
+        if (r < 0) { st = gz_error(gz, path, "reading the IDX data"); goto done; }
+        got = cap + r;
+        cap = ncap;
     }
-    got = gz_read_all(gz, out->data, total);
-    if (got < 0) { st = gz_error(gz, path, "reading the IDX data"); goto done; }
     if (got < total) {
         st = ug_fail(UG_ERR_FORMAT, "%s: truncated: %lld data bytes, expected %lld for the sizes "
                      "in the header", path, (long long)got, (long long)total);

@@ -97,9 +97,11 @@ ug_status ug_ckpt_load(const char *path, ug_params *ps, ug_ema *ema, ug_adam *ad
     if (st) return st;
     const char *fmt = ug_st_meta(f, "format");
     if (!fmt || strcmp(fmt, CKPT_FORMAT)) {
+        /* fmt points into f: build the message before closing it. */
+        st = ug_fail(UG_ERR_FORMAT, "%s: __metadata__ \"format\" is %s%s%s, expected \"%s\"",
+                     path, fmt ? "\"" : "", fmt ? fmt : "missing", fmt ? "\"" : "", CKPT_FORMAT);
         ug_st_close(f);
-        return ug_fail(UG_ERR_FORMAT, "%s: __metadata__ \"format\" is %s%s%s, expected \"%s\"",
-                       path, fmt ? "\"" : "", fmt ? fmt : "missing", fmt ? "\"" : "", CKPT_FORMAT);
+        return st;
     }
     int n = ug_params_num_tensors(ps);
     const float *base = ug_params_data(ps);

@@ -35,6 +35,10 @@ ug_status ug_png_write(const char *path, const uint8_t *pix, int w, int h, int c
     return st;
 }
 
+/* Largest decoded image ug_png_read accepts: 18918^2 RGB or 32768^2 gray, far above any data
+ * set, and below libpng's own 4 GiB refusal. */
+#define PNG_MAX_BYTES ((uint64_t)1 << 30)
+
 ug_status ug_png_read(const char *path, uint8_t **pix, int *w, int *h, int *c) {
     *pix = NULL;
     png_image img;
@@ -48,6 +52,17 @@ ug_status ug_png_read(const char *path, uint8_t **pix, int *w, int *h, int *c) {
     }
     int color = (img.format & PNG_FORMAT_FLAG_COLOR) != 0;
     img.format = color ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+    /* The IHDR sizes are a claim until the rows decode: a 60-byte file may announce 100000 x
+     * 100000 pixels. Refuse before allocating what no data-set image needs. */
+    uint64_t want = (uint64_t)img.width * img.height * (color ? 3 : 1);
+    if (want > PNG_MAX_BYTES) {
+        ug_status st = ug_fail(UG_ERR_UNSUPPORTED, "%s: IHDR: %u x %u pixels x %d channels = "
+                               "%llu bytes, expected at most %llu (1 GiB)", path, img.width,
+                               img.height, color ? 3 : 1, (unsigned long long)want,
+                               (unsigned long long)PNG_MAX_BYTES);
+        png_image_free(&img);
+        return st;
+    }
     size_t bytes = PNG_IMAGE_SIZE(img);
     uint8_t *buf = malloc(bytes);
     if (!buf) {
