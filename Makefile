@@ -84,15 +84,18 @@ $(BUILD)/unigen: $(CLI_OBJ) $(BUILD)/libunigen.a
 $(BUILD)/test_unigen: $(TEST_OBJ) $(BUILD)/libunigen.a
 	$(CC) -o $@ $(TEST_OBJ) $(BUILD)/libunigen.a $(LDLIBS)
 
+# Passive OpenMP waiting unless the caller chooses: on a busy machine spinning threads of the
+# suite and of the CLI runs it starts can slow a 3 s test down a hundredfold (bench/NOTES.md).
 test: $(BUILD)/test_unigen $(BUILD)/unigen
-	cd tests && UG_CLI=../$(BUILD)/unigen ../$(BUILD)/test_unigen $(T)
+	cd tests && OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive} UG_CLI=../$(BUILD)/unigen \
+	    ../$(BUILD)/test_unigen $(T)
 
 # The same suite, instrumented. Leak checking stays on: nothing may leak.
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	    EXTRA_LD="-fsanitize=address,undefined" build-asan/test_unigen build-asan/unigen
 	cd tests && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
-	    UG_CLI=../build-asan/unigen ../build-asan/test_unigen $(T)
+	    OMP_WAIT_POLICY=$${OMP_WAIT_POLICY:-passive} UG_CLI=../build-asan/unigen ../build-asan/test_unigen $(T)
 
 LDLIBS += $(EXTRA_LD)
 
