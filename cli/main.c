@@ -59,6 +59,12 @@ int main(int argc, char **argv) {
             cli_cfg_free(&cfg);
             return rc;
         }
+        /* train --resume DIR: the run's stored configuration under the flags given now. */
+        if (c->bit == CMD_TRAIN && cfg.resume &&
+            (rc = cli_resume_config(c->bit, c->name, argc - 2, argv + 2, &cfg))) {
+            cli_cfg_free(&cfg);
+            return rc;
+        }
         ug_set_threads(cfg.threads);
         rc = c->run(&cfg);
         cli_cfg_free(&cfg);
