@@ -55,6 +55,7 @@ int cli_guard_step(cli_guard *g, int64_t step, int loss_ok, double loss, double 
 int cli_guard_give_up(const cli_guard *g, const cli_cfg *cfg, const char *cfg_json, int64_t step,
                       ug_params *ps, const ug_ema *ema, const ug_adam *adam, const ug_loader *L);
 int cli_check_memory(const cli_cfg *cfg, const ug_dataset *ds, ug_model *model);
+int cli_check_sample_memory(ug_model *model, int64_t n, int64_t d, int64_t batch);
 
 /* sample.c: the model of --ckpt or --model gmm:FILE; data <-> model space. */
 int cli_load_model(cli_cfg *cfg, ug_model **out);

@@ -8,7 +8,7 @@
  *    --max-bad-steps consecutive skips the run stops (exit status 1) and checkpoint.safetensors
  *    gets the last good state: the weights are untouched since, and the step and data position
  *    are those where the bad streak began, so a resume (with e.g. a lower --lr) replays it.
- *  - Memory: before the first step, what training will still allocate (Adam m and v, the EMA,
+ *  - Memory: before the first step (or the first sample), what training will still allocate (Adam m and v, the EMA,
  *    the activations of one batch, measured on a few examples and scaled) is compared with what
  *    the system and the process limits leave (MemAvailable, RLIMIT_AS, RLIMIT_DATA), so a run
  *    that cannot fit is refused with the numbers instead of being killed by the OOM killer. */
@@ -146,20 +146,58 @@ static double mem_available(const char **what, double *as_left) {
 }
 
 /* Arena bytes of one training step on a batch of B, from the forward pass on a few examples
- * (scaled by B / probe rows, doubled for the gradients backward allocates). Nothing of the
- * model changes: the probe records a tape it never runs. */
-static double activation_bytes(ug_model *model, const ug_dataset *ds, const int32_t *y, int64_t B,
-                               uint64_t seed) {
+ * x (rows of d; NULL: zeros) scaled by B / rows and doubled for the gradients backward
+ * allocates. Nothing of the model changes: the probe records a tape it never runs. */
+static double activation_bytes(ug_model *model, const float *x, int64_t n, int64_t d,
+                               const int32_t *y, int64_t B, uint64_t seed) {
     int64_t rows = B < 8 ? B : 8;
-    if (rows > ds->n) rows = ds->n;
-    if (rows < 1) return 0;
-    ug_ctx *ctx;
-    if (ug_ctx_create(&ctx, 0)) return 0;
-    ug_tensor *loss;
-    (void)ug_model_loss(model, ctx, ds->x, rows, y, seed, 0, &loss);
-    double used = (double)ug_ctx_arena_used(ctx);
+    if (rows > n) rows = n;
+    /* Exact mixtures (gmm:) have no network and no training loss. */
+    ug_params *ps = ug_model_params(model);
+    if (rows < 1 || !ps || ug_params_count(ps) == 0) return 0;
+    float *zeros = x ? NULL : calloc((size_t)(rows * d), sizeof *zeros);
+    int32_t *labels = y ? NULL : calloc((size_t)rows, sizeof *labels);
+    ug_ctx *ctx = NULL;
+    double used = 0;
+    if ((x || zeros) && (y || labels) && !ug_ctx_create(&ctx, 0)) {
+        ug_tensor *loss;
+        (void)ug_model_loss(model, ctx, x ? x : zeros, rows, y ? y : labels, seed, 0, &loss);
+        used = (double)ug_ctx_arena_used(ctx);
+    }
     ug_ctx_free(ctx);
+    free(zeros);
+    free(labels);
     return 2.0 * used * (double)B / (double)rows;
+}
+
+/* OpenBLAS maps a 128 MiB work buffer per thread at its first call and, when that mmap fails
+ * under an address-space limit, retries forever: it must fit before any network runs. */
+static int blas_fits(double as_left, double *blas) {
+    const double MiB = 1048576.0;
+    *blas = 128.0 * MiB * (double)(ug_get_threads() > 0 ? ug_get_threads() : 1);
+    if (*blas + 64 * MiB <= as_left) return 1;
+    cli_error("not enough memory: the address-space limit (ulimit -v) leaves %.0f MiB, and "
+              "OpenBLAS alone maps %.0f MiB (128 MiB per thread; --threads %d); raise the limit "
+              "or use fewer --threads", as_left / MiB, *blas / MiB, ug_get_threads());
+    return 0;
+}
+
+int cli_check_sample_memory(ug_model *model, int64_t n, int64_t d, int64_t batch) {
+    const double MiB = 1048576.0;
+    const char *what;
+    double as_left, blas, avail = mem_available(&what, &as_left);
+    if (!blas_fits(as_left, &blas)) return 1;
+    int64_t B = batch > 0 && batch < n ? batch : n;
+    /* The samples, start noise and a multistep sampler's history in double. */
+    double bufs = 8.0 * 8.0 * (double)n * (double)d;
+    double act = 0.5 * activation_bytes(model, NULL, B, d, NULL, B, 0);   /* forward only */
+    double need = bufs + act;
+    if (need * 1.1 + 32 * MiB <= avail && need * 1.1 + blas + 32 * MiB <= as_left) return 0;
+    return cli_error("not enough memory: sampling %lld points of dimension %lld needs about %.0f "
+                     "MiB (sampler buffers %.0f MiB, network activations for batches of %lld about "
+                     "%.0f MiB), and %s leaves %.0f MiB; use a smaller --n or --batch",
+                     (long long)n, (long long)d, need / MiB, bufs / MiB, (long long)B, act / MiB,
+                     what, avail / MiB);
 }
 
 int cli_check_memory(const cli_cfg *cfg, const ug_dataset *ds, ug_model *model) {
@@ -173,15 +211,10 @@ int cli_check_memory(const cli_cfg *cfg, const ug_dataset *ds, ug_model *model) 
     const char *what;
     double as_left;
     double avail = mem_available(&what, &as_left);
-    /* OpenBLAS maps a 128 MiB work buffer per thread at its first call and, when that mmap
-     * fails under an address-space limit, retries forever: reserve it before the probe runs. */
-    double blas = 128.0 * MiB * (double)(ug_get_threads() > 0 ? ug_get_threads() : 1);
-    if (blas + 64 * MiB > as_left)
-        return cli_error("not enough memory: the address-space limit (ulimit -v) leaves %.0f MiB, "
-                         "and OpenBLAS alone maps %.0f MiB (128 MiB per thread; --threads %d); "
-                         "raise the limit or use fewer --threads", as_left / MiB, blas / MiB,
-                         ug_get_threads());
-    act = activation_bytes(model, ds, cfg->classes ? ds->y : NULL, B, (uint64_t)cfg->seed);
+    double blas;
+    if (!blas_fits(as_left, &blas)) return 1;
+    act = activation_bytes(model, ds->x, ds->n, ug_dataset_dim(ds), cfg->classes ? ds->y : NULL,
+                           B, (uint64_t)cfg->seed);
     need += act;
     /* Head room for the allocator, thread stacks and the previews drawn at the end. */
     if (need * 1.1 + 32 * MiB <= avail && need * 1.1 + blas + 32 * MiB <= as_left) return 0;

@@ -1,12 +1,15 @@
 /* main.c — the `unigen` command line: dispatch to subcommands. Library errors become
- * "unigen: error: ..." with exit status 1; usage errors exit with status 2. */
+ * "unigen: error: ..." with exit status 1; usage errors (unknown flag, wrong type, value out of
+ * range: check.c) exit with status 2; a training run stopped by SIGINT / SIGTERM exits with
+ * 130 / 143 after saving its checkpoint (guard.c). */
 #include "cli.h"
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 static const cli_command k_commands[] = {
-    {"train", CMD_TRAIN, "train a model; writes a run directory (config, metrics, checkpoint, previews)", cli_train},
+    {"train", CMD_TRAIN, "train a model; writes a run directory (config, metrics, checkpoint, previews); "
+                         "--resume DIR continues one; SIGINT/SIGTERM save and exit 130/143", cli_train},
     {"sample", CMD_SAMPLE, "draw samples from a checkpoint or an exact Gaussian mixture (--model gmm:FILE)", cli_sample},
     {"eval", CMD_EVAL, "likelihood (--nll) and two-sample metrics (--metrics) on held-out data, with the protocol", cli_eval},
     {"info", CMD_INFO, "tensors, shapes, configuration and step of a checkpoint", cli_info},

@@ -90,6 +90,7 @@ int cli_sample(cli_cfg *cfg) {
         n = r;
     }
     if (n <= 0) n = 1000;
+    if (cli_check_sample_memory(m, n, d, cfg->sample_batch)) goto done;   /* guard.c */
     ug_sample_cfg sc = ug_sample_cfg_default();
     sc.sampler = cfg->sampler;
     sc.schedule = cfg->schedule && *cfg->schedule ? cfg->schedule : NULL;
