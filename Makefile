@@ -153,6 +153,7 @@ accept: all
 	scripts/accept.sh $(BUILD) $(MODELS)
 
 demo: all
+	rm -rf $(BUILD)/demo
 	$(BUILD)/unigen train --family diffusion --formulation edm --model mlp-toy --data moons \
 	    --steps 4000 --batch 512 --lr 2e-3 --lr-schedule cosine --warmup 100 --ema 0.995 \
 	    --log-every 500 --out $(BUILD)/demo

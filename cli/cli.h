@@ -3,6 +3,7 @@
 #define UG_CLI_H
 #include "options.h"
 #include "unigen.h"
+#include <stdio.h>
 
 typedef struct {
     const char *name;
@@ -51,6 +52,36 @@ int cli_dist_loglik(ug_model *m, const ug_lik_cfg *lc, const ug_div_cfg *dc, int
                     int64_t d, const double *x, double *logp, ug_ode_stats *st);
 int cli_dist_vlb(ug_model *m, const ug_vlb_cfg *vc, int64_t n, int64_t d, const double *x0,
                  double *nats);
+/* resume.c: run directories that survive kills (see the file's comment). */
+int cli_resume_config(int cmd, const char *cmd_name, int argc, char **argv, cli_cfg *cfg);
+int cli_run_check_out(const cli_cfg *cfg);   /* a fresh run refuses a DIR with checkpoints */
+int cli_resume_load(const cli_cfg *cfg, ug_params *ps, ug_ema *ema, ug_adam *adam, ug_loader *L,
+                    int64_t *start_step);   /* step 0 without --resume; -1: run complete */
+FILE *cli_metrics_open(const char *dir, int64_t resumed_step);   /* -1: a fresh file */
+/* snapshot 1: checkpoint-STEP.safetensors and checkpoint.safetensors; 0: the latter only. */
+int cli_ckpt_write(const cli_cfg *cfg, const char *cfg_json, int64_t step, ug_params *ps,
+                   const ug_ema *ema, const ug_adam *adam, const ug_loader *L, int snapshot,
+                   char *latest, size_t latest_n);
+/* guard.c: signals, non-finite steps, memory. */
+typedef struct cli_guard {
+    int64_t bad_run, bad_total;      /* consecutive / all skipped steps */
+    int64_t good_step, good_pos;     /* state after the last good step */
+    uint32_t good_epoch;
+    double last_bad;
+    char why[32];
+} cli_guard;
+void cli_signals_install(void);
+int cli_stop_signal(void);   /* the signal received, or 0 */
+int cli_train_interrupted(const cli_cfg *cfg, const char *cfg_json, int64_t step, ug_params *ps,
+                          const ug_ema *ema, const ug_adam *adam, const ug_loader *L);
+void cli_guard_init(cli_guard *g, int64_t step, const ug_loader *L);
+/* 1: apply the step; 0: skip it (non-finite loss or gradient norm). */
+int cli_guard_step(cli_guard *g, int64_t step, int loss_ok, double loss, double grad_norm,
+                   const ug_loader *L);
+int cli_guard_give_up(const cli_guard *g, const cli_cfg *cfg, const char *cfg_json, int64_t step,
+                      ug_params *ps, const ug_ema *ema, const ug_adam *adam, const ug_loader *L);
+int cli_check_memory(const cli_cfg *cfg, const ug_dataset *ds, ug_model *model);
+int cli_check_sample_memory(ug_model *model, int64_t n, int64_t d, int64_t batch);
 
 /* sample.c: the model of --ckpt or --model gmm:FILE; data <-> model space. */
 int cli_load_model(cli_cfg *cfg, ug_model **out);

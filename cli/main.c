@@ -1,7 +1,9 @@
 /* main.c — the `unigen` command line: dispatch to subcommands. Library errors become
- * "unigen: error: ..." with exit status 1; usage errors exit with status 2. Under mpirun (an MPI
- * build) rank 0 speaks, the other ranks' output goes to /dev/null but their errors still reach
- * the terminal, tagged with the rank, and a rank that fails ends the whole job (cli/dist.c). */
+ * "unigen: error: ..." with exit status 1; usage errors (unknown flag, wrong type, value out of
+ * range: check.c) exit with status 2; a training run stopped by SIGINT / SIGTERM exits with
+ * 130 / 143 after saving its checkpoint (guard.c). Under mpirun (an MPI build) rank 0 speaks,
+ * the other ranks' output goes to /dev/null but their errors still reach the terminal, tagged
+ * with the rank, and a rank that fails ends the whole job (cli/dist.c). */
 #include "cli.h"
 #include <stdarg.h>
 #include <stdio.h>
@@ -12,7 +14,8 @@
 static FILE *g_errf;
 
 static const cli_command k_commands[] = {
-    {"train", CMD_TRAIN, "train a model; writes a run directory (config, metrics, checkpoint, previews)", cli_train},
+    {"train", CMD_TRAIN, "train a model; writes a run directory (config, metrics, checkpoint, previews); "
+                         "--resume DIR continues one; SIGINT/SIGTERM save and exit 130/143", cli_train},
     {"sample", CMD_SAMPLE, "draw samples from a checkpoint or an exact Gaussian mixture (--model gmm:FILE)", cli_sample},
     {"eval", CMD_EVAL, "likelihood (--nll) and two-sample metrics (--metrics) on held-out data, with the protocol", cli_eval},
     {"info", CMD_INFO, "tensors, shapes, configuration and step of a checkpoint", cli_info},
@@ -49,6 +52,12 @@ static int run_command(const cli_command *c, int argc, char **argv) {
     if (rc) {
         /* The same on every rank: rank 0 says it, every rank leaves. */
         fprintf(stderr, "unigen: error: %s\n", err);
+        cli_cfg_free(&cfg);
+        return rc;
+    }
+    /* train --resume DIR: the run's stored configuration under the flags given now. */
+    if (c->bit == CMD_TRAIN && cfg.resume &&
+        (rc = cli_resume_config(c->bit, c->name, argc - 2, argv + 2, &cfg))) {
         cli_cfg_free(&cfg);
         return rc;
     }

@@ -116,6 +116,15 @@ const opt_def cli_options[] = {
      "examples of the validation split used (0: all)"},
     {"patience", OPT_INT, OFF(patience), "0", CMD_TRAIN, 0,
      "early stopping: stop after this many validations without a better NLL (0: never)"},
+    {"keep", OPT_INT, OFF(keep), "0", CMD_TRAIN, 0,
+     "with --save-every: keep only the N newest snapshots (0: all)"},
+    {"resume", OPT_STRING, OFF(resume), NULL, CMD_TRAIN, 0,
+     "continue the run in this directory from its latest checkpoint (weights, Adam, EMA, step, "
+     "data order); its stored configuration applies, flags given now win (e.g. more --steps; a "
+     "cosine --lr-schedule then follows the new length)"},
+    {"max-bad-steps", OPT_INT, OFF(max_bad_steps), "5", CMD_TRAIN, 0,
+     "stop after this many consecutive steps with a non-finite loss or gradient (each is "
+     "skipped: weights, Adam and EMA stay as they were)"},
     /* sampling */
     {"sampler", OPT_STRING, OFF(sampler), "heun", CMD_SAMPLE | CMD_EVAL, 0,
      "euler, heun, edm-sde, euler-a, dpm2, lms, dpmpp-2s-a, dpmpp-2m, dpmpp-2m-sde, "
@@ -333,6 +342,36 @@ static const char *json_text(const cJSON *it, const opt_def *o, char *text, size
     return NULL;
 }
 
+/* Applies every key of a JSON object as an option of cmd. skip_run_keys: a stored run
+ * configuration, whose "out" and "resume" belong to the run that wrote it. */
+static int apply_json(int cmd, const char *cmd_name, const char *buf, size_t len, const char *what,
+                      int skip_run_keys, cli_cfg *cfg, char *err, size_t errlen) {
+    cJSON *root = cJSON_ParseWithLength(buf, len);
+    if (!root || !cJSON_IsObject(root)) {
+        snprintf(err, errlen, "%s: config file is not a JSON object%s", what,
+                 root ? "" : " (malformed JSON)");
+        cJSON_Delete(root);
+        return 1;
+    }
+    int rc = 0;
+    for (cJSON *it = root->child; it && !rc; it = it->next) {
+        const opt_def *o = find_opt(it->string);
+        if (skip_run_keys && o && (o->offset == OFF(out) || o->offset == OFF(resume))) continue;
+        if (!o || !(o->cmds & (unsigned)cmd) || o->offset == OFF(config) ||
+            o->offset == OFF(resume)) {
+            unknown_key(cmd, cmd_name, it->string, what, err, errlen);
+            rc = 1;
+            break;
+        }
+        char text[64];
+        const char *val = json_text(it, o, text, sizeof text, what, err, errlen);
+        if (!val) { rc = 1; break; }
+        if (set_value(o, val, cfg, what, err, errlen)) rc = 1;
+    }
+    cJSON_Delete(root);
+    return rc;
+}
+
 static int load_config(int cmd, const char *cmd_name, const char *path, cli_cfg *cfg, char *err,
                        size_t errlen) {
     FILE *f = fopen(path, "rb");
@@ -360,28 +399,7 @@ static int load_config(int cmd, const char *cmd_name, const char *path, cli_cfg 
     }
     fclose(f);
     buf[len] = 0;
-    cJSON *root = cJSON_ParseWithLength(buf, len);
-    if (!root || !cJSON_IsObject(root)) {
-        snprintf(err, errlen, "%s: config file is not a JSON object%s", path,
-                 root ? "" : " (malformed JSON)");
-        cJSON_Delete(root);
-        free(buf);
-        return 1;
-    }
-    int rc = 0;
-    for (cJSON *it = root->child; it && !rc; it = it->next) {
-        const opt_def *o = find_opt(it->string);
-        if (!o || !(o->cmds & (unsigned)cmd) || o->offset == OFF(config)) {
-            unknown_key(cmd, cmd_name, it->string, path, err, errlen);
-            rc = 1;
-            break;
-        }
-        char text[64];
-        const char *val = json_text(it, o, text, sizeof text, path, err, errlen);
-        if (!val) { rc = 1; break; }
-        if (set_value(o, val, cfg, path, err, errlen)) rc = 1;
-    }
-    cJSON_Delete(root);
+    int rc = apply_json(cmd, cmd_name, buf, len, path, 0, cfg, err, errlen);
     free(buf);
     return rc;
 }
@@ -397,10 +415,20 @@ void cli_cfg_free(cli_cfg *cfg) {
 
 int cli_parse(int cmd, const char *cmd_name, int argc, char **argv, cli_cfg *cfg, char *err,
               size_t errlen) {
+    return cli_parse_base(cmd, cmd_name, argc, argv, NULL, NULL, cfg, err, errlen);
+}
+
+int cli_parse_base(int cmd, const char *cmd_name, int argc, char **argv, const char *base_json,
+                   const char *base_what, cli_cfg *cfg, char *err, size_t errlen) {
     memset(cfg, 0, sizeof *cfg);
     for (int i = 0; i < cli_num_options; i++)
         if (cli_options[i].def && (cli_options[i].cmds & (unsigned)cmd))
             set_value(&cli_options[i], cli_options[i].def, cfg, "default", err, errlen);
+    if (base_json) {
+        int rc = apply_json(cmd, cmd_name, base_json, strlen(base_json), base_what, 1, cfg, err,
+                            errlen);
+        if (rc) return rc;
+    }
     /* The config file first, so that flags override it whatever their order. */
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -442,7 +470,7 @@ int cli_parse(int cmd, const char *cmd_name, int argc, char **argv, cli_cfg *cfg
         int rc = set_value(o, val, cfg, "command line", err, errlen);
         if (rc) return rc;
     }
-    return 0;
+    return cli_check_ranges(cmd, cfg, err, errlen);
 }
 
 void cli_print_help(int cmd, const char *cmd_name, const char *summary) {
@@ -464,7 +492,8 @@ char *cli_cfg_to_json(int cmd, const cli_cfg *cfg) {
     cJSON *o = cJSON_CreateObject();
     for (int i = 0; i < cli_num_options; i++) {
         const opt_def *d = &cli_options[i];
-        if (!(d->cmds & (unsigned)cmd) || d->offset == OFF(config)) continue;
+        if (!(d->cmds & (unsigned)cmd) || d->offset == OFF(config) || d->offset == OFF(resume))
+            continue;
         const char *field = (const char *)cfg + d->offset;
         switch (d->type) {
         case OPT_INT:

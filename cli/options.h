@@ -35,6 +35,9 @@ typedef struct cli_cfg {
     double lr, ema, grad_clip;
     char *lr_schedule;
     int64_t valid_every, patience, valid_n;
+    /* crash safety (resume.c, guard.c) */
+    char *resume;
+    int64_t keep, max_bad_steps;
     /* sampling */
     char *sampler, *schedule, *sample_formulation, *compat, *solver_type, *var, *sigmas, *init_noise;
     int64_t sample_steps, corrector_steps, steps_offset, set_alpha_to_one, sample_batch;
@@ -70,6 +73,13 @@ extern const int cli_num_options;
  * Returns 0, or 2 for a usage error (message in err). */
 int cli_parse(int cmd, const char *cmd_name, int argc, char **argv, cli_cfg *cfg, char *err,
               size_t errlen);
+/* cli_parse with a stored configuration (JSON text, e.g. a checkpoint's) applied between the
+ * defaults and the --config file: `train --resume DIR` continues the run as it was configured,
+ * and the flags given now still win. Its "out" and "resume" keys are ignored. */
+int cli_parse_base(int cmd, const char *cmd_name, int argc, char **argv, const char *base_json,
+                   const char *base_what, cli_cfg *cfg, char *err, size_t errlen);
+/* check.c: every numeric option inside its valid range; 0, or 2 with a message in err. */
+int cli_check_ranges(int cmd, const cli_cfg *cfg, char *err, size_t errlen);
 void cli_cfg_free(cli_cfg *cfg);
 /* The resolved configuration as one JSON object (malloc'd), for config.json and checkpoints. */
 char *cli_cfg_to_json(int cmd, const cli_cfg *cfg);

@@ -191,6 +191,7 @@ int cli_sample(cli_cfg *cfg) {
         n = r;
     }
     if (n <= 0) n = 1000;
+    if (cli_check_sample_memory(m, n, d, cfg->sample_batch)) goto done;   /* guard.c */
     ug_family fam = ug_model_config(m)->family;
     if (fam == UG_FAMILY_FLOW || fam == UG_FAMILY_AR || fam == UG_FAMILY_VAE) {
         if (noise) { cli_error("sample: --init-noise is for diffusion models"); goto done; }

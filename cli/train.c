@@ -2,6 +2,7 @@
  *   DIR/config.json        the resolved configuration
  *   DIR/metrics.jsonl      one JSON object per logged step
  *   DIR/checkpoint.safetensors (+ checkpoint-STEP.safetensors with --save-every)
+ *   (the latest state; resume.c continues a run, guard.c stops one: signals, NaNs, memory)
  *   DIR/loss.png, DIR/samples.png   previews */
 #include "cli.h"
 #include <errno.h>
@@ -312,6 +313,7 @@ int cli_train(cli_cfg *cfg) {
     if (!(cfg->ema >= 0 && cfg->ema < 1)) return cli_error("train: --ema %g, expected in [0, 1)", cfg->ema);
     if (cfg->valid_every < 0 || cfg->patience < 0 || cfg->valid_n < 0)
         return cli_error("train: --valid-every, --valid-n and --patience must be >= 0");
+    if (cli_run_check_out(cfg)) return 1;   /* resume.c: never overwrite another run */
     ug_lr_schedule sched = {UG_LR_CONSTANT, (float)cfg->lr, cfg->warmup, cfg->steps, 0};
     if (ug_lr_from_name(cfg->lr_schedule, &sched.kind))
         return cli_error("--lr-schedule %s: unknown (expected constant, warmup, cosine)", cfg->lr_schedule);
@@ -389,6 +391,7 @@ int cli_train(cli_cfg *cfg) {
         cli_error("out of memory");
         goto done;
     }
+    if (cli_check_memory(cfg, &ds, model)) goto done;   /* guard.c: refuse what cannot fit */
     if ((st = ug_adam_init(&adam, ps, ug_adam_default())) ||
         (cfg->ema > 0 && (st = ug_ema_init(&ema, ps, (float)cfg->ema))) ||
         (st = ug_ctx_create(&ctx, 0)) ||
@@ -400,11 +403,23 @@ int cli_train(cli_cfg *cfg) {
     /* Data-parallel: only rank 0 writes the run directory (the others' metrics: /dev/null). */
     int root = cli_dist_root();
     if (cli_dist_check_batch(cfg->batch, ds.n)) goto done;
+    /* resume.c: weights, Adam, EMA, step and data position of the latest checkpoint (every
+     * rank loads it). */
+    int64_t start_step;
+    if ((rc = cli_resume_load(cfg, ps, &ema, &adam, &L, &start_step))) {
+        rc = rc < 0 ? 0 : 1;   /* -1: the run is already complete */
+        goto done;
+    }
+    rc = 1;
     if (root && cli_mkdirs(cfg->out)) goto done;
     snprintf(path, sizeof path, "%s/config.json", cfg->out);
     if (root && cli_write_text(path, cfg_json)) goto done;
     snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->out);
-    if (!(metrics = fopen(root ? path : "/dev/null", "w"))) { cli_error("%s: cannot write: %s", path, strerror(errno)); goto done; }
+    metrics = root ? cli_metrics_open(cfg->out, cfg->resume ? start_step : -1) : fopen("/dev/null", "w");
+    if (!metrics) goto done;
+    cli_guard guard;
+    cli_guard_init(&guard, start_step, &L);
+    cli_signals_install();
 
     int tty = isatty(2);
     if (lik)
@@ -421,9 +436,8 @@ int cli_train(cli_cfg *cfg) {
                 ug_family_name(mc.family), ug_form_name(mc.formulation), ug_param_name(mc.param),
                 (long long)ug_params_count(ps), cfg->data, (long long)ds.n, (long long)d);
     double t_start = cli_now_s(), t_log = t_start, loss_acc = 0, gn_acc = 0;
-    int64_t n_acc = 0, epoch = 0;
-    ug_loader_start_epoch(&L, 0);
-    for (int64_t step = 0; step < cfg->steps; step++) {
+    int64_t n_acc = 0, epoch = L.epoch;
+    for (int64_t step = start_step; step < cfg->steps; step++) {
         int64_t got = ug_loader_next(&L, xb, yb, ib);
         if (got == 0) {
             ug_loader_start_epoch(&L, (uint32_t)++epoch);
@@ -441,20 +455,32 @@ int cli_train(cli_cfg *cfg) {
         ug_tensor *loss;
         st = ug_model_loss(model, ctx, xb + lo * d, hi - lo, cfg->classes ? yb + lo : NULL,
                            (uint64_t)cfg->seed, (uint64_t)step * (uint64_t)cfg->batch + (uint64_t)lo, &loss);
-        if (st) { cli_error("step %lld: %s", (long long)step, ug_last_error()); goto done; }
+        if (st && st != UG_ERR_NUMERIC) { cli_error("step %lld: %s", (long long)step, ug_last_error()); goto done; }
         ug_params_zero_grad(ps);
-        if ((st = ug_backward(ctx, loss))) { cli_error("%s", ug_last_error()); goto done; }
+        if (!st && (st = ug_backward(ctx, loss))) { cli_error("%s", ug_last_error()); goto done; }
+        if (st) {
+            /* A non-finite loss on this rank: a NaN gradient makes every rank skip the step
+             * together (the allreduce spreads it), so the ranks never disagree. */
+            float *g = ug_params_grad(ps);
+            for (int64_t j = 0, np = ug_params_count(ps); j < np; j++) g[j] = NAN;
+        }
         if (cli_dist_grad(ps, hi - lo, got)) goto done;
         double gn = ug_clip_grad_norm(ps, cfg->grad_clip);
         float lr = ug_lr_at(&sched, step);
-        ug_adam_step(&adam, ps, lr);
-        if (ema.w) ug_ema_update(&ema, ps);
-        loss_acc += (double)loss->data[0] * (double)(hi - lo) / (double)got;
-        gn_acc += gn;
-        n_acc++;
+        /* guard.c: a non-finite loss or gradient skips the step; too many in a row stop the run. */
+        if (cli_guard_step(&guard, step, !st, st ? NAN : loss->data[0], gn, &L)) {
+            ug_adam_step(&adam, ps, lr);
+            if (ema.w) ug_ema_update(&ema, ps);
+            loss_acc += (double)loss->data[0] * (double)(hi - lo) / (double)got;
+            gn_acc += gn;
+            n_acc++;
+        } else if (guard.bad_run >= cfg->max_bad_steps) {
+            if (root) cli_guard_give_up(&guard, cfg, cfg_json, step, ps, &ema, &adam, &L);
+            goto done;
+        }
         ug_ctx_reset(ctx);
         int last = step + 1 == cfg->steps;
-        if ((step + 1) % cfg->log_every == 0 || last) {
+        if (((step + 1) % cfg->log_every == 0 || last) && n_acc > 0) {
             if (cli_dist_sum(&loss_acc, 1)) goto done;
             double t = cli_now_s(), sps = n_acc / (t - t_log);
             fprintf(metrics, "{\"step\": %lld, \"loss\": %.6g, \"lr\": %.6g, \"grad_norm\": %.6g, "
@@ -495,20 +521,17 @@ int cli_train(cli_cfg *cfg) {
                 break;
             }
         }
-        if (cfg->save_every && (step + 1) % cfg->save_every == 0 && !last) {
-            snprintf(path, sizeof path, "%s/checkpoint-%lld.safetensors", cfg->out, (long long)(step + 1));
-            if (root && (st = ug_ckpt_save(path, ps, ema.w ? &ema : NULL, &adam, step + 1, cfg_json))) {
-                cli_error("%s", ug_last_error());
-                goto done;
-            }
+        if (root && cfg->save_every && (step + 1) % cfg->save_every == 0 && !last &&
+            cli_ckpt_write(cfg, cfg_json, step + 1, ps, &ema, &adam, &L, 1, path, sizeof path))
+            goto done;
+        if (cli_stop_signal() && !last) {   /* guard.c: SIGINT/SIGTERM save and leave */
+            rc = root ? cli_train_interrupted(cfg, cfg_json, step + 1, ps, &ema, &adam, &L)
+                      : 128 + cli_stop_signal();
+            goto done;
         }
     }
     if (tty) fputc('\n', stderr);
-    snprintf(path, sizeof path, "%s/checkpoint.safetensors", cfg->out);
-    if (root && (st = ug_ckpt_save(path, ps, ema.w ? &ema : NULL, &adam, cfg->steps, cfg_json))) {
-        cli_error("%s", ug_last_error());
-        goto done;
-    }
+    if (root && cli_ckpt_write(cfg, cfg_json, cfg->steps, ps, &ema, &adam, &L, 0, path, sizeof path)) goto done;
     fprintf(stderr, "unigen: %lld steps in %.1f s; checkpoint %s\n", (long long)cfg->steps,
             cli_now_s() - t_start, path);
     fclose(metrics);

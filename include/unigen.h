@@ -487,6 +487,11 @@ ug_status ug_model_class_logprob_grad(ug_model *m, int64_t n, const double *x, d
  * "step", "adam_t", "ema_decay", "config": <the resolved configuration as JSON>}. */
 ug_status ug_ckpt_save(const char *path, ug_params *ps, const ug_ema *ema, const ug_adam *adam,
                        int64_t step, const char *config_json);
+/* ug_ckpt_save plus __metadata__ "train_state": the training loop's own state as JSON (data
+ * loader epoch and position, ...) so a run resumes exactly; read it back with ug_st_meta. */
+ug_status ug_ckpt_save_state(const char *path, ug_params *ps, const ug_ema *ema,
+                             const ug_adam *adam, int64_t step, const char *config_json,
+                             const char *train_state_json);
 /* Loads into an already built ps (names and shapes must match: the message names the first
  * tensor that does not); ema / adam / step may be NULL. */
 ug_status ug_ckpt_load(const char *path, ug_params *ps, ug_ema *ema, ug_adam *adam,

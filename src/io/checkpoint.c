@@ -1,6 +1,6 @@
 /* checkpoint.c — training state in one safetensors file, readable by any safetensors reader:
  * weights under their own names, "ema.<name>", "optim.m.<name>", "optim.v.<name>", and
- * __metadata__ {format, step, adam_t, ema_decay, config}. Written through ug_st_write (temp
+ * __metadata__ {format, step, adam_t, ema_decay, config, train_state}. Written through ug_st_write (temp
  * file, fsync, rename): a crash never leaves a torn checkpoint. */
 #include "core/core.h"
 #include <inttypes.h>
@@ -9,6 +9,12 @@
 
 ug_status ug_ckpt_save(const char *path, ug_params *ps, const ug_ema *ema, const ug_adam *adam,
                        int64_t step, const char *config_json) {
+    return ug_ckpt_save_state(path, ps, ema, adam, step, config_json, NULL);
+}
+
+ug_status ug_ckpt_save_state(const char *path, ug_params *ps, const ug_ema *ema,
+                             const ug_adam *adam, int64_t step, const char *config_json,
+                             const char *train_state_json) {
     ug_st_writer *w;
     ug_status st = ug_st_writer_create(&w);
     if (st) return st;
@@ -53,6 +59,7 @@ ug_status ug_ckpt_save(const char *path, ug_params *ps, const ug_ema *ema, const
         st = ug_st_writer_set_meta(w, "ema_decay", num);
     }
     if (!st && config_json) st = ug_st_writer_set_meta(w, "config", config_json);
+    if (!st && train_state_json) st = ug_st_writer_set_meta(w, "train_state", train_state_json);
     if (!st) st = ug_st_write(w, path);
     ug_st_writer_free(w);
     free(names);
