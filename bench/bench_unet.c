@@ -70,6 +70,9 @@ int main(int argc, char **argv) {
         if (s >= warm) t[s - warm] = bench_now_s() - t0;
     }
     double med = bench_median(t, steps);
+    printf("# train: median step %.1f ms -> %.3f steps/s, last loss %.4f\n", med * 1e3, 1.0 / med,
+           loss_last);
+    fflush(stdout);   /* progress in the log before the long sampling runs */
 
     ug_sample_cfg sc = ug_sample_cfg_default();
     sc.sampler = "ddim";
