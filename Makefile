@@ -51,7 +51,7 @@ help:
 	@echo "make MPI=1 BUILD=build-mpi   the same with data-parallel unigen over Open MPI"
 	@echo "                (make test MPI=1 also runs the mpirun tests; UG_MPIRUN names the launcher)"
 	@echo "make asan       the suite under AddressSanitizer + UndefinedBehaviorSanitizer"
-	@echo "make bench      engine benchmarks (GEMM ceiling, linear fwd+bwd)"
+	@echo "make bench      W1-W5 against the PyTorch peers, one table + build/bench/bench.json (ROUNDS=3 QUICK=0)"
 	@echo "make accept     long acceptance trainings (binarized MNIST table, NICE one epoch)"
 	@echo "make install PREFIX=DIR   header, libraries, unigen.pc, the unigen binary"
 	@echo "make fuzz FUZZ_SECONDS=N  libFuzzer harnesses of every parser (clang), N s each"
@@ -102,14 +102,12 @@ LDLIBS += $(EXTRA_LD)
 $(BUILD)/bench_%: bench/bench_%.c $(BUILD)/libunigen.a
 	$(CC) $(CFLAGS) -o $@ $< $(BUILD)/libunigen.a $(LDLIBS)
 
-# Engine throughput, then W1 toy2d side by side with the PyTorch peer (../shared/peers).
+# W1-W5 (../shared/peers) side by side with the PyTorch peers: bench/run.sh, which builds the
+# bench programs, alternates unigen and peer runs (ROUNDS=3; QUICK=1 cuts steps) and writes
+# $(BUILD)/bench/bench.json. Without /usr/bin/python3's torch the PyTorch columns say skipped.
 PEERS ?= ../shared/peers
-bench: $(BUILD)/bench_engine $(BUILD)/bench_toy2d
-	$(BUILD)/bench_engine
-	$(BUILD)/bench_toy2d 2
-	@if [ -f $(PEERS)/toy2d.py ] && /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
-	    OMP_WAIT_POLICY=PASSIVE ATEN_CPU_CAPABILITY=avx512 /usr/bin/python3 $(PEERS)/toy2d.py --threads 2 --extra-steps 0 | tail -1; \
-	else echo "bench: PyTorch peer skipped (needs /usr/bin/python3 with torch and $(PEERS))"; fi
+bench:
+	BUILD=$(BUILD) PEERS=$(PEERS) bench/run.sh --peers
 
 $(BUILD)/unigen.pc: Makefile
 	@mkdir -p $(BUILD)

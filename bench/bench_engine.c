@@ -1,7 +1,10 @@
 /* bench_engine.c — engine throughput next to the machine's own ceiling, in one run:
  *   OpenBLAS sgemm at 2048^3 and at the linear layer's shapes, and ug_linear forward+backward
  *   at batch 1024, 256 -> 256 through the tape (6 N In Out flops: forward, dW, dX).
- * Prints a table and one JSON line. Median of repeated timings. */
+ * Prints a table and one JSON line. Median of repeated timings. The 2048^3 figure is W5 of
+ * ../shared/peers/README.md (peers/gemm.py: 2 warm-up + reps timed calls, reps 10) and the
+ * sgemm ceiling that bench/run.sh divides every workload's GFLOP/s by.
+ * Usage: bench_engine [threads] [reps]  (defaults all, 10) */
 #include "unigen.h"
 #include "bench.h"
 #include <cblas.h>
@@ -32,12 +35,13 @@ static double bench_sgemm(int M, int N, int K, int ta, int tb, int reps) {
 }
 
 int main(int argc, char **argv) {
-    int threads = argc > 1 ? atoi(argv[1]) : 0;
+    int threads = argc > 1 ? atoi(argv[1]) : 0, reps2048 = argc > 2 ? atoi(argv[2]) : 10;
+    if (reps2048 < 1 || reps2048 > 64) return 2;
     ug_set_threads(threads);
     threads = ug_get_threads();
     const int B = 1024, In = 256, Out = 256, reps = 50;
 
-    double ceil2048 = bench_sgemm(2048, 2048, 2048, 0, 0, 5);
+    double ceil2048 = bench_sgemm(2048, 2048, 2048, 0, 0, reps2048);
     /* The three products of a linear layer: y = x W^T, dX = dY W, dW = dY^T x. */
     double g_fwd = bench_sgemm(B, Out, In, 0, 1, reps);
     double g_dx = bench_sgemm(B, In, Out, 0, 0, reps);
@@ -81,9 +85,11 @@ int main(int argc, char **argv) {
     printf("%-52s %10.1f  (%.3f ms/step, %.0f%% of ideal)\n",
            "ug_linear fwd+bwd 1024x256->256 via tape", lin_gflops, lin_s * 1e3,
            100.0 * sgemm_trio_s / lin_s);
-    printf("{\"threads\": %d, \"sgemm_2048_gflops\": %.2f, \"sgemm_layer_gflops\": %.2f, "
-           "\"linear_fwd_bwd_gflops\": %.2f, \"linear_fwd_bwd_ms\": %.4f}\n",
-           threads, ceil2048, flops_layer / sgemm_trio_s * 1e-9, lin_gflops, lin_s * 1e3);
+    printf("{\"workload\": \"gemm\", \"impl\": \"unigen\", \"threads\": %d, \"reps\": %d, "
+           "\"sgemm_2048_gflops\": %.2f, \"sgemm_layer_gflops\": %.2f, "
+           "\"linear_fwd_bwd_gflops\": %.2f, \"linear_fwd_bwd_ms\": %.4f, \"peak_rss_mib\": %.1f}\n",
+           threads, reps2048, ceil2048, flops_layer / sgemm_trio_s * 1e-9, lin_gflops, lin_s * 1e3,
+           bench_peak_rss_mib());
     free(xin); free(dy);
     ug_params_free(ps);
     ug_ctx_free(ctx);

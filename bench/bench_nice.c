@@ -2,7 +2,8 @@
  * peers/nice.py: nice-mnist (19,158,352 parameters), batch 200 of dequantized Fashion-MNIST
  * x = (pixel + u) / 256 (uniform noise if the data set is not installed), Adam 1e-3. A timed
  * step = dequantize, forward, loss, backward, Adam. Train figure: 1 / median step time of the
- * steps after `warm` warm-up steps. Prints one JSON line.
+ * steps after `warm` warm-up steps (the peer's --max-steps and --warmup; its full epoch is 300
+ * steps, warm-up 10). Prints one JSON line, peak RSS from getrusage.
  * Usage: bench_nice [threads] [steps] [warm]  (defaults 2, 20, 3) */
 #include "unigen.h"
 #include "bench.h"
@@ -13,7 +14,7 @@
 int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2, steps = argc > 2 ? atoi(argv[2]) : 20,
         warm = argc > 3 ? atoi(argv[3]) : 3;
-    if (steps <= warm || steps > 1000) return 2;
+    if (warm < 0 || steps <= warm || steps > 1000) return 2;
     ug_set_threads(threads);
     const int64_t B = 200, D = 784;
     ug_dataset ds;
@@ -56,11 +57,12 @@ int main(int argc, char **argv) {
         t[s] = bench_now_s() - t0;
     }
     double med = bench_median(t + warm, steps - warm);
-    printf("{\"workload\": \"nice\", \"threads\": %d, \"params\": %lld, \"batch\": %lld, "
+    printf("{\"workload\": \"nice\", \"impl\": \"unigen\", \"threads\": %d, \"params\": %lld, \"batch\": %lld, "
            "\"data\": \"%s\", \"steps\": %d, \"warmup_steps_excluded\": %d, "
            "\"train_step_ms_median\": %.2f, \"train_steps_per_s\": %.3f, \"loss_first\": %.2f, "
-           "\"loss_last\": %.2f}\n", threads, (long long)ug_params_count(ps), (long long)B,
-           have ? "fashion-mnist" : "uniform", steps, warm, med * 1e3, 1.0 / med, loss0, loss1);
+           "\"loss_last\": %.2f, \"peak_rss_mib\": %.1f}\n", threads, (long long)ug_params_count(ps),
+           (long long)B, have ? "fashion-mnist" : "uniform", steps, warm, med * 1e3, 1.0 / med, loss0,
+           loss1, bench_peak_rss_mib());
     free(x);
     free(t);
     if (have) ug_dataset_free(&ds);

@@ -3,7 +3,9 @@
  * moons, batch 1024, Adam 1e-3. A timed step = batch indices + sigma + eps draws, forward,
  * loss, backward, Adam. Train figure: 1 / median of 200 timed steps after 20 warm-up steps.
  * Sampling: 10,000 points, Heun 18 steps (35 NFE), median of 5 runs after 1 warm-up run.
- * Prints one JSON line. Usage: bench_toy2d [threads] */
+ * Prints one JSON line (keys as peers/toy2d.py's, peak RSS from getrusage).
+ * Usage: bench_toy2d [threads] [warm] [timed] [sample_runs]  (defaults all, 20, 200, 5: the
+ * peer's --warmup, --steps, --sample-runs) */
 #include "unigen.h"
 #include "bench.h"
 #include <math.h>
@@ -13,6 +15,9 @@
 
 int main(int argc, char **argv) {
     ug_set_threads(argc > 1 ? atoi(argv[1]) : 0);
+    const int warm = argc > 2 ? atoi(argv[2]) : 20, timed = argc > 3 ? atoi(argv[3]) : 200,
+              sruns = argc > 4 ? atoi(argv[4]) : 5;
+    if (warm < 0 || timed < 1 || timed > 100000 || sruns < 1 || sruns > 100) return 2;
     const int64_t pool = 65536, B = 1024;
     float *data = malloc(pool * 2 * sizeof *data), *batch = malloc(B * 2 * sizeof *batch);
     if (ug_toy2d_sample("moons", pool, 0, data)) return 1;
@@ -31,8 +36,7 @@ int main(int argc, char **argv) {
     ug_params *ps = ug_model_params(m);
     ug_adam adam;
     ug_adam_init(&adam, ps, ug_adam_default());
-    const int warm = 20, timed = 200;
-    double t[200];
+    double *t = malloc((size_t)timed * sizeof *t);
     int64_t idx[1024];
     for (int s = 0; s < warm + timed; s++) {
         double t0 = bench_now_s();
@@ -54,22 +58,25 @@ int main(int argc, char **argv) {
     }
     double step_med = bench_median(t, timed);
     const int64_t n = 10000;
-    double *x = malloc((size_t)n * 2 * sizeof *x), ts[5];
+    double *x = malloc((size_t)n * 2 * sizeof *x), ts[100];
     ug_sample_cfg sc = ug_sample_cfg_default();
     int64_t nfe = 0;
-    for (int rep = -1; rep < 5; rep++) {
+    for (int rep = -1; rep < sruns; rep++) {
         double t0 = bench_now_s();
         if (ug_model_sample(m, &sc, n, NULL, NULL, x, &nfe)) return 1;
         if (rep >= 0) ts[rep] = bench_now_s() - t0;
     }
     printf("{\"workload\": \"toy2d\", \"impl\": \"unigen\", \"threads\": %d, \"params\": %lld, "
+           "\"batch\": %lld, \"warmup_steps\": %d, \"timed_steps\": %d, "
            "\"train_steps_per_s\": %.2f, \"train_step_ms_median\": %.3f, "
-           "\"sample_10k_s\": %.3f, \"nfe\": %lld}\n",
-           ug_get_threads(), (long long)ug_params_count(ps), 1.0 / step_med, step_med * 1e3,
-           bench_median(ts, 5), (long long)nfe);
+           "\"sample_points\": %lld, \"sample_nfe\": %lld, \"sample_s_median\": %.4f, "
+           "\"peak_rss_mib\": %.1f}\n",
+           ug_get_threads(), (long long)ug_params_count(ps), (long long)B, warm, timed,
+           1.0 / step_med, step_med * 1e3, (long long)n, (long long)nfe, bench_median(ts, sruns),
+           bench_peak_rss_mib());
     ug_adam_free(&adam);
     ug_ctx_free(ctx);
     ug_model_free(m);
-    free(data); free(batch); free(x);
+    free(data); free(batch); free(x); free(t);
     return 0;
 }
