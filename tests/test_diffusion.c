@@ -309,3 +309,18 @@ TEST(diffusion_class_conditional_follows_labels) {
     ug_ctx_free(ctx);
     ug_model_free(m);
 }
+
+/* An analytic mixture is a model with no parameters: training it is refused, not a crash. */
+TEST(diffusion_gmm_model_refuses_training) {
+    ug_model *m;
+    ASSERT_OK(ug_model_load_gmm("ref/samplers/mix2d.json", &m));
+    ug_ctx *ctx;
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    float x[4] = {0.1f, 0.2f, -0.3f, 0.4f};
+    ug_tensor *loss = NULL;
+    EXPECT(ug_model_loss(m, ctx, x, 2, NULL, 1, 0, &loss) == UG_ERR_UNSUPPORTED &&
+               strstr(ug_last_error(), "nothing to train"),
+           "loss of a gmm model: %s", ug_last_error());
+    ug_ctx_free(ctx);
+    ug_model_free(m);
+}

@@ -232,6 +232,8 @@ ug_classifier *ug_model_classifier(ug_model *m) {
 
 ug_status ug_model_loss(ug_model *m, ug_ctx *ctx, const float *x, int64_t B, const int32_t *y,
                         uint64_t seed, uint64_t first_stream, ug_tensor **loss) {
+    if (m->gmm.K)
+        return ug_fail(UG_ERR_UNSUPPORTED, "model: an analytic Gaussian mixture has nothing to train");
     if (m->cfg.family == UG_FAMILY_CLASSIFIER) {
         if (!y) return ug_fail(UG_ERR_INVALID_ARG, "model: a classifier needs labels");
         for (int64_t b = 0; b < B; b++)
