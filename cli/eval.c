@@ -92,7 +92,10 @@ static int eval_family_nll(const cli_cfg *cfg, ug_model *m, const ug_dataset *ds
                bpd, kind);
         if (fam == UG_FAMILY_VAE) printf(", \"iwae_k\": %lld", (long long)cfg->iwae_k);
         if (fam == UG_FAMILY_AR) printf(", \"ensemble\": %lld", K > 1 ? K : 1);
-        printf(", \"seconds\": %.3f", secs);
+        /* Network passes per example: one (flows, fvsbn, nade), one per mask (made ensemble),
+         * one decoder pass per importance sample (vae). */
+        printf(", \"nfe\": %lld, \"seconds\": %.3f",
+               fam == UG_FAMILY_VAE ? (long long)cfg->iwae_k : fam == UG_FAMILY_AR && K > 1 ? K : 1LL, secs);
     } else {
         printf("NLL %.4f +- %.4f nats per example (%.4f bits/dim", mean, se, bpd);
         if (cli_data_levels(cfg) > 1) printf(" on the 8-bit scale");

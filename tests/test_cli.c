@@ -349,3 +349,62 @@ TEST(cli_sample_guidance_flags) {
              "--guidance-classifier %s/k/checkpoint.safetensors --out %s/g.npy", dir, dir, dir);
     EXPECT(rc == 1 && strstr(out, "needs --class"), "guidance without a class: %s", out);
 }
+
+/* The likelihood families through the CLI: train a few steps, then eval --nll --json carries the
+ * NLL, bits/dim, its kind and the protocol; samples and reconstructions are written. */
+TEST(cli_likelihood_families_train_eval_sample) {
+    char out[16384], dir[64], cmd[512];
+    tmpdir(dir, sizeof dir);
+    ASSERT(dir[0], "temporary directory");
+    /* A flow on a 2-D toy: exact NLL, no binarization or dequantization. */
+    EXPECT(run(out, sizeof out, "train --family flow --model realnvp --data moons --n 2000 --steps 60 "
+                                "--batch 128 --log-every 30 --threads 1 --out %s/flow", dir) == 0,
+           "flow train: %s", out);
+    EXPECT(run(out, sizeof out, "eval --ckpt %s/flow/checkpoint.safetensors --data moons --n 500 --nll "
+                                "--json --threads 1", dir) == 0 &&
+               strstr(out, "\"nll_kind\": \"exact\"") && strstr(out, "\"bpd\"") &&
+               strstr(out, "\"nfe\": 1,") && strstr(out, "\"binarization\": \"none\""),
+           "flow eval: %s", out);
+    double nll = 0;
+    const char *p = strstr(out, "\"nll\": ");
+    EXPECT(p && sscanf(p + 7, "%lf", &nll) == 1 && nll > 1.5 && nll < 4.5, "flow NLL %g", nll);
+    EXPECT(run(out, sizeof out, "sample --ckpt %s/flow/checkpoint.safetensors --n 100 --temperature 0.5 "
+                                "--out %s/flow.npy --threads 1", dir, dir) == 0 &&
+               file_size((snprintf(cmd, sizeof cmd, "%s/flow.npy", dir), cmd)) == 128 + 100 * 2 * 8,
+           "flow samples: %s", out);
+    /* MADE on binarized Fashion-MNIST images, a validation split from the test files is not
+     * there: --valid-every on a set without one is an error naming it. */
+    EXPECT(run(out, sizeof out, "train --family ar --model made --hidden 32 --masks 2 --data fashion-mnist "
+                                "--n 300 --steps 20 --batch 50 --threads 1 --out %s/made", dir) == 0,
+           "made train: %s", out);
+    EXPECT(run(out, sizeof out, "eval --ckpt %s/made/checkpoint.safetensors --data fashion-mnist --n 40 "
+                                "--nll --json --threads 1", dir) == 0 &&
+               strstr(out, "\"nll_kind\": \"ensemble\"") && strstr(out, "\"ensemble\": 2") &&
+               strstr(out, "\"binarization\": \"0.5\""),
+           "made eval: %s", out);
+    EXPECT(run(out, sizeof out, "sample --ckpt %s/made/checkpoint.safetensors --n 4 --out %s/made.png "
+                                "--threads 1", dir, dir) == 0,
+           "made samples: %s", out);
+    /* A VAE: the IWAE bound with k samples; reconstructions beside the data. */
+    EXPECT(run(out, sizeof out, "train --family vae --hidden 32 --latent 4 --data fashion-mnist --n 300 "
+                                "--steps 20 --batch 50 --threads 1 --out %s/vae", dir) == 0,
+           "vae train: %s", out);
+    EXPECT(run(out, sizeof out, "eval --ckpt %s/vae/checkpoint.safetensors --data fashion-mnist --n 20 "
+                                "--nll --iwae-k 16 --json --threads 1", dir) == 0 &&
+               strstr(out, "\"nll_kind\": \"iwae\"") && strstr(out, "\"iwae_k\": 16") &&
+               strstr(out, "\"nfe\": 16,"),
+           "vae eval: %s", out);
+    EXPECT(run(out, sizeof out, "sample --ckpt %s/vae/checkpoint.safetensors --reconstruct --data "
+                                "fashion-mnist --n 8 --out %s/rec.png --threads 1", dir, dir) == 0 &&
+               file_size((snprintf(cmd, sizeof cmd, "%s/rec.png", dir), cmd)) > 0,
+           "vae reconstructions: %s", out);
+    /* Misuse: --valid-every on a data set without a validation split; --reconstruct on a flow. */
+    EXPECT(run(out, sizeof out, "train --family vae --data fashion-mnist --n 100 --steps 2 --batch 50 "
+                                "--valid-every 1 --out %s/novalid", dir) == 1 &&
+               strstr(out, "no validation split"), "no validation split: %s", out);
+    EXPECT(run(out, sizeof out, "sample --ckpt %s/flow/checkpoint.safetensors --reconstruct --data moons "
+                                "--out %s/x.npy", dir, dir) == 1 && strstr(out, "vae"),
+           "reconstruct a flow: %s", out);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    EXPECT(system(cmd) == 0, "cleanup");
+}
