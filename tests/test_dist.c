@@ -216,3 +216,39 @@ TEST(dist_mpirun_failing_rank_ends_the_job) {
            strstr(out, "ending all 2 ranks"), "message: %s", out);
     EXPECT(ug_test_now_s() - t0 < 30, "took %.1f s", ug_test_now_s() - t0);
 }
+
+/* Issue 11: a run resumed with a different number of ranks continues the same run. 25 steps
+ * on one process, resumed to 50 on two ranks (and the other way round), against 50
+ * uninterrupted steps on one process: the same tolerance as above. */
+TEST(dist_mpirun_resume_with_another_rank_count) {
+    const char *mpirun = mpirun_line();
+    if (!mpirun) return;
+    char dir[64], out[16384], a[160], b[160];
+    tmpdir(dir, sizeof dir);
+#define RESUME_ARGS "train --data moons --log-every 25 --threads 1 --seed 5 --batch 256"
+    ASSERT(sh(out, sizeof out, "%s " RESUME_ARGS " --steps 50 --out %s/one", cli_bin(), dir) == 0,
+           "uninterrupted: %s", out);
+    ASSERT(sh(out, sizeof out, "%s " RESUME_ARGS " --steps 25 --out %s/up", cli_bin(), dir) == 0,
+           "first half, 1 process: %s", out);
+    ASSERT(sh(out, sizeof out, "%s -np 2 %s " RESUME_ARGS " --steps 50 --resume %s/up --out %s/up",
+              mpirun, cli_bin(), dir, dir) == 0, "second half, 2 ranks: %s", out);
+    ASSERT(sh(out, sizeof out, "%s -np 2 %s " RESUME_ARGS " --steps 25 --out %s/down", mpirun,
+              cli_bin(), dir) == 0, "first half, 2 ranks: %s", out);
+    ASSERT(sh(out, sizeof out, "%s " RESUME_ARGS " --steps 50 --resume %s/down --out %s/down",
+              cli_bin(), dir, dir) == 0, "second half, 1 process: %s", out);
+    const double atol = 2e-5, rtol = 1e-4;
+    const char *runs[2] = {"up", "down"};
+    snprintf(a, sizeof a, "%s/one/checkpoint.safetensors", dir);
+    for (int r = 0; r < 2; r++) {
+        double dmax, excess;
+        snprintf(b, sizeof b, "%s/%s/checkpoint.safetensors", dir, runs[r]);
+        if (ckpt_diff(a, b, atol, rtol, &dmax, &excess)) {
+            EXPECT(excess <= 0, "resumed %s vs uninterrupted: max |diff| %.3g over the tolerance by %.3g",
+                   runs[r], dmax, excess);
+            printf("    %s ranks at step 25: max |diff| %.3g after 50 steps\n",
+                   r ? "2 -> 1" : "1 -> 2", dmax);
+        }
+    }
+    snprintf(a, sizeof a, "rm -rf %s", dir);
+    EXPECT(system(a) == 0, "cleanup");
+}
