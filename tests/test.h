@@ -39,6 +39,11 @@ int ug_test_allclose_f64(const char *what, const double *got, const double *ref,
 
 /* Whole file as a NUL-terminated string (free() it), or NULL. */
 char *ug_test_read_file(const char *path);
+/* Runs a shell command line with stdout and stderr captured into out (NUL-terminated; the rest
+ * of a longer output is drained); returns its exit status, -1 when it has none. */
+int ug_test_sh(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The unigen program under test: $UG_CLI, else ../build/unigen. */
+const char *ug_test_cli(void);
 /* qsort comparator of doubles; monotonic seconds. */
 int ug_test_cmp_double(const void *a, const void *b);
 double ug_test_now_s(void);

@@ -7,23 +7,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Runs `unigen ARGS` capturing stdout+stderr; returns the exit status. */
-static int run(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run(char *out, size_t outlen, const char *fmt, ...) {
-    const char *bin = getenv("UG_CLI");
-    char args[2048], cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin ? bin : "../build/unigen", args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, outlen - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+/* `unigen ARGS` with stdout+stderr captured; returns the exit status (fmt: a literal). */
+#define run(out, outlen, fmt, ...) ug_test_sh(out, outlen, "%s " fmt, ug_test_cli(), ##__VA_ARGS__)
 
 static void tmpdir(char *buf, size_t n) {
     snprintf(buf, n, "/tmp/unigen-cli-XXXXXX");

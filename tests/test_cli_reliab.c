@@ -14,27 +14,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char *cli_bin(void) {
-    const char *b = getenv("UG_CLI");
-    return b ? b : "../build/unigen";
-}
-
-/* `unigen ARGS` through the shell (2>&1 captured); returns the exit status. */
-static int run_sh(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int run_sh(char *out, size_t outlen, const char *fmt, ...) {
-    char args[2048], cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(args, sizeof args, fmt, ap);
-    va_end(ap);
-    snprintf(cmd, sizeof cmd, "UNIGEN_THREADS=1 %s %s 2>&1", cli_bin(), args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, outlen - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
+#define cli_bin ug_test_cli
+/* `unigen ARGS` at one thread with stdout+stderr captured; returns the exit status. */
+#define run_sh(out, outlen, fmt, ...) \
+    ug_test_sh(out, outlen, "UNIGEN_THREADS=1 %s " fmt, ug_test_cli(), ##__VA_ARGS__)
 
 /* Starts `unigen train ARGS... --out DIR` (one thread, output to DIR.log); returns the pid. */
 static pid_t spawn_train(const char *const *args, const char *log) {

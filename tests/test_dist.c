@@ -13,28 +13,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Runs a shell command, capturing stdout+stderr; returns the exit status (-1: no status). */
-static int sh(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int sh(char *out, size_t outlen, const char *fmt, ...) {
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, outlen - 1, p);
-    out[n] = 0;
-    while (fgetc(p) != EOF) {}
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
-
-static const char *cli_bin(void) {
-    const char *b = getenv("UG_CLI");
-    return b ? b : "../build/unigen";
-}
+#define sh ug_test_sh
+#define cli_bin ug_test_cli
 
 /* The launcher line, or NULL (after saying why) when the mpirun tests cannot run here. */
 static const char *mpirun_line(void) {

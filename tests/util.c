@@ -1,6 +1,8 @@
 /* util.c — comparisons, test-owned tensors and the finite-difference gradient checker. */
 #include "test.h"
 #include "core/core.h"
+#include <stdarg.h>
+#include <sys/wait.h>
 #include <time.h>
 
 char *ug_test_read_file(const char *path) {
@@ -159,4 +161,25 @@ int ug_gradcheck(const char *name, ug_gc_fn f, void *user, ug_tensor **ins, int 
     free(R);
     ug_ctx_free(ctx);
     return ok;
+}
+
+int ug_test_sh(char *out, size_t outlen, const char *fmt, ...) {
+    char cmd[8192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    strncat(cmd, " 2>&1", sizeof cmd - strlen(cmd) - 1);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, outlen - 1, p);
+    out[n] = 0;
+    while (fgetc(p) != EOF) {}
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+const char *ug_test_cli(void) {
+    const char *b = getenv("UG_CLI");
+    return b && *b ? b : "../build/unigen";
 }
