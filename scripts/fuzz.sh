@@ -36,7 +36,7 @@ CFLAGS="-std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -Werror $OPT 
 
 if [ $SEEDS = 1 ]; then
     "$FCC" $CFLAGS -fsanitize=fuzzer-no-link -o "$FB/gen_corpus" tests/fuzz/gen_corpus.c \
-        cli/options.c "$FB/libunigen.a" $LIBS || exit 2
+        cli/options.c cli/check.c "$FB/libunigen.a" $LIBS || exit 2
     ASAN_OPTIONS=detect_leaks=1 "$FB/gen_corpus" tests/fuzz/corpus || exit 1
     echo "fuzz: seed corpora written under tests/fuzz/corpus/"
     exit 0
@@ -58,9 +58,10 @@ extra_seeds() {
 mkdir -p "$FB/logs"
 for h in $HARNESSES; do
     src=tests/fuzz/fuzz_$h.c bin=$FB/fuzz_$h extra=
-    case $h in cli*) extra=cli/options.c ;; esac
+    # The option parser and its range table (cli/check.c, run at the end of every parse).
+    case $h in cli*) extra="cli/options.c cli/check.c" ;; esac
     if [ ! -x "$bin" ] || [ "$src" -nt "$bin" ] || [ tests/fuzz/fuzz.h -nt "$bin" ] ||
-       [ "$FB/libunigen.a" -nt "$bin" ] || [ cli/options.c -nt "$bin" ]; then
+       [ "$FB/libunigen.a" -nt "$bin" ] || [ cli/options.c -nt "$bin" ] || [ cli/check.c -nt "$bin" ]; then
         "$FCC" $CFLAGS -fsanitize=fuzzer -o "$bin" "$src" $extra "$FB/libunigen.a" $LIBS || exit 2
     fi
 done
