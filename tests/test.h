@@ -44,6 +44,11 @@ char *ug_test_read_file(const char *path);
 int ug_test_sh(char *out, size_t outlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The unigen program under test: $UG_CLI, else ../build/unigen. */
 const char *ug_test_cli(void);
+/* STYLE "nothing is malloc'd per step": runs `steps` training steps (set_step, loss on x (B
+ * rows), zero_grad, backward, reset) of m on a fresh context and reports the context's arena
+ * allocation count after step `settle` and at the end; equal counts pass. */
+void ug_test_arena_steady(ug_model *m, const float *x, int64_t B, int steps, int settle,
+                          int64_t *at_settle, int64_t *at_end);
 /* qsort comparator of doubles; monotonic seconds. */
 int ug_test_cmp_double(const void *a, const void *b);
 double ug_test_now_s(void);

@@ -934,22 +934,11 @@ TEST(flow_nll_batch_invariant_and_sampling) {
 
 TEST(flow_training_step_allocation_free) {
     ug_model *m = make_model("nice", 64, 0, 0, 0, 32, 3, 4, "", 1);
-    ug_params *ps = ug_model_params(m);
-    ug_ctx *ctx;
-    ASSERT_OK(ug_ctx_create(&ctx, 0));
     float x[32 * 64];
     fill_uniform(x, 32 * 64, 1, 0, 0, 1);
-    int64_t mallocs = 0;
-    for (int step = 0; step < 5; step++) {
-        ug_tensor *loss;
-        ASSERT_OK(ug_model_loss(m, ctx, x, 32, NULL, 0, 0, &loss));
-        ug_params_zero_grad(ps);
-        ASSERT_OK(ug_backward(ctx, loss));
-        ug_ctx_reset(ctx);
-        if (step == 2) mallocs = ug_ctx_arena_mallocs(ctx);
-    }
-    EXPECT(ug_ctx_arena_mallocs(ctx) == mallocs, "the arena allocated after step 2: %lld -> %lld",
-           (long long)mallocs, (long long)ug_ctx_arena_mallocs(ctx));
-    ug_ctx_free(ctx);
+    int64_t settled, end;
+    ug_test_arena_steady(m, x, 32, 5, 2, &settled, &end);
+    EXPECT(settled > 0 && end == settled, "the arena allocated after step 2: %lld -> %lld",
+           (long long)settled, (long long)end);
     ug_model_free(m);
 }

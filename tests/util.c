@@ -183,3 +183,21 @@ const char *ug_test_cli(void) {
     const char *b = getenv("UG_CLI");
     return b && *b ? b : "../build/unigen";
 }
+
+void ug_test_arena_steady(ug_model *m, const float *x, int64_t B, int steps, int settle,
+                          int64_t *at_settle, int64_t *at_end) {
+    ug_ctx *ctx;
+    *at_settle = *at_end = -1;
+    if (ug_ctx_create(&ctx, 0)) return;
+    for (int s = 0; s < steps; s++) {
+        ug_tensor *loss;
+        ug_model_set_step(m, s);
+        if (ug_model_loss(m, ctx, x, B, NULL, 0, 0, &loss)) break;
+        ug_params_zero_grad(ug_model_params(m));
+        if (ug_backward(ctx, loss)) break;
+        ug_ctx_reset(ctx);
+        if (s == settle) *at_settle = ug_ctx_arena_mallocs(ctx);
+        if (s == steps - 1) *at_end = ug_ctx_arena_mallocs(ctx);
+    }
+    ug_ctx_free(ctx);
+}
