@@ -32,6 +32,16 @@ UG_NORETURN void ug_check_failed(const char *file, int line, const char *fmt, ..
 /* Work below this many elements runs on one thread: waking the pool costs more. */
 #define UG_PAR_MIN 32768
 
+/* The calling thread's number and the team size (0 and 1 outside OpenMP). */
+#ifdef _OPENMP
+#include <omp.h>
+static inline int ug_omp_tid(void) { return omp_get_thread_num(); }
+static inline int ug_omp_nthreads(void) { return omp_get_num_threads(); }
+#else
+static inline int ug_omp_tid(void) { return 0; }
+static inline int ug_omp_nthreads(void) { return 1; }
+#endif
+
 /* ---------------------------------------------------------------- tape */
 #define UG_NODE_MAX_IN 4
 typedef struct ug_node ug_node;

@@ -3,9 +3,15 @@
  *
  * Per image n: col_n (C kh kw, Ho Wo) = im2col(x_n), out_n (O, Ho Wo) = W (O, C kh kw) col_n.
  * Backward: dW += dout_n col_n^T, dcol = W^T dout_n, dx_n += col2im(dcol), db += sum dout.
- * One image at a time keeps the scratch to one image's columns; each sgemm is still large
- * (O x Ho Wo x C kh kw) and OpenBLAS threads it. im2col/col2im run on the same OpenMP pool,
- * but never around an sgemm call. */
+ *
+ * Two schedules (ug_conv_workers picks):
+ * - images across threads (N >= threads): ONE parallel region per call; each thread lowers its
+ *   own images into its own columns and calls a single-threaded sgemm (OpenBLAS runs serially
+ *   inside an OpenMP region). dW goes to a per-thread accumulator, summed in thread order at
+ *   the end, so the result does not depend on timing. Per image the products are small
+ *   (32 x 784 x 288 ... 64 x 49 x 576); threading each of them costs a fork/join and the
+ *   threads' hand-offs inside OpenBLAS, which is where the time went (bench/NOTES.md).
+ * - one image at a time (N < threads, e.g. sampling one image): OpenBLAS threads each sgemm. */
 #include "conv.h"
 #include "linear.h"
 #include "core/core.h"
@@ -40,11 +46,12 @@ static void valid_range(int64_t kj, int64_t s, int64_t p, int64_t W, int64_t Wo,
     *hi = h;
 }
 
-void ug_k_im2col(float *col, const float *img, const ug_conv_geom *g) {
-    const int64_t C = g->C, H = g->H, W = g->W, kh = g->kh, kw = g->kw, s = g->stride,
-                  p = g->pad, Ho = g->Ho, Wo = g->Wo, rows = C * kh * kw;
-#pragma omp parallel for schedule(static) if (rows * Ho * Wo >= UG_PAR_MIN)
-    for (int64_t r = 0; r < rows; r++) {
+/* Rows [r0, r1) of one image's columns. */
+static void im2col_rows(float *col, const float *img, const ug_conv_geom *g, int64_t r0,
+                        int64_t r1) {
+    const int64_t H = g->H, W = g->W, kh = g->kh, kw = g->kw, s = g->stride, p = g->pad,
+                  Ho = g->Ho, Wo = g->Wo;
+    for (int64_t r = r0; r < r1; r++) {
         int64_t c = r / (kh * kw), ki = (r / kw) % kh, kj = r % kw, lo, hi;
         valid_range(kj, s, p, W, Wo, &lo, &hi);
         const float *plane = img + c * H * W;
@@ -68,13 +75,12 @@ void ug_k_im2col(float *col, const float *img, const ug_conv_geom *g) {
     }
 }
 
-void ug_k_col2im(float *img, const float *col, const ug_conv_geom *g) {
-    const int64_t C = g->C, H = g->H, W = g->W, kh = g->kh, kw = g->kw, s = g->stride,
-                  p = g->pad, Ho = g->Ho, Wo = g->Wo;
-    /* Split over channels: the rows of channel c only ever touch plane c, so no two threads
-     * write the same pixel and the summation order is fixed. */
-#pragma omp parallel for schedule(static) if (C * kh * kw * Ho * Wo >= UG_PAR_MIN)
-    for (int64_t c = 0; c < C; c++) {
+/* Channels [c0, c1) of one image folded back from its columns. */
+static void col2im_channels(float *img, const float *col, const ug_conv_geom *g, int64_t c0,
+                            int64_t c1) {
+    const int64_t H = g->H, W = g->W, kh = g->kh, kw = g->kw, s = g->stride, p = g->pad,
+                  Ho = g->Ho, Wo = g->Wo;
+    for (int64_t c = c0; c < c1; c++) {
         float *plane = img + c * H * W;
         for (int64_t ki = 0; ki < kh; ki++) {
             for (int64_t kj = 0; kj < kw; kj++) {
@@ -94,12 +100,63 @@ void ug_k_col2im(float *img, const float *col, const ug_conv_geom *g) {
     }
 }
 
-void ug_k_conv2d_forward(float *out, float *col, const float *inp, const float *w,
-                         const float *bias, const ug_conv_geom *g) {
-    const int64_t C = g->C, O = g->O, HW = g->H * g->W, L = g->Ho * g->Wo,
-                  K = g->C * g->kh * g->kw;
+void ug_k_im2col(float *col, const float *img, const ug_conv_geom *g) {
+    const int64_t rows = g->C * g->kh * g->kw;
+#pragma omp parallel if (rows * g->Ho * g->Wo >= UG_PAR_MIN)
+    {
+        int nt = ug_omp_nthreads(), id = ug_omp_tid();
+        im2col_rows(col, img, g, rows * id / nt, rows * (id + 1) / nt);
+    }
+}
+
+void ug_k_col2im(float *img, const float *col, const ug_conv_geom *g) {
+    /* Split over channels: the rows of channel c only ever touch plane c, so no two threads
+     * write the same pixel and the summation order is fixed. */
+#pragma omp parallel if (g->C * g->kh * g->kw * g->Ho * g->Wo >= UG_PAR_MIN)
+    {
+        int nt = ug_omp_nthreads(), id = ug_omp_tid();
+        col2im_channels(img, col, g, g->C * id / nt, g->C * (id + 1) / nt);
+    }
+}
+
+int ug_conv_workers(const ug_conv_geom *g) {
+    int t = ug_get_threads();
+    return g->N >= t ? t : 1;
+}
+
+int64_t ug_conv_scratch_size(const ug_conv_geom *g, int workers, int with_dw) {
+    int64_t per = ug_conv_col_size(g) + (with_dw && workers > 1 ? g->O * g->C * g->kh * g->kw : 0);
+    return per * workers;
+}
+
+/* One image: out_n = W col_n (+ bias). */
+static void forward_image(float *on, float *col, const float *xn, const float *w,
+                          const float *bias, const ug_conv_geom *g) {
+    const int64_t O = g->O, L = g->Ho * g->Wo, K = g->C * g->kh * g->kw;
     const int pw = ug_conv_is_pointwise(g);
-    for (int64_t n = 0; n < g->N; n++) {
+    if (bias)
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t l = 0; l < L; l++) on[o * L + l] = bias[o];
+    if (!pw) im2col_rows(col, xn, g, 0, K);
+    ug_k_gemm(0, 0, O, L, K, w, pw ? xn : col, bias ? 1.0f : 0.0f, on);
+}
+
+void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *inp,
+                         const float *w, const float *bias, const ug_conv_geom *g) {
+    const int64_t C = g->C, O = g->O, HW = g->H * g->W, L = g->Ho * g->Wo, N = g->N;
+    const int pw = ug_conv_is_pointwise(g);
+    if (workers > 1) {
+        const int64_t per = ug_conv_col_size(g);
+#pragma omp parallel num_threads(workers)
+        {
+            int nt = ug_omp_nthreads(), id = ug_omp_tid();
+            float *col = scratch ? scratch + per * id : NULL;   /* NULL: 1x1, no columns */
+            for (int64_t n = N * id / nt; n < N * (id + 1) / nt; n++)
+                forward_image(out + n * O * L, col, inp + n * C * HW, w, bias, g);
+        }
+        return;
+    }
+    for (int64_t n = 0; n < N; n++) {
         float *on = out + n * O * L;   /* (O, Ho Wo) */
         const float *xn = inp + n * C * HW;
         if (bias) {
@@ -107,33 +164,65 @@ void ug_k_conv2d_forward(float *out, float *col, const float *inp, const float *
             for (int64_t o = 0; o < O; o++)
                 for (int64_t l = 0; l < L; l++) on[o * L + l] = bias[o];
         }
-        if (!pw) ug_k_im2col(col, xn, g);
-        ug_k_gemm(0, 0, O, L, K, w, pw ? xn : col, bias ? 1.0f : 0.0f, on);
+        if (!pw) ug_k_im2col(scratch, xn, g);
+        ug_k_gemm(0, 0, O, L, C * g->kh * g->kw, w, pw ? xn : scratch, bias ? 1.0f : 0.0f, on);
     }
 }
 
-void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *col, const float *dout,
-                          const float *inp, const float *w, const ug_conv_geom *g) {
+/* One image's dx and dw (into dwacc with beta: 0 for a worker's first image, else 1). */
+static void backward_image(float *dxn, float *dwacc, float beta, float *col, const float *dn,
+                           const float *xn, const float *w, const ug_conv_geom *g, int serial) {
+    const int64_t C = g->C, O = g->O, L = g->Ho * g->Wo, K = g->C * g->kh * g->kw;
+    const int pw = ug_conv_is_pointwise(g);
+    if (dwacc) {
+        if (!pw) {
+            if (serial) im2col_rows(col, xn, g, 0, K);
+            else ug_k_im2col(col, xn, g);
+        }
+        ug_k_gemm(0, 1, O, K, L, dn, pw ? xn : col, beta, dwacc);   /* (O, K) += dn col^T */
+    }
+    if (dxn) {
+        if (pw) {
+            ug_k_gemm(1, 0, C, L, O, w, dn, 1.0f, dxn);
+        } else {
+            /* The columns are no longer needed: reuse their buffer for dcol. */
+            ug_k_gemm(1, 0, K, L, O, w, dn, 0.0f, col);
+            if (serial) col2im_channels(dxn, col, g, 0, C);
+            else ug_k_col2im(dxn, col, g);
+        }
+    }
+}
+
+void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, int workers,
+                          const float *dout, const float *inp, const float *w,
+                          const ug_conv_geom *g) {
     const int64_t C = g->C, O = g->O, HW = g->H * g->W, L = g->Ho * g->Wo,
                   K = g->C * g->kh * g->kw, N = g->N;
-    const int pw = ug_conv_is_pointwise(g);
-    for (int64_t n = 0; n < N; n++) {
-        const float *dn = dout + n * O * L;   /* (O, Ho Wo) */
-        const float *xn = inp + n * C * HW;
-        if (dw) {
-            if (!pw) ug_k_im2col(col, xn, g);
-            ug_k_gemm(0, 1, O, K, L, dn, pw ? xn : col, 1.0f, dw);   /* (O, K) += dn col^T */
-        }
-        if (dinp) {
-            float *dxn = dinp + n * C * HW;
-            if (pw) {
-                ug_k_gemm(1, 0, C, L, O, w, dn, 1.0f, dxn);
-            } else {
-                /* The columns are no longer needed: reuse their buffer for dcol. */
-                ug_k_gemm(1, 0, K, L, O, w, dn, 0.0f, col);
-                ug_k_col2im(dxn, col, g);
+    if (workers > 1 && (dinp || dw)) {
+        const int64_t ncol = ug_conv_col_size(g), per = ncol + (dw ? O * K : 0);
+#pragma omp parallel num_threads(workers)
+        {
+            int nt = ug_omp_nthreads(), id = ug_omp_tid();
+            float *col = scratch ? scratch + per * id : NULL, *acc = dw ? col + ncol : NULL;
+            int64_t n0 = N * id / nt, n1 = N * (id + 1) / nt;
+            if (acc && n1 == n0) memset(acc, 0, (size_t)(O * K) * sizeof(float));
+            for (int64_t n = n0; n < n1; n++)
+                backward_image(dinp ? dinp + n * C * HW : NULL, acc, n == n0 ? 0.0f : 1.0f, col,
+                               dout + n * O * L, inp + n * C * HW, w, g, 1);
+#pragma omp barrier
+            if (dw) {
+                /* dw += the workers' sums, added in worker order whatever the timing. */
+                int64_t lo = O * K * id / nt, hi = O * K * (id + 1) / nt;
+                for (int t = 0; t < nt; t++) {
+                    const float *a = scratch + per * t + ncol;
+                    for (int64_t i = lo; i < hi; i++) dw[i] += a[i];
+                }
             }
         }
+    } else {
+        for (int64_t n = 0; n < N; n++)
+            backward_image(dinp ? dinp + n * C * HW : NULL, dw, 1.0f, scratch, dout + n * O * L,
+                           inp + n * C * HW, w, g, 0);
     }
     if (dbias) {
         /* One channel per iteration, summed in double over N Ho Wo (up to ~10^5 terms). */

@@ -23,14 +23,24 @@ void ug_k_im2col(float *col, const float *img, const ug_conv_geom *g);
 /* img (C, H, W) += the columns folded back (each input pixel sums every window it fed). */
 void ug_k_col2im(float *img, const float *col, const ug_conv_geom *g);
 
-/* out (N, O, Ho, Wo) = conv(inp, w) + bias (O, or NULL). col: ug_conv_col_size floats. */
-void ug_k_conv2d_forward(float *out, float *col, const float *inp, const float *w,
-                         const float *bias, const ug_conv_geom *g);
+/* Threads that take whole images (the thread count when N >= threads), or 1: one image at a
+ * time with OpenBLAS threading each sgemm. */
+int ug_conv_workers(const ug_conv_geom *g);
+/* Floats of scratch for `workers`: per worker one image's columns, plus (with_dw, workers > 1)
+ * a private dw accumulator (O C kh kw). */
+int64_t ug_conv_scratch_size(const ug_conv_geom *g, int workers, int with_dw);
+
+/* out (N, O, Ho, Wo) = conv(inp, w) + bias (O, or NULL). scratch: ug_conv_scratch_size floats
+ * for `workers` (with_dw may be 0 for the forward alone). */
+void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *inp,
+                         const float *w, const float *bias, const ug_conv_geom *g);
 /* dinp += conv^T(dout, w); dw += sum_n dout_n col_n^T; dbias += sum over N, Ho, Wo.
- * col: the same scratch (the columns are recomputed per image rather than kept from the
- * forward: keeping them would cost N C kh kw Ho Wo floats per layer). */
-void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *col, const float *dout,
-                          const float *inp, const float *w, const ug_conv_geom *g);
+ * scratch: ug_conv_scratch_size(g, workers, dw != NULL) floats (the columns are recomputed per
+ * image rather than kept from the forward: keeping them would cost N C kh kw Ho Wo floats per
+ * layer). The result does not depend on timing: dw sums the workers in worker order. */
+void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, int workers,
+                          const float *dout, const float *inp, const float *w,
+                          const ug_conv_geom *g);
 
 /* out (N, C, 2H, 2W)[.., 2i + a, 2j + b] = inp[.., i, j]; backward sums the 2x2 block. */
 void ug_k_upsample2x_forward(float *out, const float *inp, int64_t NC, int64_t H, int64_t W);

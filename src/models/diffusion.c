@@ -98,19 +98,23 @@ ug_tensor *ug_diffusion_denoise(ug_ctx *ctx, const ug_diffusion *m, ug_tensor *x
 }
 
 /* Sampler adapter: double state in, float network, double out; no tape, arena reset after.
- * The network always runs on tiles of exactly UG_ROW_TILE rows (the last one padded): OpenBLAS
+ * The network always runs on tiles of exactly net.row_tile rows (the last one padded): OpenBLAS
  * chooses its kernels by matrix size, so a sample's value would otherwise depend, in the last
  * bits, on how many samples share its batch. With fixed tiles it depends on nothing else. */
-#define UG_ROW_TILE 256
 typedef struct { const ug_diffusion *m; ug_ctx *ctx; const int32_t *labels; } dn_self;
 
-static int64_t padded_rows(int64_t n) { return (n + UG_ROW_TILE - 1) / UG_ROW_TILE * UG_ROW_TILE; }
+static int64_t row_tile(const ug_diffusion *m) { return m->net.row_tile > 0 ? m->net.row_tile : 256; }
+
+static int64_t padded_rows(const ug_diffusion *m, int64_t n) {
+    int64_t t = row_tile(m);
+    return (n + t - 1) / t * t;
+}
 
 static ug_status diffusion_tile(void *self, int64_t n, const double *x, double sigma, double *out) {
     dn_self *s = self;
     int64_t d = s->m->data_dim;
     int old = ug_ctx_set_grad(s->ctx, 0);
-    int64_t np = padded_rows(n);
+    int64_t np = padded_rows(s->m, n);
     ug_tensor *xt = ug_tensor_zeros(s->ctx, 2, (int64_t[]){np, d});
     for (int64_t j = 0; j < n * d; j++) xt->data[j] = (float)x[j];
     const int32_t *lab = s->labels;
@@ -134,7 +138,7 @@ static ug_status diffusion_fm_tile(void *self, int64_t n, const double *x, doubl
     const ug_diffusion *m = s->m;
     int64_t d = m->data_dim;
     int old = ug_ctx_set_grad(s->ctx, 0);
-    int64_t np = padded_rows(n);
+    int64_t np = padded_rows(s->m, n);
     ug_tensor *xt = ug_tensor_zeros(s->ctx, 2, (int64_t[]){np, d});
     ug_tensor *c_noise = ug_tensor_new(s->ctx, 1, (int64_t[]){np});
     for (int64_t j = 0; j < n * d; j++) xt->data[j] = (float)x[j];
@@ -159,8 +163,9 @@ static ug_status by_tiles(tile_fn f, void *self, int64_t n, const double *x, dou
     int64_t d = me->m->data_dim;
     const int32_t *labels = me->labels;
     ug_status st = UG_OK;
-    for (int64_t i = 0; i < n && !st; i += UG_ROW_TILE) {
-        int64_t k = n - i < UG_ROW_TILE ? n - i : UG_ROW_TILE;
+    const int64_t tile = row_tile(me->m);
+    for (int64_t i = 0; i < n && !st; i += tile) {
+        int64_t k = n - i < tile ? n - i : tile;
         me->labels = labels ? labels + i : NULL;
         st = f(self, k, x + i * d, s, out + i * d);
     }

@@ -14,6 +14,7 @@ void ug_net_from_mlp(ug_net *n, const ug_mlp *m) {
     n->num_classes = m->cfg.num_classes;
     n->mlp = *m;
     n->forward = mlp_forward;
+    n->row_tile = 256;
 }
 
 void ug_net_free(ug_net *n) {

@@ -19,6 +19,10 @@ struct ug_net {
     void *impl;            /* other kinds: their own struct, freed with free_impl */
     void (*free_impl)(void *impl);
     ug_net_forward_fn forward;
+    /* Rows per network call when sampling (the last call padded): a sample's value then does
+     * not depend on how many samples share its batch. Large for cheap rows (MLP: 256), small
+     * for images (U-Net: 16), where padding 64 images to 256 would cost 4x. */
+    int row_tile;
 };
 
 /* The MLP kind over a declared ug_mlp. */

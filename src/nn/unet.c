@@ -222,5 +222,6 @@ ug_status ug_net_from_unet(ug_net *n, const ug_unet *u) {
     n->impl = copy;
     n->free_impl = free;
     n->forward = unet_net_forward;
+    n->row_tile = 16;
     return UG_OK;
 }

@@ -1,5 +1,6 @@
-/* conv.c — conv2d, nearest 2x upsampling and average pooling on the tape. conv2d keeps one
- * image's im2col columns as scratch (saved[0]) and recomputes them per image in backward. */
+/* conv.c — conv2d, nearest 2x upsampling and average pooling on the tape. conv2d keeps its
+ * workers' column scratch (saved[0], workers in i[2]) and recomputes the columns per image in
+ * backward. */
 #include "core/core.h"
 #include "kernels/conv.h"
 
@@ -14,8 +15,8 @@ static void conv2d_backward(ug_node *n) {
     ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     ug_conv_geom g = conv_geom(x, w, n->i[0], n->i[1]);
     ug_conv_geom_init(&g);
-    ug_k_conv2d_backward(ug_grad_of(x), ug_grad_of(w), ug_grad_of(b), n->saved[0], n->out->grad,
-                         x->data, w->data, &g);
+    ug_k_conv2d_backward(ug_grad_of(x), ug_grad_of(w), ug_grad_of(b), n->saved[0], (int)n->i[2],
+                         n->out->grad, x->data, w->data, &g);
 }
 
 ug_tensor *ug_conv2d(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int stride, int pad) {
@@ -30,15 +31,18 @@ ug_tensor *ug_conv2d(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int 
              "conv2d: kernel %s with stride %d, pad %d does not fit input %s",
              ug_shape_str(w, s1, sizeof s1), stride, pad, ug_shape_str(x, s2, sizeof s2));
     ug_tensor *out = ug_tensor_new(ctx, 4, (int64_t[]){g.N, g.O, g.Ho, g.Wo});
-    int64_t ncol = ug_conv_col_size(&g);
-    float *col = ncol ? ug_ctx_alloc(ctx, (size_t)ncol * sizeof(float)) : NULL;
-    ug_k_conv2d_forward(out->data, col, x->data, w->data, b ? b->data : NULL, &g);
+    int workers = ug_conv_workers(&g);
+    /* The dw accumulators only when the tape keeps the node for a backward pass. */
+    int64_t nscr = ug_conv_scratch_size(&g, workers, ctx->grad_enabled);
+    float *col = nscr ? ug_ctx_alloc(ctx, (size_t)nscr * sizeof(float)) : NULL;
+    ug_k_conv2d_forward(out->data, col, workers, x->data, w->data, b ? b->data : NULL, &g);
     ug_tensor *ins[3] = {x, w, b};
     ug_node *n = ug_tape_record(ctx, "conv2d", conv2d_backward, out, 3, ins);
     if (n) {
         n->saved[0] = col;
         n->i[0] = stride;
         n->i[1] = pad;
+        n->i[2] = workers;
     }
     return out;
 }

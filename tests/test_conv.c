@@ -1,0 +1,126 @@
+/* test_conv.c — the im2col + sgemm convolution of src/kernels/conv.c under both schedules
+ * (one image at a time with threaded sgemm; whole images across 2, 3 and 7 workers, uneven
+ * shares included) against a naive double-precision convolution, forward, dx, dw and db, for
+ * 3x3 (stride 1 and 2, padded or not) and 1x1 kernels; and the worker rule. */
+#include "test.h"
+#include "kernels/conv.h"
+#include "core/core.h"
+
+#define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* y = conv(x, w) + b; dx, dw, db for dout = R; all in double. */
+static void naive_conv(double *y, double *dx, double *dw, double *db, const float *x,
+                       const float *w, const float *b, const float *R, const ug_conv_geom *g) {
+    const int64_t N = g->N, C = g->C, H = g->H, W = g->W, O = g->O, k = g->kh, s = g->stride,
+                  p = g->pad, Ho = g->Ho, Wo = g->Wo;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t o = 0; o < O; o++)
+            for (int64_t oh = 0; oh < Ho; oh++)
+                for (int64_t ow = 0; ow < Wo; ow++) {
+                    int64_t yi = ((n * O + o) * Ho + oh) * Wo + ow;
+                    double acc = b[o];
+                    db[o] += R[yi];
+                    for (int64_t c = 0; c < C; c++)
+                        for (int64_t ki = 0; ki < k; ki++)
+                            for (int64_t kj = 0; kj < k; kj++) {
+                                int64_t ih = oh * s - p + ki, iw = ow * s - p + kj;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                int64_t xi = ((n * C + c) * H + ih) * W + iw;
+                                int64_t wi = ((o * C + c) * k + ki) * k + kj;
+                                acc += (double)x[xi] * w[wi];
+                                dx[xi] += (double)R[yi] * w[wi];
+                                dw[wi] += (double)R[yi] * x[xi];
+                            }
+                    y[yi] = acc;
+                }
+}
+
+static float *randf(int64_t n, uint64_t seed) {
+    float *p = malloc((size_t)n * sizeof *p);
+    ug_rng r = ug_rng_make(seed, 0, 0);
+    ug_rng_normal(&r, p, n);
+    return p;
+}
+
+static int close_f(const char *what, const float *got, const double *ref, int64_t n, double tol) {
+    double *g = malloc((size_t)n * sizeof *g);
+    for (int64_t i = 0; i < n; i++) g[i] = got[i];
+    int ok = ug_test_allclose_f64(what, g, ref, n, tol, tol);
+    free(g);
+    return ok;
+}
+
+TEST(conv_workers_match_naive) {
+    /* N = 7 over 1, 2, 3 (3 + 2 + 2) and 7 workers. The 6 x 11 x 9 input is not square, so a
+     * swapped H/W would show. */
+    const struct { int64_t C, O, k, s, p; } cfg[] = {{5, 4, 3, 1, 1}, {5, 4, 3, 2, 1},
+                                                     {6, 3, 1, 1, 0}, {3, 2, 3, 1, 0}};
+    const int64_t N = 7, H = 11, W = 9;
+    const int wks[] = {1, 2, 3, 7};
+    for (int ci = 0; ci < NELEM(cfg); ci++) {
+        ug_conv_geom g = {N, cfg[ci].C, H, W, cfg[ci].O, cfg[ci].k, cfg[ci].k, cfg[ci].s,
+                          cfg[ci].p, 0, 0};
+        ASSERT(ug_conv_geom_init(&g), "geometry %d", ci);
+        int64_t nx = N * g.C * H * W, nw = g.O * g.C * g.kh * g.kw, ny = N * g.O * g.Ho * g.Wo;
+        float *x = randf(nx, 1 + ci), *w = randf(nw, 11 + ci), *b = randf(g.O, 21 + ci),
+              *R = randf(ny, 31 + ci);
+        double *y = calloc((size_t)ny, sizeof *y), *dx = calloc((size_t)nx, sizeof *dx),
+               *dw = calloc((size_t)nw, sizeof *dw), *db = calloc((size_t)g.O, sizeof *db);
+        naive_conv(y, dx, dw, db, x, w, b, R, &g);
+        for (int wi = 0; wi < NELEM(wks); wi++) {
+            int wk = wks[wi];
+            int64_t ns = ug_conv_scratch_size(&g, wk, 1);
+            float *scratch = ns ? malloc((size_t)ns * sizeof *scratch) : NULL;
+            float *out = malloc((size_t)ny * sizeof *out);
+            /* Gradients start at 1, not 0: the kernels must add, not overwrite. */
+            float *gx = malloc((size_t)nx * sizeof *gx), *gw = malloc((size_t)nw * sizeof *gw),
+                  *gb = malloc((size_t)g.O * sizeof *gb);
+            for (int64_t i = 0; i < nx; i++) gx[i] = 1.0f;
+            for (int64_t i = 0; i < nw; i++) gw[i] = 1.0f;
+            for (int64_t i = 0; i < g.O; i++) gb[i] = 1.0f;
+            ug_k_conv2d_forward(out, scratch, wk, x, w, b, &g);
+            ug_k_conv2d_backward(gx, gw, gb, scratch, wk, R, x, w, &g);
+            for (int64_t i = 0; i < nx; i++) gx[i] -= 1.0f;
+            for (int64_t i = 0; i < nw; i++) gw[i] -= 1.0f;
+            for (int64_t i = 0; i < g.O; i++) gb[i] -= 1.0f;
+            char what[64];
+            snprintf(what, sizeof what, "cfg %d workers %d forward", ci, wk);
+            EXPECT(close_f(what, out, y, ny, 1e-5), "%s", what);
+            snprintf(what, sizeof what, "cfg %d workers %d dx", ci, wk);
+            EXPECT(close_f(what, gx, dx, nx, 1e-5), "%s", what);
+            snprintf(what, sizeof what, "cfg %d workers %d dw", ci, wk);
+            EXPECT(close_f(what, gw, dw, nw, 1e-4), "%s", what);
+            snprintf(what, sizeof what, "cfg %d workers %d db", ci, wk);
+            EXPECT(close_f(what, gb, db, g.O, 1e-4), "%s", what);
+            /* Only dx, then only dw: each NULL gradient is skipped, the other still right. */
+            memset(gx, 0, (size_t)nx * sizeof *gx);
+            ug_k_conv2d_backward(gx, NULL, NULL, scratch, wk, R, x, w, &g);
+            snprintf(what, sizeof what, "cfg %d workers %d dx alone", ci, wk);
+            EXPECT(close_f(what, gx, dx, nx, 1e-5), "%s", what);
+            memset(gw, 0, (size_t)nw * sizeof *gw);
+            ug_k_conv2d_backward(NULL, gw, NULL, scratch, wk, R, x, w, &g);
+            snprintf(what, sizeof what, "cfg %d workers %d dw alone", ci, wk);
+            EXPECT(close_f(what, gw, dw, nw, 1e-4), "%s", what);
+            /* The same call twice gives the same bits: dw does not depend on timing. */
+            float *gw2 = calloc((size_t)nw, sizeof *gw2);
+            ug_k_conv2d_backward(NULL, gw2, NULL, scratch, wk, R, x, w, &g);
+            EXPECT(!memcmp(gw, gw2, (size_t)nw * sizeof *gw), "cfg %d workers %d: dw repeats", ci, wk);
+            free(gw2);
+            free(scratch); free(out); free(gx); free(gw); free(gb);
+        }
+        free(x); free(w); free(b); free(R); free(y); free(dx); free(dw); free(db);
+    }
+}
+
+TEST(conv_worker_rule) {
+    ug_conv_geom g = {64, 96, 28, 28, 32, 3, 3, 1, 1, 0, 0};
+    ASSERT(ug_conv_geom_init(&g), "geometry");
+    int t = ug_get_threads();
+    EXPECT(ug_conv_workers(&g) == t, "64 images: %d workers, expected the %d threads",
+           ug_conv_workers(&g), t);
+    EXPECT(ug_conv_scratch_size(&g, 2, 1) == 2 * (96 * 9 * 784 + 32 * 96 * 9),
+           "2 workers with dw: %lld floats", (long long)ug_conv_scratch_size(&g, 2, 1));
+    EXPECT(ug_conv_scratch_size(&g, 1, 1) == 96 * 9 * 784, "1 worker: the columns alone");
+    g.N = 1;
+    EXPECT(ug_conv_workers(&g) == 1, "one image: one worker (OpenBLAS threads the sgemm)");
+}
