@@ -63,7 +63,7 @@ static const range_def k_ranges[] = {
     {"corrector-steps", CMD_SAMPLE, 0, 1e6, 0, 0, 0},
     {"steps-offset", CMD_SAMPLE, 0, 1e6, 0, 0, 0},
     {"set-alpha-to-one", CMD_SAMPLE, 0, 1, 0, 0, 0},
-    {"class", CMD_SAMPLE, -1, 1e6, 0, 0, 0},
+    {"class", CMD_SAMPLE | CMD_EVAL, -1, 1e6, 0, 0, 0},
     {"temperature", CMD_SAMPLE, 0, 1e30, 1, 0, 0},
     /* evaluation */
     {"vlb-steps", CMD_EVAL, 0, BIG, 0, 0, 0},

@@ -46,6 +46,9 @@ int cli_dist_grad(ug_params *ps, int64_t nloc, int64_t nglob);
 int cli_dist_sum(double *v, int64_t n);
 int cli_dist_nll(ug_model *m, const ug_nll_cfg *c, int64_t n, const float *x, int64_t d,
                  double *nll);
+/* Labels and guidance settings for n samples (sample.c); see there. */
+int cli_guidance_labels(const cli_cfg *cfg, ug_model *m, ug_sample_cfg *sc, int64_t n,
+                        int32_t **labels, ug_model **gcls, cli_cfg *gc);
 int cli_dist_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, int64_t chunk, int64_t d,
                     const int32_t *labels, const double *noise, double *x, int64_t *nfe);
 int cli_dist_loglik(ug_model *m, const ug_lik_cfg *lc, const ug_div_cfg *dc, int64_t n,

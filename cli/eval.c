@@ -44,14 +44,26 @@ static int load_classifier(const char *path, int64_t d, cli_cfg *cc, ug_model **
 
 /* Features of n examples (data space, float) under the classifier: its normalization, then the
  * feature layer. */
+/* Features of n examples x in the classifier's space; with labels, *match = the share of them
+ * whose argmax class is their label. */
 static int features_of(cli_cfg *cc, ug_model *cls, const float *x, int64_t n, int64_t d,
-                       float *feat, float *xn) {
+                       float *feat, float *xn, const int32_t *labels, double *match) {
     memcpy(xn, x, (size_t)(n * d) * sizeof *xn);
     if (cli_norm_apply(cc, xn, NULL, n, d, +1, NULL)) return 1;
     int K = ug_model_config(cls)->num_classes;
     float *logits = malloc((size_t)(n * K) * sizeof *logits);
     if (!logits) return cli_error("out of memory");
     ug_status st = ug_model_classify(cls, n, xn, NULL, logits, feat);
+    if (!st && labels) {
+        int64_t hit = 0;
+        for (int64_t i = 0; i < n; i++) {
+            const float *l = logits + i * K;
+            int best = 0;
+            for (int k = 1; k < K; k++) if (l[k] > l[best]) best = k;
+            hit += best == labels[i];
+        }
+        *match = (double)hit / (double)n;
+    }
     free(logits);
     return st ? cli_error("%s", ug_last_error()) : 0;
 }
@@ -270,13 +282,27 @@ int cli_eval(cli_cfg *cfg) {
         sc.eta = cfg->eta;
         sc.seed = (uint64_t)cfg->seed + 1;
         int64_t nfe;
-        if (cli_dist_sample(m, &sc, n, 0, d, NULL, NULL, gen, &nfe)) goto done;
-        if (cfg->ckpt && cli_norm_apply(cfg, NULL, gen, n, d, -1, NULL)) goto done;
+        /* Class-conditional (or classifier-guided) models: n / K samples of each class, with
+         * --cfg-scale and --guidance-classifier as in sample; the feature classifier then also
+         * reports the share of samples it assigns to their requested class. */
+        int32_t *labels = NULL;
+        ug_model *gcls = NULL;
+        cli_cfg gc;
+        memset(&gc, 0, sizeof gc);
+        int sbad = cli_guidance_labels(cfg, m, &sc, n, &labels, &gcls, &gc) ||
+                  cli_dist_sample(m, &sc, n, 0, d, labels, NULL, gen, &nfe);
+        ug_model_free(gcls);
+        cli_cfg_free(&gc);
+        if (sbad) { free(labels); goto done; }
+        if (cfg->ckpt && cli_norm_apply(cfg, NULL, gen, n, d, -1, NULL)) { free(labels); goto done; }
         for (int64_t j = 0; j < n * d; j++) gf[j] = (float)gen[j];
-        if (cfg->json) printf(", \"samples\": {\"n\": %lld, \"sampler\": \"%s\", \"steps\": %d, \"nfe\": %lld, \"seed\": %lld}, \"metrics\": {\"raw_metrics\": \"mmd, energy, swd\"",
-                              (long long)n, cfg->sampler, sc.steps ? sc.steps : 18, (long long)nfe, (long long)sc.seed);
-        else printf("%lld samples: %s, %d steps, %lld NFE, seed %lld; metrics on raw coordinates:\n",
-                    (long long)n, cfg->sampler, sc.steps ? sc.steps : 18, (long long)nfe, (long long)sc.seed);
+        if (cfg->json) printf(", \"samples\": {\"n\": %lld, \"sampler\": \"%s\", \"steps\": %d, \"nfe\": %lld, \"seed\": %lld, \"labels\": \"%s\", \"cfg_scale\": %.9g, \"guidance_classifier\": \"%s\", \"guidance_scale\": %.9g}, \"metrics\": {\"raw_metrics\": \"mmd, energy, swd\"",
+                              (long long)n, cfg->sampler, sc.steps ? sc.steps : 18, (long long)nfe, (long long)sc.seed,
+                              labels ? (cfg->class_label >= 0 ? "one class" : "n/K per class") : "none", labels ? sc.cfg_scale : 1.0,
+                              cfg->guidance_classifier ? cfg->guidance_classifier : "", cfg->guidance_classifier ? sc.classifier_scale : 0.0);
+        else printf("%lld samples: %s, %d steps, %lld NFE, seed %lld%s; metrics on raw coordinates:\n",
+                    (long long)n, cfg->sampler, sc.steps ? sc.steps : 18, (long long)nfe, (long long)sc.seed,
+                    labels ? ", class-conditional" : "");
         double v, bw = 0, prec, rec;
         ug_status st = UG_OK;
         if (!st && has_metric(cfg->metrics, "mmd") && !(st = ug_mmd2(xf, n, gf, n, d, &bw, &v))) {
@@ -304,7 +330,9 @@ int cli_eval(cli_cfg *cfg) {
                 bad = !featx || !featg || !tmp;
                 if (bad) cli_error("out of memory");
             }
-            if (!bad) bad = features_of(&cc, cls, xf, n, d, featx, tmp) || features_of(&cc, cls, gf, n, d, featg, tmp);
+            double match = -1;
+            if (!bad) bad = features_of(&cc, cls, xf, n, d, featx, tmp, NULL, NULL) ||
+                            features_of(&cc, cls, gf, n, d, featg, tmp, labels, &match);
             double acc = 0;
             if (!bad) {
                 /* The classifier's accuracy on the same held-out examples, beside its metrics. */
@@ -316,7 +344,7 @@ int cli_eval(cli_cfg *cfg) {
                       (ug_model_accuracy(cls, &view, &acc) && cli_error("%s", ug_last_error()));
             }
             if (bad) {
-                free(featx); free(featg); free(tmp);
+                free(featx); free(featg); free(tmp); free(labels);
                 ug_model_free(cls);
                 cli_cfg_free(&cc);
                 if (cfg->json) printf("}}\n");
@@ -325,6 +353,7 @@ int cli_eval(cli_cfg *cfg) {
             if (cfg->json) printf(", \"feature_space\": \"%s\", \"feature_dim\": %lld, \"classifier_test_accuracy\": %.6f",
                                   cfg->classifier, (long long)fdim, acc);
             else printf("  classifier %s: %lld features, test accuracy %.4f\n", cfg->classifier, (long long)fdim, acc);
+            if (labels) report(cfg->json, "class_match", match);
             fx = featx;
             fg = featg;
         } else if (!st && need_feat) {
@@ -336,7 +365,7 @@ int cli_eval(cli_cfg *cfg) {
             report(cfg->json, "precision", prec);
             report(cfg->json, "recall", rec);
         }
-        free(featx); free(featg); free(tmp);
+        free(featx); free(featg); free(tmp); free(labels);
         ug_model_free(cls);
         cli_cfg_free(&cc);
         if (st) { if (cfg->json) printf("}}\n"); cli_error("%s", ug_last_error()); goto done; }

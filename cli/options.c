@@ -37,7 +37,7 @@ const opt_def cli_options[] = {
      "parameterization: eps, x0, v, edm, velocity (default: the formulation's natural one)"},
     {"model", OPT_STRING, OFF(model), "auto", CMD_TRAIN | CMD_SAMPLE | CMD_EVAL, 1,
      "network: auto (unet-fmnist for images, mlp-toy for vectors), mlp-toy (the peer "
-     "toy2d.py net), mlp (--hidden, --depth), unet-fmnist (the peer unet.py net), unet (any "
+     "toy2d.py net), mlp (--hidden, --depth), unet-fmnist or unet-small (the peer unet.py net), unet (any "
      "channel count); flow: nice, nice-mnist (the peer nice.py net), realnvp, glow; ar: fvsbn, "
      "nade, made; vae: vae; sample/eval also take gmm:FILE.json, an exact Gaussian mixture"},
     {"data-dim", OPT_INT, OFF(data_dim), "0", CMD_TRAIN, 1,
@@ -76,6 +76,9 @@ const opt_def cli_options[] = {
      "none, or auto (uniform for flows on images, none otherwise)"},
     {"classes", OPT_INT, OFF(classes), "0", CMD_TRAIN, 1,
      "class-conditional with this many classes (0: unconditional)"},
+    {"cond", OPT_STRING, OFF(cond), "none", CMD_TRAIN, 0,
+     "conditioning: none, or class (a learned label embedding; --classes from the data's labels "
+     "unless given)"},
     {"sigma-data", OPT_FLOAT, OFF(sigma_data), "0.5", CMD_TRAIN, 1, "data standard deviation sd"},
     {"t-sampler", OPT_STRING, OFF(t_sampler), "default", CMD_TRAIN, 1,
      "training noise levels: default (SPEC section 3), uniform, lognormal, logitnormal"},
@@ -85,7 +88,7 @@ const opt_def cli_options[] = {
      "std of the lognormal/logitnormal sampler (nan: 1.2 / 1)"},
     {"shift", OPT_FLOAT, OFF(shift), "1", CMD_TRAIN, 1, "SD3 timestep shift"},
     {"p-uncond", OPT_FLOAT, OFF(p_uncond), "0.1", CMD_TRAIN, 1,
-     "probability of the null label (classifier-free guidance)"},
+     "probability of the null label (classifier-free guidance); also --cond-drop"},
     {"normalize", OPT_STRING, OFF(normalize), "auto", CMD_TRAIN, 1,
      "auto: pm1 for images, none for vectors; none: the data as given; pm1: pixels [0, 1] to "
      "[-1, 1]; std: each coordinate to mean 0 and std sigma-data (samples and likelihoods are "
@@ -198,15 +201,17 @@ const opt_def cli_options[] = {
      "auto (exact for d <= 64), exact, hutchinson"},
     {"probes", OPT_INT, OFF(probes), "1", CMD_EVAL, 0, "Hutchinson probes per point"},
     {"swd-dirs", OPT_INT, OFF(swd_dirs), "256", CMD_EVAL, 0, "sliced Wasserstein directions"},
-    {"class", OPT_INT, OFF(class_label), "-1", CMD_SAMPLE, 0,
+    {"class", OPT_INT, OFF(class_label), "-1", CMD_SAMPLE | CMD_EVAL, 0,
      "class-conditional models: the label of every sample (-1: one row per class)"},
-    {"cfg-scale", OPT_FLOAT, OFF(cfg_scale), "1", CMD_SAMPLE, 0,
-     "classifier-free guidance w: D(null) + w (D(y) - D(null)) (1: none)"},
-    {"guidance-classifier", OPT_STRING, OFF(guidance_classifier), NULL, CMD_SAMPLE, 0,
+    {"cfg-scale", OPT_FLOAT, OFF(cfg_scale), "1", CMD_SAMPLE | CMD_EVAL, 0,
+     "classifier-free guidance w: D(null) + w (D(y) - D(null)) (1: none, 0: unconditional); "
+     "also --guidance"},
+    {"guidance-classifier", OPT_STRING, OFF(guidance_classifier), NULL, CMD_SAMPLE | CMD_EVAL, 0,
      "checkpoint of a noisy classifier (train --family classifier --noisy 1) for classifier "
-     "guidance; needs --class"},
-    {"guidance-scale", OPT_FLOAT, OFF(guidance_scale), "1", CMD_SAMPLE, 0,
-     "classifier guidance scale s: D + s sigma^2 grad log p(y | x, sigma)"},
+     "guidance; needs --class; also --classifier"},
+    {"guidance-scale", OPT_FLOAT, OFF(guidance_scale), "1", CMD_SAMPLE | CMD_EVAL, 0,
+     "classifier guidance scale s: D + s sigma^2 grad log p(y | x, sigma); also "
+     "--classifier-scale"},
     {"batch", OPT_INT, OFF(sample_batch), "0", CMD_SAMPLE, 0,
      "points per network batch (0: all at once); results do not depend on it"},
 };
@@ -214,8 +219,21 @@ const int cli_num_options = (int)(sizeof cli_options / sizeof *cli_options);
 
 /* The option named key that belongs to cmd (a key may mean different things to different
  * commands, e.g. --steps); failing that, any option of that name (for error messages). */
+/* Other names for options: the spelling of the issues and of diffusers/k-diffusion users. */
+static const struct { const char *alias, *key; unsigned cmds; } opt_aliases[] = {
+    {"cond-drop", "p-uncond", CMD_TRAIN},
+    {"guidance", "cfg-scale", CMD_SAMPLE | CMD_EVAL},
+    {"classifier", "guidance-classifier", CMD_SAMPLE},
+    {"classifier-scale", "guidance-scale", CMD_SAMPLE | CMD_EVAL},
+};
+
 static const opt_def *find_opt_for(const char *key, int cmd) {
     const opt_def *any = NULL;
+    for (size_t a = 0; a < sizeof opt_aliases / sizeof *opt_aliases; a++)
+        if ((opt_aliases[a].cmds & (unsigned)cmd) && !strcmp(key, opt_aliases[a].alias)) {
+            key = opt_aliases[a].key;
+            break;
+        }
     for (int i = 0; i < cli_num_options; i++)
         if (strcmp(cli_options[i].key, key) == 0) {
             if (cli_options[i].cmds & (unsigned)cmd) return &cli_options[i];

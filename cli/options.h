@@ -24,7 +24,7 @@ typedef struct cli_cfg {
     char *ckpt;
     /* model definition (stored in checkpoints) */
     char *family, *formulation, *param, *model, *t_sampler, *normalize, *data_mean, *data_std;
-    char *hidden;
+    char *hidden, *cond;
     int64_t depth, classes, data_dim, channels, height, width, noisy;
     /* likelihood families (flow, ar, vae) and their data */
     char *prior, *mask_mode, *order, *decoder, *binarize, *dequantize;

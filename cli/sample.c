@@ -173,6 +173,41 @@ out:
     return rc;
 }
 
+/* Labels and guidance for n samples of model m: class-conditional models (and any model guided
+ * by --guidance-classifier) get --class K for every sample, or blocks of rows per class
+ * (sample i: class i K / n); sc takes --cfg-scale and the loaded classifier with its scale.
+ * *labels stays NULL for an unconditional, unguided model. Returns 0, or 1 with the message
+ * printed; the caller frees *labels, *gcls and gc either way. */
+int cli_guidance_labels(const cli_cfg *cfg, ug_model *m, ug_sample_cfg *sc, int64_t n,
+                        int32_t **labels, ug_model **gcls, cli_cfg *gc) {
+    int K = ug_model_config(m)->num_classes;
+    int64_t d = ug_model_config(m)->data_dim;
+    *labels = NULL;
+    *gcls = NULL;
+    if (cfg->guidance_classifier) {
+        char err[512];
+        if (cli_parse(CMD_SAMPLE, "sample", 0, NULL, gc, err, sizeof err)) return cli_error("%s", err);
+        gc->ckpt = strdup(cfg->guidance_classifier);
+        if (cli_load_model(gc, gcls)) return 1;
+        if (ug_model_config(*gcls)->family != UG_FAMILY_CLASSIFIER || ug_model_config(*gcls)->data_dim != d)
+            return cli_error("--guidance-classifier %s: not a classifier of %lld-dimensional examples",
+                             cfg->guidance_classifier, (long long)d);
+        K = ug_model_config(*gcls)->num_classes > K ? ug_model_config(*gcls)->num_classes : K;
+        sc->classifier = *gcls;
+        sc->classifier_scale = cfg->guidance_scale;
+    }
+    if (K > 0) {
+        if (cfg->class_label >= K)
+            return cli_error("--class %lld: the model has %d classes", (long long)cfg->class_label, K);
+        *labels = malloc((size_t)(n > 0 ? n : 1) * sizeof **labels);
+        if (!*labels) return cli_error("out of memory");
+        for (int64_t i = 0; i < n; i++)
+            (*labels)[i] = cfg->class_label >= 0 ? (int32_t)cfg->class_label : (int32_t)(i * K / n);
+        sc->cfg_scale = cfg->cfg_scale;
+    }
+    return 0;
+}
+
 int cli_sample(cli_cfg *cfg) {
     ug_model *m = NULL;
     int rc = 1;
@@ -250,36 +285,22 @@ int cli_sample(cli_cfg *cfg) {
     }
     /* Labels: conditional models get --class, or one block of rows per class; classifier
      * guidance of an unconditional model needs --class. */
-    int K = ug_model_config(m)->num_classes;
     int32_t *labels = NULL;
     ug_model *gcls = NULL;
     cli_cfg gc;
     memset(&gc, 0, sizeof gc);
-    if (cfg->guidance_classifier) {
-        char err[512];
-        if (cfg->class_label < 0) { cli_error("sample: --guidance-classifier needs --class K"); goto done; }
-        if (cli_parse(CMD_SAMPLE, "sample", 0, NULL, &gc, err, sizeof err)) { cli_error("%s", err); goto done; }
-        gc.ckpt = strdup(cfg->guidance_classifier);
-        if (cli_load_model(&gc, &gcls)) { cli_cfg_free(&gc); goto done; }
-        if (ug_model_config(gcls)->family != UG_FAMILY_CLASSIFIER || ug_model_config(gcls)->data_dim != d) {
-            cli_error("--guidance-classifier %s: not a classifier of %lld-dimensional examples",
-                      cfg->guidance_classifier, (long long)d);
-            ug_model_free(gcls);
-            cli_cfg_free(&gc);
-            goto done;
-        }
-        K = ug_model_config(gcls)->num_classes > K ? ug_model_config(gcls)->num_classes : K;
-        sc.classifier = gcls;
-        sc.classifier_scale = cfg->guidance_scale;
+    if (cfg->guidance_classifier && cfg->class_label < 0) {
+        cli_error("sample: --guidance-classifier needs --class K");
+        goto done;
     }
-    if (K > 0) {
-        if (cfg->class_label >= K) { cli_error("--class %lld: the model has %d classes", (long long)cfg->class_label, K); goto done; }
-        labels = malloc((size_t)n * sizeof *labels);
-        if (!labels) { cli_error("out of memory"); goto done; }
-        for (int64_t i = 0; i < n; i++)
-            labels[i] = cfg->class_label >= 0 ? (int32_t)cfg->class_label : (int32_t)(i * K / n);
-        sc.cfg_scale = cfg->cfg_scale;
+    if (cli_guidance_labels(cfg, m, &sc, n, &labels, &gcls, &gc)) {
+        free(labels);
+        ug_model_free(gcls);
+        cli_cfg_free(&gc);
+        goto done;
     }
+    int K = ug_model_config(m)->num_classes;   /* grid rows: one per class */
+    if (gcls && ug_model_config(gcls)->num_classes > K) K = ug_model_config(gcls)->num_classes;
     int64_t nfe = 0;
     double t0 = cli_now_s();
     /* Chunks of --sample-batch rows, split over the ranks (sample i: stream i either way). */

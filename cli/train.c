@@ -318,12 +318,20 @@ int cli_train(cli_cfg *cfg) {
     if (ug_lr_from_name(cfg->lr_schedule, &sched.kind))
         return cli_error("--lr-schedule %s: unknown (expected constant, warmup, cosine)", cfg->lr_schedule);
 
+    int cond_class = cfg->cond && !strcmp(cfg->cond, "class");
+    if (cfg->cond && !cond_class && strcmp(cfg->cond, "none"))
+        return cli_error("--cond %s: unknown (expected none or class)", cfg->cond);
+
     ug_dataset ds;
     ug_status st = ug_dataset_load(cfg->data, UG_SPLIT_TRAIN, cfg->n, (uint64_t)cfg->seed, &ds);
     if (st) return cli_error("%s", ug_last_error());
     int64_t d = ug_dataset_dim(&ds);
     int classifier = !strcmp(cfg->family, "classifier");
-    if (classifier && !cfg->classes) cfg->classes = ds.num_classes;
+    if ((classifier || cond_class) && !cfg->classes) cfg->classes = ds.num_classes;
+    if (cond_class && !ds.y) {
+        ug_dataset_free(&ds);
+        return cli_error("train: --cond class needs a labelled data set (%s has no labels)", cfg->data);
+    }
     if (classifier && !ds.y) {
         ug_dataset_free(&ds);
         return cli_error("train: a classifier needs a labelled data set (%s has no labels)", cfg->data);

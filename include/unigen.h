@@ -443,7 +443,9 @@ typedef struct ug_sample_cfg {
     uint64_t seed;           /* sample i draws from Philox stream first_stream + i */
     uint64_t first_stream;
     /* Guidance (SPEC section 5), for class-conditional sampling (labels given):
-     * classifier-free D_w = D(null) + cfg_scale (D(y) - D(null)) (0 or 1: none), and/or
+     * classifier-free D_w = D(null) + cfg_scale (D(y) - D(null)) (default 1: the conditional
+     * model D(y); 0: the unconditional D(null), the labels still go to a guiding classifier),
+     * and/or
      * classifier guidance D + classifier_scale sigma^2 grad log p(y | x, sigma) with a noisy
      * classifier (a UG_FAMILY_CLASSIFIER model trained with noisy = 1). */
     double cfg_scale;

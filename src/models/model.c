@@ -150,6 +150,7 @@ ug_status ug_model_create(const ug_model_cfg *cfg, uint64_t seed, ug_model **out
     const char *net_name = cfg->net;
     int image = cfg->channels > 0 && cfg->height > 0 && cfg->width > 0;
     if (!net_name[0] || !strcmp(net_name, "auto")) net_name = image ? "unet-fmnist" : "mlp-toy";
+    if (!strcmp(net_name, "unet-small")) net_name = "unet-fmnist";   /* the name for it */
     int is_unet = !strcmp(net_name, "unet-fmnist") || !strcmp(net_name, "unet");
     ug_mlp_cfg net = {0};
     ug_unet_cfg ucfg = {0};
@@ -183,7 +184,7 @@ ug_status ug_model_create(const ug_model_cfg *cfg, uint64_t seed, ug_model **out
     } else {
         return ug_fail(UG_ERR_INVALID_ARG,
                        "model: network '%s' unknown, expected auto, mlp-toy, mlp, unet-fmnist "
-                       "or unet", cfg->net);
+                       "(also unet-small) or unet", cfg->net);
     }
     net.num_classes = cfg->num_classes;
     net.label_dim = cfg->num_classes ? 16 : 0;
@@ -316,6 +317,8 @@ ug_sample_cfg ug_sample_cfg_default(void) {
     memset(&c, 0, sizeof c);
     c.eta = NAN;
     c.set_alpha_to_one = -1;
+    c.cfg_scale = 1.0;
+    c.classifier_scale = 1.0;
     return c;
 }
 
@@ -436,7 +439,9 @@ ug_status ug_model_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, const 
     }
     ug_denoiser dn;
     void *state = NULL, *ustate = NULL;
+    /* cfg_scale 1: the conditional model; 0: the unconditional one, D(null); else guided. */
     int guided = labels && (c->cfg_scale != 0 && c->cfg_scale != 1.0);
+    int uncond = labels && c->cfg_scale == 0;
     int cls_guided = labels && c->classifier && c->classifier_scale != 0;
     if (guided && (m->gmm.K || !m->cfg.num_classes))
         return ug_fail(UG_ERR_INVALID_ARG, "sample: classifier-free guidance needs a class-conditional model");
@@ -448,7 +453,7 @@ ug_status ug_model_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, const 
     } else {
         if (!m->ctx && (st = ug_ctx_create(&m->ctx, 0))) return st;
         /* An unconditional model guided by a classifier: its denoiser ignores the labels. */
-        const int32_t *own = m->cfg.num_classes ? labels : NULL;
+        const int32_t *own = m->cfg.num_classes && !uncond ? labels : NULL;
         if ((st = ug_diffusion_denoiser(&m->diff, m->ctx, own, &dn, &state))) return st;
     }
     ug_guided g;
