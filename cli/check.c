@@ -29,6 +29,8 @@ static const range_def k_ranges[] = {
     {"warmup", CMD_TRAIN, 0, BIG, 0, 0, 0},
     {"ema", CMD_TRAIN, 0, 1, 0, 1, 1},
     {"grad-clip", CMD_TRAIN, 0, 1e30, 0, 0, 0},
+    {"weight-decay", CMD_TRAIN, 0, 1e30, 0, 0, 0},
+    {"adamw", CMD_TRAIN, 0, 1, 0, 0, 0},
     {"log-every", CMD_TRAIN, 1, BIG, 0, 0, 0},
     {"save-every", CMD_TRAIN, 0, BIG, 0, 0, 0},
     {"keep", CMD_TRAIN, 0, 1e9, 0, 0, 0},

@@ -101,6 +101,10 @@ const opt_def cli_options[] = {
     {"steps", OPT_INT, OFF(steps), "2000", CMD_TRAIN, 0, "training steps"},
     {"batch", OPT_INT, OFF(batch), "1024", CMD_TRAIN, 0, "batch size"},
     {"lr", OPT_FLOAT, OFF(lr), "1e-3", CMD_TRAIN, 0, "Adam learning rate"},
+    {"weight-decay", OPT_FLOAT, OFF(weight_decay), "0", CMD_TRAIN, 0,
+     "weight decay: Adam adds wd * w to the gradient (torch.optim.Adam); with --adamw 1 the "
+     "decoupled decay w -= lr wd w (torch.optim.AdamW)"},
+    {"adamw", OPT_INT, OFF(adamw), "0", CMD_TRAIN, 0, "1: decoupled weight decay (AdamW)"},
     {"lr-schedule", OPT_STRING, OFF(lr_schedule), "constant", CMD_TRAIN, 0,
      "constant, warmup, cosine"},
     {"warmup", OPT_INT, OFF(warmup), "0", CMD_TRAIN, 0, "linear warm-up steps"},

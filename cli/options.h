@@ -32,7 +32,8 @@ typedef struct cli_cfg {
     double sigma_data, p_mean, p_std, shift, p_uncond;
     /* training */
     int64_t steps, batch, warmup, log_every, save_every;
-    double lr, ema, grad_clip;
+    double lr, ema, grad_clip, weight_decay;
+    int64_t adamw;
     char *lr_schedule;
     int64_t valid_every, patience, valid_n;
     /* crash safety (resume.c, guard.c) */

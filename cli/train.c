@@ -400,7 +400,10 @@ int cli_train(cli_cfg *cfg) {
         goto done;
     }
     if (cli_check_memory(cfg, &ds, model)) goto done;   /* guard.c: refuse what cannot fit */
-    if ((st = ug_adam_init(&adam, ps, ug_adam_default())) ||
+    ug_adam_cfg acfg = ug_adam_default();
+    acfg.weight_decay = (float)cfg->weight_decay;
+    acfg.decoupled = (int)cfg->adamw;
+    if ((st = ug_adam_init(&adam, ps, acfg)) ||
         (cfg->ema > 0 && (st = ug_ema_init(&ema, ps, (float)cfg->ema))) ||
         (st = ug_ctx_create(&ctx, 0)) ||
         (st = ug_loader_init(&L, &ds, cfg->batch, (uint64_t)cfg->seed, 0, 1, 1,
