@@ -167,3 +167,22 @@ TEST(vmath_activation_kernels_match_libm) {
         free(x), free(got), free(old), free(ones);
     }
 }
+
+/* log(1 + e^-a) for a >= 0: every 251st float in [0, 104] (beyond, e^-a rounds to 0 or is
+ * subnormal and the answer is e^-a itself), within 2 ulp of the double-precision value; the
+ * special values +inf -> 0 and NaN -> NaN. */
+TEST(vmath_log1p_expneg_ulp_sweep) {
+    double worst = 0;
+    float wa = 0;
+    uint32_t lo = ug_f32_to_bits(0.0f), hi = ug_f32_to_bits(104.0f);
+    for (uint32_t u = lo; u <= hi; u += 251) {
+        float a = ug_bits_to_f32(u);
+        double e = ulp_err(ug_log1p_expnegf(a), log1p(exp(-(double)a)));
+        if (e > worst) { worst = e; wa = a; }
+    }
+    printf("    ug_log1p_expnegf: worst %.2f ulp at a = %a\n", worst, wa);
+    EXPECT(worst <= 2.0, "ug_log1p_expnegf worst error %.3f ulp at a = %a (%.9g)", worst, wa, wa);
+    EXPECT(ug_log1p_expnegf(INFINITY) == 0.0f, "a = inf: %g", ug_log1p_expnegf(INFINITY));
+    EXPECT(isnan(ug_log1p_expnegf(NAN)), "NaN stays NaN");
+    EXPECT(ug_log1p_expnegf(0.0f) == (float)log(2.0), "a = 0: ln 2, got %.9g", ug_log1p_expnegf(0.0f));
+}

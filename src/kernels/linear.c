@@ -49,3 +49,13 @@ void ug_k_linear_backward(float *dinp, float *dw, float *dbias, const float *dou
         }
     }
 }
+
+void ug_k_mask_mul(float *out, const float *w, const float *mask, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= UG_PAR_MIN)
+    for (int64_t j = 0; j < n; j++) out[j] = w[j] * mask[j];
+}
+
+void ug_k_mask_acc(float *dw, const float *g, const float *mask, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= UG_PAR_MIN)
+    for (int64_t j = 0; j < n; j++) dw[j] += g[j] * mask[j];
+}

@@ -46,7 +46,7 @@ static void masked_linear_backward(ug_node *n) {
     if (ug_grad_of(w)) {
         float *dwm = n->saved[2];
         ug_k_gemm(1, 0, O, Din, N, n->out->grad, x->data, 0.0f, dwm);
-        for (int64_t j = 0; j < O * Din; j++) w->grad[j] += dwm[j] * mask[j];
+        ug_k_mask_acc(w->grad, dwm, mask, O * Din);
     }
 }
 
@@ -55,7 +55,7 @@ ug_tensor *ug_masked_linear(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, const float
     check_linear("masked_linear", x, w, b);
     int64_t Din = w->shape[1], O = w->shape[0], N = x->numel / Din;
     float *wm = ug_ctx_alloc(ctx, (size_t)(O * Din) * sizeof(float));
-    for (int64_t j = 0; j < O * Din; j++) wm[j] = w->data[j] * mask[j];
+    ug_k_mask_mul(wm, w->data, mask, O * Din);
     ug_tensor *out = linear_out(ctx, x, O);
     ug_k_linear_forward(out->data, x->data, wm, b ? b->data : NULL, N, Din, O);
     ug_tensor *ins[3] = {x, w, b};
