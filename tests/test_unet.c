@@ -64,9 +64,7 @@ static float hash_val(int i, int64_t j) {
 
 static ug_unet_cfg small_cfg(void) {
     ug_unet_cfg c = ug_unet_fmnist_cfg(1, 12, 12);
-    c.ch[0] = 8;
-    c.ch[1] = 16;
-    c.ch[2] = 16;
+    c.base = 8;   /* widths 8/16/16 with the preset's multipliers 1, 2, 2 */
     c.groups = 4;
     c.emb_dim = 16;
     c.temb_dim = 32;
