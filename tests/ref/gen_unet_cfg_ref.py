@@ -137,8 +137,8 @@ g.arr("unet_cfg_ref_out", o)
 g.arr("unet_cfg_ref_dx", x.grad)
 grads = ["conv_in.weight", "d0b.conv2.weight", "d1.skip.weight", "d1.attn.q.weight",
          "d1b.attn.proj.bias", "ds1.conv.weight", "d2b.attn.norm.weight", "attn.k.weight",
-         "u2c.attn.v.weight", "u2c.skip.bias", "us2.conv.weight", "u1a.attn.norm.bias",
-         "u0c.conv1.weight", "conv_out.bias", "t2.weight"]
+         "u2c.attn.v.weight", "u2c.skip.bias", "us2.conv.bias", "u1a.attn.norm.bias",
+         "u0c.conv1.bias", "conv_out.weight", "t2.weight"]
 params = dict(net.named_parameters())
 rows = []
 for k, name in enumerate(grads):
