@@ -52,6 +52,10 @@ static const range_def k_ranges[] = {
     {"p-std", CMD_TRAIN, 0, 1e30, 1, 0, 1},
     {"shift", CMD_TRAIN | CMD_SAMPLE, 0, 1e30, 1, 0, 0},
     {"p-uncond", CMD_TRAIN, 0, 1, 0, 0, 0},
+    {"unet-ch", CMD_TRAIN, 0, 4096, 0, 0, 0},
+    {"unet-blocks", CMD_TRAIN, 0, 8, 0, 0, 0},
+    {"unet-heads", CMD_TRAIN, 0, 1024, 0, 0, 0},
+    {"dropout", CMD_TRAIN, 0, 1, 0, 1, 0},
     /* sampling */
     {"sigma-min", CMD_SAMPLE | CMD_EVAL, 0, 1e30, 0, 0, 0},
     {"sigma-max", CMD_SAMPLE | CMD_EVAL, 0, 1e30, 0, 0, 0},

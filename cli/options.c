@@ -38,7 +38,7 @@ const opt_def cli_options[] = {
     {"model", OPT_STRING, OFF(model), "auto", CMD_TRAIN | CMD_SAMPLE | CMD_EVAL, 1,
      "network: auto (unet-fmnist for images, mlp-toy for vectors), mlp-toy (the peer "
      "toy2d.py net), mlp (--hidden, --depth), unet-fmnist or unet-small (the peer unet.py net), unet (any "
-     "channel count); flow: nice, nice-mnist (the peer nice.py net), realnvp, glow; ar: fvsbn, "
+     "channel count, --unet-*); flow: nice, nice-mnist (the peer nice.py net), realnvp, glow; ar: fvsbn, "
      "nade, made; vae: vae; sample/eval also take gmm:FILE.json, an exact Gaussian mixture"},
     {"data-dim", OPT_INT, OFF(data_dim), "0", CMD_TRAIN, 1,
      "size of one example (set from the data)"},
@@ -74,6 +74,21 @@ const opt_def cli_options[] = {
     {"dequantize", OPT_STRING, OFF(dequantize), "auto", CMD_TRAIN, 1,
      "uniform (x = (pixel + u) / 256, fresh u every epoch; held-out data with a fixed seed), "
      "none, or auto (uniform for flows on images, none otherwise)"},
+    {"unet-ch", OPT_INT, OFF(unet_ch), "0", CMD_TRAIN, 1,
+     "--model unet: base channels, a multiple of 8 (0: 32); the time embedding follows it "
+     "(sinusoid ch, MLP 4 ch)"},
+    {"unet-mult", OPT_STRING, OFF(unet_mult), "", CMD_TRAIN, 1,
+     "--model unet: channel multiplier per level, e.g. 1,2,2 (the default); levels = their "
+     "count, height and width divisible by 2^(levels - 1)"},
+    {"unet-blocks", OPT_INT, OFF(unet_blocks), "0", CMD_TRAIN, 1,
+     "--model unet: ResBlocks per level going down, one more going up (0: 1)"},
+    {"unet-attn", OPT_STRING, OFF(unet_attn), "", CMD_TRAIN, 1,
+     "--model unet: feature-map sizes with self-attention after every ResBlock, e.g. 14,7, or "
+     "none (the default; the middle block always has attention)"},
+    {"unet-heads", OPT_INT, OFF(unet_heads), "0", CMD_TRAIN, 1,
+     "--model unet: attention heads (0: 1)"},
+    {"dropout", OPT_FLOAT, OFF(dropout), "0", CMD_TRAIN, 1,
+     "U-Net dropout in every ResBlock while training (also unet-fmnist / unet-small)"},
     {"classes", OPT_INT, OFF(classes), "0", CMD_TRAIN, 1,
      "class-conditional with this many classes (0: unconditional)"},
     {"cond", OPT_STRING, OFF(cond), "none", CMD_TRAIN, 0,

@@ -30,6 +30,10 @@ typedef struct cli_cfg {
     char *prior, *mask_mode, *order, *decoder, *binarize, *dequantize;
     int64_t couplings, levels, masks, direct, latent;
     double sigma_data, p_mean, p_std, shift, p_uncond;
+    /* the diffusion U-Net */
+    int64_t unet_ch, unet_blocks, unet_heads;
+    char *unet_mult, *unet_attn;
+    double dropout;
     /* training */
     int64_t steps, batch, warmup, log_every, save_every;
     double lr, ema, grad_clip, weight_decay;

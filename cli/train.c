@@ -186,6 +186,18 @@ int cli_model_cfg(const cli_cfg *cfg, int64_t data_dim, ug_model_cfg *mc) {
     mc->p_std = cfg->p_std;
     mc->shift = cfg->shift;
     mc->p_uncond = cfg->p_uncond;
+    mc->unet_ch = (int)cfg->unet_ch;
+    mc->unet_blocks = (int)cfg->unet_blocks;
+    mc->unet_heads = (int)cfg->unet_heads;
+    mc->dropout = cfg->dropout;
+    /* NULL when a checkpoint from before these options is loaded by sample / eval. */
+    const char *mult = cfg->unet_mult ? cfg->unet_mult : "";
+    const char *attn = cfg->unet_attn ? cfg->unet_attn : "";
+    if (strlen(mult) >= sizeof mc->unet_mult || strlen(attn) >= sizeof mc->unet_attn)
+        return cli_error("--unet-mult %s / --unet-attn %s: longer than %zu characters", mult,
+                         attn, sizeof mc->unet_mult - 1);
+    strcpy(mc->unet_mult, mult);
+    strcpy(mc->unet_attn, attn);
     return 0;
 }
 

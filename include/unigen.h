@@ -362,6 +362,15 @@ typedef struct ug_model_cfg {
     double p_mean, p_std;    /* NAN: the sampler's default */
     double shift;            /* SD3 timestep shift (1: none) */
     double p_uncond;         /* classifier-free guidance label dropout */
+    /* diffusion U-Net, net "unet" (0 / "": the unet-fmnist preset's value; the preset itself
+     * takes none of them but dropout) */
+    int unet_ch;             /* base channels (32) */
+    char unet_mult[32];      /* channel multiplier per level, "1,2,2" */
+    int unet_blocks;         /* ResBlocks per level going down (1); blocks + 1 going up */
+    char unet_attn[32];      /* feature-map sizes with attention after every ResBlock, e.g.
+                                "14,7"; "" or "none": only the middle one */
+    int unet_heads;          /* attention heads (1) */
+    double dropout;          /* ResBlock dropout while training, [0, 1) (0) */
     /* classifier */
     int noisy;               /* 1: trained on x + sigma eps and conditioned on sigma (guidance) */
     /* likelihood families (flow, ar, vae); net names the model ("nice", "made", "vae", ...).

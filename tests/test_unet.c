@@ -4,12 +4,16 @@
  * shapes; a reduced network (widths 8/16/16, groups 4, 3 classes, 1x12x12, batch 2) with
  * formula weights matches PyTorch's float64 output, input gradient and parameter gradients;
  * finite differences agree with backward; a few Adam steps through ug_model (vp / eps) lower
- * the DDPM loss; ug_model_create resolves "auto" and refuses shapes the U-Net cannot take. */
+ * the DDPM loss; ug_model_create resolves "auto" and refuses shapes the U-Net cannot take.
+ * The configurable U-Net (tests/ref/gen_unet_cfg_ref.py -> unet_cfg_ref.h): a non-preset
+ * network's names, shapes, count, output and gradients against PyTorch, finite differences
+ * in training mode, dropout (off in evaluation, per-example Philox streams), config errors. */
 #include "test.h"
 #include "core/core.h"
 #include "models/diffusion.h"
 #include "nn/unet.h"
-#include "ref/unet_ref.h"
+#include "ops/embed_ops.h"
+#include "ref/unet_cfg_ref.h"
 
 static int same_list(const char *what, ug_params *ps, const unet_ref_param *ref, int n,
                      long long count) {
@@ -64,9 +68,7 @@ static float hash_val(int i, int64_t j) {
 
 static ug_unet_cfg small_cfg(void) {
     ug_unet_cfg c = ug_unet_fmnist_cfg(1, 12, 12);
-    c.ch[0] = 8;
-    c.ch[1] = 16;
-    c.ch[2] = 16;
+    c.base = 8;   /* widths 8/16/16 with the preset's multipliers 1, 2, 2 */
     c.groups = 4;
     c.emb_dim = 16;
     c.temb_dim = 32;
@@ -274,4 +276,352 @@ TEST(unet_net_interface_flattens) {
     ug_net_free(&n);
     ug_ctx_free(ctx);
     ug_params_free(s.ps);
+}
+
+/* ================================================================ configurable U-Net
+ * tests/ref/gen_unet_cfg_ref.py -> unet_cfg_ref.h: a non-preset network (3x8x8, base 8,
+ * multipliers 1,2,3, 2 blocks per level, attention at 4 and 2 with 2 heads) built in PyTorch
+ * from the same rule (that script first checks that its defaults are peers/unet.py's network). */
+
+static ug_unet_cfg gen_cfg(void) {
+    ug_unet_cfg c = ug_unet_fmnist_cfg(3, 8, 8);
+    c.base = 8;
+    c.mult[2] = 3;
+    c.blocks = 2;
+    c.attn_res[0] = 4;
+    c.attn_res[1] = 2;
+    c.n_attn = 2;
+    c.groups = 4;
+    c.emb_dim = 8;
+    c.temb_dim = 16;
+    c.attn_heads = 2;
+    return c;
+}
+
+typedef struct {
+    ug_params *ps;
+    ug_unet u;
+    const ug_net_train *train;   /* gradcheck in training mode when set */
+} gen_net;
+
+static int gen_net_make(gen_net *s, double dropout) {
+    ug_unet_cfg c = gen_cfg();
+    c.dropout = dropout;
+    s->train = NULL;
+    if (ug_params_create(&s->ps)) return 0;
+    if (ug_unet_declare(&s->u, s->ps, &c) || ug_params_finalize(s->ps)) return 0;
+    fill_formula(s->ps);
+    return 1;
+}
+
+static const float k_t4[4] = {37.0f, 812.0f, 3.0f, 500.0f};
+
+/* x (B, 3, 8, 8): rows first_row .. of the hash input (B <= 4). */
+static ug_tensor *gen_input(ug_ctx *ctx, int64_t B, int64_t first_row) {
+    ug_tensor *x = ug_tensor_new(ctx, 4, (int64_t[]){B, 3, 8, 8});
+    for (int64_t j = 0; j < B * 192; j++) x->data[j] = hash_val(1000, first_row * 192 + j);
+    return x;
+}
+
+static ug_tensor *gen_forward(ug_ctx *ctx, ug_tensor **in, void *user) {
+    gen_net *s = user;
+    ug_tensor *t = ug_tensor_from(ctx, 1, (int64_t[]){in[0]->shape[0]}, k_t4);
+    return ug_unet_forward_train(ctx, &s->u, in[0], t, NULL, s->train);
+}
+
+TEST(unet_cfg_matches_pytorch) {
+    gen_net s;
+    ASSERT(gen_net_make(&s, 0), "declare: %s", ug_last_error());
+    int n = (int)(sizeof unet_cfg_ref_params / sizeof unet_cfg_ref_params[0]);
+    EXPECT(same_list("cfg", s.ps, unet_cfg_ref_params, n, UNET_CFG_REF_PARAMS_COUNT),
+           "layout differs from gen_unet_cfg_ref.py's");
+    printf("    %d tensors, %lld parameters (PyTorch: %lld)\n", ug_params_num_tensors(s.ps),
+           (long long)ug_params_count(s.ps), UNET_CFG_REF_PARAMS_COUNT);
+    ug_ctx *ctx;
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    ug_tensor *x = gen_input(ctx, 2, 0);
+    float dy[384];
+    for (int64_t j = 0; j < 384; j++) dy[j] = hash_val(2000, j);
+    ug_tensor_requires_grad(ctx, x);
+    ug_params_zero_grad(s.ps);
+    ug_tensor *y = gen_forward(ctx, &x, &s);
+    ASSERT(y->numel == 384 && y->shape[1] == 3, "shape");
+    ASSERT_OK(ug_backward_seed(ctx, y, dy));
+    EXPECT(ug_test_allclose("cfg out", y->data, unet_cfg_ref_out, 384, 1e-4, 1e-3), "output");
+    EXPECT(ug_test_allclose("cfg dx", x->grad, unet_cfg_ref_dx, 384, 1e-4, 1e-3), "d/dx");
+    int ng = (int)(sizeof unet_cfg_ref_grads / sizeof unet_cfg_ref_grads[0]);
+    for (int k = 0; k < ng; k++) {
+        ug_tensor *p = ug_params_find(s.ps, unet_cfg_ref_grads[k].name);
+        ASSERT(p && p->numel == unet_cfg_ref_grads[k].n, "%s", unet_cfg_ref_grads[k].name);
+        EXPECT(ug_test_allclose(p->name, p->grad, unet_cfg_ref_grads[k].g, p->numel, 1e-4, 1e-3),
+               "d/d %s", p->name);
+    }
+    ug_ctx_free(ctx);
+    ug_params_free(s.ps);
+}
+
+/* Finite differences through the whole configurable network in training mode (dropout 0.25
+ * with fixed masks: the same seed every call): input, level attention, extra down block,
+ * downsampling, 1x1 skip of an up block, middle attention, time MLP. */
+TEST(unet_cfg_gradcheck_with_dropout) {
+    gen_net s;
+    ASSERT(gen_net_make(&s, 0.25), "declare: %s", ug_last_error());
+    ug_net_train tr = {5, 40, 1};
+    s.train = &tr;
+    ug_tensor *x = ug_test_tensor(4, (int64_t[]){2, 3, 8, 8}, 5, -1, 1);
+    const char *names[] = {"d1.attn.q.weight", "d0b.conv2.weight", "ds1.conv.bias",
+                           "u1b.skip.weight", "u2c.attn.proj.bias", "attn.v.weight", "t1.weight"};
+    ug_tensor *ins[8] = {x};
+    for (int k = 0; k < 7; k++) {
+        ins[k + 1] = ug_params_find(s.ps, names[k]);
+        ASSERT(ins[k + 1], "%s", names[k]);
+    }
+    ug_gc_opts o = ug_gc_default();
+    o.max_elems = 6;
+    o.h = 1e-2;
+    EXPECT(ug_gradcheck("unet cfg", gen_forward, &s, ins, 8, o), "finite differences");
+    ug_test_tensor_free(x);
+    ug_params_free(s.ps);
+}
+
+static double max_abs_diff(const float *a, const float *b, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) m = fmax(m, fabs((double)a[i] - b[i]));
+    return m;
+}
+
+/* Output of gen_forward for rows first_row .. first_row + B - 1 into out. */
+static void gen_run(gen_net *s, int64_t B, int64_t first_row, const ug_net_train *tr, float *out) {
+    ug_ctx *ctx;
+    if (ug_ctx_create(&ctx, 0)) return;
+    ug_ctx_set_grad(ctx, 0);
+    s->train = tr;
+    ug_tensor *x = gen_input(ctx, B, first_row);
+    ug_tensor *t = ug_tensor_from(ctx, 1, (int64_t[]){B}, k_t4 + first_row);
+    ug_tensor *y = ug_unet_forward_train(ctx, &s->u, x, t, NULL, tr);
+    memcpy(out, y->data, (size_t)y->numel * sizeof(float));
+    ug_ctx_free(ctx);
+}
+
+/* Dropout: p = 0 and evaluation calls are bit-identical to the network without dropout; p > 0
+ * changes training calls only; example b's masks come from stream first_stream + b, whatever
+ * the batch split and the thread count. */
+TEST(unet_cfg_dropout_modes_and_streams) {
+    gen_net s;
+    ASSERT(gen_net_make(&s, 0), "declare: %s", ug_last_error());
+    static float ref[768], a[768], b[768];
+    ug_net_train tr = {9, 50, 1};
+    gen_run(&s, 4, 0, NULL, ref);
+    gen_run(&s, 4, 0, &tr, a);
+    EXPECT(!memcmp(ref, a, sizeof a), "p = 0: training call differs from evaluation");
+    s.u.cfg.dropout = 0.3;
+    gen_run(&s, 4, 0, NULL, a);
+    EXPECT(!memcmp(ref, a, sizeof a), "p = 0.3: an evaluation call differs from p = 0");
+    gen_run(&s, 4, 0, &tr, a);
+    double d = max_abs_diff(ref, a, 768);
+    printf("    p = 0.3: training output moves by up to %.3g from evaluation\n", d);
+    EXPECT(d > 1e-2, "dropout did nothing (%g)", d);
+    /* rows 0-1 with streams 50, 51 and rows 2-3 with streams 52, 53 = the batch of 4 */
+    ug_net_train t0 = {9, 50, 1}, t2 = {9, 52, 1};
+    gen_run(&s, 2, 0, &t0, b);
+    gen_run(&s, 2, 2, &t2, b + 384);
+    EXPECT(ug_test_allclose("split batch", b, a, 768, 1e-5, 1e-5), "masks depend on the split");
+    ug_net_train other = {10, 50, 1};
+    gen_run(&s, 4, 0, &other, b);
+    EXPECT(max_abs_diff(a, b, 768) > 1e-2, "another seed gave the same masks");
+    /* the per-row op: bit-identical masks over splits and thread counts */
+    ug_ctx *ctx;
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    int threads = ug_get_threads();
+    const int64_t B = 4, row = 16384;   /* 65536 values: over UG_PAR_MIN, threaded */
+    ug_tensor *x = ug_tensor_new(ctx, 2, (int64_t[]){B, row});
+    for (int64_t j = 0; j < B * row; j++) x->data[j] = 1.0f;
+    ug_set_threads(1);
+    ug_tensor *y1 = ug_dropout_rows(ctx, x, 0.5f, 3, 100, 2);
+    ug_set_threads(3);
+    ug_tensor *y3 = ug_dropout_rows(ctx, x, 0.5f, 3, 100, 2);
+    ug_set_threads(threads);
+    ug_tensor *xs = ug_tensor_new(ctx, 2, (int64_t[]){1, row});
+    memcpy(xs->data, x->data, (size_t)row * sizeof(float));
+    ug_tensor *ys = ug_dropout_rows(ctx, xs, 0.5f, 3, 102, 2);   /* row 2 alone */
+    int64_t kept = 0;
+    for (int64_t j = 0; j < B * row; j++) kept += y1->data[j] != 0;
+    EXPECT(!memcmp(y1->data, y3->data, (size_t)(B * row) * sizeof(float)), "1 vs 3 threads");
+    EXPECT(!memcmp(ys->data, y1->data + 2 * row, (size_t)row * sizeof(float)), "row 2 alone");
+    EXPECT(fabs((double)kept / (double)(B * row) - 0.5) < 0.01 && y1->data[0] != 0.5f,
+           "kept share %lld / %lld", (long long)kept, (long long)(B * row));
+    ug_ctx_free(ctx);
+    ug_params_free(s.ps);
+}
+
+static ug_tensor *f_dropout_rows(ug_ctx *ctx, ug_tensor **in, void *user) {
+    return ug_dropout_rows(ctx, in[0], *(const float *)user, 7, 3, 1);
+}
+
+TEST(dropout_rows_grad) {
+    ug_tensor *x = ug_test_tensor(3, (int64_t[]){3, 4, 5}, 2, -1, 1);
+    float ps[3] = {0.0f, 0.4f, 1.0f};
+    for (int k = 0; k < 3; k++) {
+        char what[32];
+        snprintf(what, sizeof what, "dropout_rows p=%g", (double)ps[k]);
+        EXPECT(ug_gradcheck(what, f_dropout_rows, &ps[k], &x, 1, ug_gc_default()), "%s", what);
+    }
+    ug_test_tensor_free(x);
+}
+
+static ug_model_cfg small_unet_model(double dropout) {
+    ug_model_cfg mc = image_cfg("unet", 1, 8, 8);
+    mc.unet_ch = 8;
+    strcpy(mc.unet_mult, "1,2");
+    strcpy(mc.unet_attn, "4");
+    mc.dropout = dropout;
+    return mc;
+}
+
+/* Through the model: dropout changes the training loss, not the denoiser that sampling,
+ * likelihoods and guidance call; the loss's backward runs through the masks. */
+TEST(unet_cfg_model_dropout_trains_not_samples) {
+    ug_model *m0, *m1;
+    ug_model_cfg c0 = small_unet_model(0), c1 = small_unet_model(0.2);
+    ASSERT_OK(ug_model_create(&c0, 4, &m0));
+    ASSERT_OK(ug_model_create(&c1, 4, &m1));
+    EXPECT(ug_params_find(ug_model_params(m1), "d1.attn.q.weight") &&
+               !ug_params_find(ug_model_params(m1), "d0.attn.q.weight") &&
+               ug_params_find(ug_model_params(m1), "u1b.attn.proj.bias") &&
+               !ug_params_find(ug_model_params(m1), "ds1.conv.weight"),
+           "attention at 4 only, two levels");
+    float x[2 * 64];
+    for (int j = 0; j < 128; j++) x[j] = hash_val(3000, j);
+    ug_ctx *ctx;
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    ug_tensor *loss;
+    ASSERT_OK(ug_model_loss(m0, ctx, x, 2, NULL, 11, 0, &loss));
+    float l0 = loss->data[0];
+    ASSERT_OK(ug_model_loss(m1, ctx, x, 2, NULL, 11, 0, &loss));
+    float l1 = loss->data[0];
+    ug_params_zero_grad(ug_model_params(m1));
+    ASSERT_OK(ug_backward(ctx, loss));
+    ug_ctx_reset(ctx);
+    ASSERT_OK(ug_model_loss(m1, ctx, x, 2, NULL, 11, 0, &loss));
+    float l1b = loss->data[0];
+    printf("    loss %.6f without dropout, %.6f with p = 0.2\n", l0, l1);
+    EXPECT(l0 != l1 && l1 == l1b, "loss %g (p 0), %g and %g (p 0.2, same seed)", l0, l1, l1b);
+    ug_tensor *c = ug_params_find(ug_model_params(m1), "d0.conv2.weight");
+    double gn = 0;
+    for (int64_t j = 0; j < c->numel; j++) gn += fabs(c->grad[j]);
+    EXPECT(gn > 0 && isfinite(gn), "no gradient through the dropped block (%g)", gn);
+    ug_ctx_reset(ctx);
+    ug_ctx_set_grad(ctx, 0);
+    ug_tensor *xt = ug_tensor_from(ctx, 2, (int64_t[]){2, 64}, x);
+    ug_tensor *d0 = ug_diffusion_denoise(ctx, ug_model_diffusion(m0), xt, 3.0, NULL);
+    ug_tensor *d1 = ug_diffusion_denoise(ctx, ug_model_diffusion(m1), xt, 3.0, NULL);
+    EXPECT(!memcmp(d0->data, d1->data, 128 * sizeof(float)), "the denoiser saw dropout");
+    ug_ctx_free(ctx);
+    ug_model_free(m0);
+    ug_model_free(m1);
+}
+
+TEST(unet_cfg_errors_and_defaults) {
+    struct { const char *field; int v; const char *msg; } bad[] = {
+        {"levels", 0, "levels"}, {"levels", 6, "expected 1 to 5"},
+        {"height", 12, "divisible by 8"}, {"mult1", 0, "multiplier 0"},
+        {"base", 6, "multiple of groups 4"}, {"blocks", 0, "ResBlocks per level"},
+        {"blocks", 9, "expected 1 to 8"}, {"attn", 3, "attention resolution 3"},
+        {"heads", 3, "3 attention heads do not divide"}, {"dropout", 1, "dropout 1"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        ug_unet_cfg c = gen_cfg();
+        if (!strcmp(bad[k].field, "levels")) c.levels = bad[k].v;
+        if (!strcmp(bad[k].field, "mult1")) c.mult[1] = bad[k].v;
+        if (!strcmp(bad[k].field, "base")) c.base = bad[k].v;
+        if (!strcmp(bad[k].field, "blocks")) c.blocks = bad[k].v;
+        if (!strcmp(bad[k].field, "attn")) c.attn_res[1] = bad[k].v;
+        if (!strcmp(bad[k].field, "heads")) c.attn_heads = bad[k].v;
+        if (!strcmp(bad[k].field, "dropout")) c.dropout = bad[k].v;
+        if (!strcmp(bad[k].field, "height")) {   /* 12 x 12 with 4 levels */
+            c.height = c.width = bad[k].v;
+            c.mult[3] = 1;
+            c.levels = 4;
+        }
+        ug_params *ps;
+        ASSERT_OK(ug_params_create(&ps));
+        ug_unet u;
+        ug_status st = ug_unet_declare(&u, ps, &c);
+        EXPECT(st == UG_ERR_INVALID_ARG && strstr(ug_last_error(), bad[k].msg) &&
+                   ug_params_num_tensors(ps) == 0,
+               "%s = %d: %s", bad[k].field, bad[k].v, ug_last_error());
+        ug_params_free(ps);
+    }
+    /* model options: the preset's structure is fixed, the U-Net options belong to the U-Net */
+    struct { const char *net; const char *field; const char *val; const char *msg; } mbad[] = {
+        {"unet-fmnist", "ch", "64", "fixed peer network"},
+        {"unet-small", "attn", "7", "fixed peer network"},
+        {"mlp-toy", "dropout", "0.1", "for the U-Net"},
+        {"unet", "mult", "1,x", "unet_mult '1,x'"},
+        {"unet", "mult", "1,2,2,2", "divisible by 8"},
+        {"unet", "attn", "5", "attention resolution 5"},
+        {"unet", "blocks", "9", "ResBlocks per level"},
+    };
+    for (size_t k = 0; k < sizeof mbad / sizeof mbad[0]; k++) {
+        ug_model_cfg mc = image_cfg(mbad[k].net, 1, 12, 12);
+        if (!strcmp(mbad[k].net, "mlp-toy")) mc = ug_model_cfg_default();
+        if (!strcmp(mbad[k].field, "ch")) mc.unet_ch = atoi(mbad[k].val);
+        if (!strcmp(mbad[k].field, "blocks")) mc.unet_blocks = atoi(mbad[k].val);
+        if (!strcmp(mbad[k].field, "dropout")) mc.dropout = atof(mbad[k].val);
+        if (!strcmp(mbad[k].field, "mult")) strcpy(mc.unet_mult, mbad[k].val);
+        if (!strcmp(mbad[k].field, "attn")) strcpy(mc.unet_attn, mbad[k].val);
+        ug_model *m = NULL;
+        ug_status st = ug_model_create(&mc, 1, &m);
+        EXPECT(st == UG_ERR_INVALID_ARG && !m && strstr(ug_last_error(), mbad[k].msg),
+               "%s %s %s: %s", mbad[k].net, mbad[k].field, mbad[k].val, ug_last_error());
+        ug_model_free(m);
+    }
+    ug_model_cfg mc = ug_model_cfg_default();
+    mc.family = UG_FAMILY_FLOW;
+    mc.unet_blocks = 2;
+    ug_model *m = NULL;
+    EXPECT(ug_model_create(&mc, 1, &m) == UG_ERR_INVALID_ARG && strstr(ug_last_error(), "not family flow"),
+           "flow with unet_blocks: %s", ug_last_error());
+    ug_model_free(m);
+    /* "unet" with every option unset, or set to the preset's values, is the preset; the preset
+     * takes dropout; "auto" with a U-Net option set means "unet". */
+    for (int k = 0; k < 3; k++) {
+        mc = image_cfg(k == 1 ? "unet" : k == 2 ? "unet-small" : "unet", 1, 28, 28);
+        if (k == 1) {
+            mc.unet_ch = 32;
+            strcpy(mc.unet_mult, "1,2,2");
+            mc.unet_blocks = 1;
+            strcpy(mc.unet_attn, "none");
+            mc.unet_heads = 1;
+        }
+        if (k == 2) mc.dropout = 0.1;
+        ASSERT_OK(ug_model_create(&mc, 1, &m));
+        EXPECT(same_list("unet defaults", ug_model_params(m), unet_ref_fmnist, 152,
+                         UNET_REF_FMNIST_COUNT), "case %d: not the preset", k);
+        ug_model_free(m);
+    }
+    mc = image_cfg("auto", 3, 16, 16);
+    mc.unet_ch = 16;
+    ASSERT_OK(ug_model_create(&mc, 1, &m));
+    EXPECT(!strcmp(ug_model_config(m)->net, "unet") &&
+               ug_params_find(ug_model_params(m), "conv_in.weight")->shape[0] == 16 &&
+               ug_params_find(ug_model_params(m), "t2.weight")->shape[0] == 64,
+           "auto with --unet-ch: %s", ug_model_config(m)->net);
+    ug_model_free(m);
+}
+
+/* The CLI: U-Net options are range-checked (exit 2) and the preset refuses them (exit 1). */
+TEST(unet_cfg_cli_errors) {
+    char out[4096];
+    const char *base = "train --data fashion-mnist --n 64 --steps 1 --threads 1 "
+                       "--out /tmp/unigen-unetcfg-never";
+    int rc = ug_test_sh(out, sizeof out, "%s %s --model unet-small --unet-ch 64", ug_test_cli(), base);
+    EXPECT(rc == 1 && strstr(out, "fixed peer network") && strstr(out, "unet_ch 64"),
+           "unet-small --unet-ch 64: rc %d %s", rc, out);
+    rc = ug_test_sh(out, sizeof out, "%s %s --model unet --dropout 1", ug_test_cli(), base);
+    EXPECT(rc == 2 && strstr(out, "--dropout 1: expected a number in [0, 1)"), "dropout 1: %s", out);
+    rc = ug_test_sh(out, sizeof out, "%s %s --model unet --unet-blocks 9", ug_test_cli(), base);
+    EXPECT(rc == 2 && strstr(out, "--unet-blocks 9"), "blocks 9: %s", out);
+    rc = ug_test_sh(out, sizeof out, "%s %s --model unet --unet-attn 5", ug_test_cli(), base);
+    EXPECT(rc == 1 && strstr(out, "attention resolution 5"), "attn 5: %s", out);
 }

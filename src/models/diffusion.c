@@ -75,7 +75,10 @@ ug_tensor *ug_diffusion_loss(ug_ctx *ctx, const ug_diffusion *m, const float *x0
             lab[b] = drop < m->p_uncond ? m->num_classes : labels[b];
         }
     }
-    ug_tensor *F = ug_net_forward(ctx, &m->net, x_in, c_noise, lab);
+    /* Sub-stream 0 of each example's stream went to sigma, eps and the label above; the
+     * network's dropout masks take sub-streams 1, 2, ... */
+    ug_net_train tr = {seed, first_stream, 1};
+    ug_tensor *F = ug_net_forward_train(ctx, &m->net, x_in, c_noise, lab, &tr);
     return ug_mean_all(ctx, ug_mse(ctx, F, target, w));
 }
 

@@ -32,7 +32,8 @@ ug_status ug_diffusion_declare(ug_diffusion *m, ug_params *ps, ug_form_kind form
                                ug_param_kind param, const ug_mlp_cfg *net);
 
 /* Training loss on a batch x0 (B, d) with optional labels. Sample b draws its sigma, noise and
- * label dropout from Philox stream first_stream + b (so it does not depend on B or threads).
+ * label dropout from Philox stream first_stream + b (so it does not depend on B or threads);
+ * the network runs in training mode (its dropout masks from the same streams, ug_net_train).
  * Returns the scalar loss tensor (backward-ready) in *loss. */
 ug_tensor *ug_diffusion_loss(ug_ctx *ctx, const ug_diffusion *m, const float *x0, int64_t B,
                              const int32_t *labels, uint64_t seed, uint64_t first_stream);

@@ -120,6 +120,63 @@ ug_status ug_parse_widths(const char *field, const char *s, int dflt, int *w, in
     return UG_OK;
 }
 
+/* Whether any option that shapes the U-Net (not dropout) is set. */
+static int unet_structure_set(const ug_model_cfg *cfg) {
+    return cfg->unet_ch || cfg->unet_mult[0] || cfg->unet_blocks || cfg->unet_attn[0] ||
+           cfg->unet_heads;
+}
+
+/* The U-Net of net "unet-fmnist" (../shared/peers/unet.py's network: 1 channel, fixed
+ * structure, only dropout may be set) or "unet" (any channel count; each structure option
+ * left 0 / "" keeps the preset's value; a base width ch sets the embedding sizes as DDPM does:
+ * sinusoid ch, time embedding 4 ch, which for ch 32 are the preset's 32 and 128). */
+static ug_status unet_cfg_from(const ug_model_cfg *cfg, const char *net_name, ug_unet_cfg *u) {
+    int preset = !strcmp(net_name, "unet-fmnist");
+    int image = cfg->channels > 0 && cfg->height > 0 && cfg->width > 0;
+    if (!image || (int64_t)cfg->channels * cfg->height * cfg->width != cfg->data_dim)
+        return ug_fail(UG_ERR_INVALID_ARG,
+                       "model: network '%s' needs image examples: channels %d, height %d, "
+                       "width %d (product %lld) must be positive with product data_dim %d",
+                       net_name, cfg->channels, cfg->height, cfg->width,
+                       (long long)cfg->channels * cfg->height * cfg->width, cfg->data_dim);
+    if (preset && cfg->channels != 1)
+        return ug_fail(UG_ERR_INVALID_ARG,
+                       "model: network 'unet-fmnist' takes 1 channel, found %d (use 'unet')",
+                       cfg->channels);
+    if (preset && unet_structure_set(cfg))
+        return ug_fail(UG_ERR_INVALID_ARG,
+                       "model: network 'unet-fmnist' (also unet-small) is the fixed peer network; "
+                       "unet_ch %d, unet_mult '%s', unet_blocks %d, unet_attn '%s', unet_heads %d "
+                       "would change it (use --model unet; only --dropout applies to the preset)",
+                       cfg->unet_ch, cfg->unet_mult, cfg->unet_blocks, cfg->unet_attn,
+                       cfg->unet_heads);
+    *u = ug_unet_fmnist_cfg(cfg->channels, cfg->height, cfg->width);
+    if (cfg->unet_ch) {
+        u->base = u->emb_dim = cfg->unet_ch;
+        u->temb_dim = 4 * cfg->unet_ch;
+    }
+    ug_status st = UG_OK;
+    if (cfg->unet_mult[0])
+        st = ug_parse_widths("model: unet_mult", cfg->unet_mult, 1, u->mult, UG_UNET_MAX_LEVELS,
+                             &u->levels);
+    if (!st && cfg->unet_attn[0] && strcmp(cfg->unet_attn, "none"))
+        st = ug_parse_widths("model: unet_attn", cfg->unet_attn, 1, u->attn_res,
+                             UG_UNET_MAX_LEVELS, &u->n_attn);
+    if (st) return st;
+    if (cfg->unet_blocks) u->blocks = cfg->unet_blocks;
+    if (cfg->unet_heads) u->attn_heads = cfg->unet_heads;
+    u->dropout = cfg->dropout;
+    int f = 1 << (u->levels - 1);
+    if (cfg->height % f || cfg->width % f)
+        return ug_fail(UG_ERR_INVALID_ARG,
+                       "model: network '%s' needs height and width divisible by %d "
+                       "(%d stride-2 downsamplings), found %d x %d",
+                       net_name, f, u->levels - 1, cfg->height, cfg->width);
+    u->emb_log_fmax = ug_diffusion_emb_log_fmax(cfg->formulation, cfg->param);
+    u->num_classes = cfg->num_classes;
+    return UG_OK;
+}
+
 static ug_status declare_unet(ug_diffusion *d, ug_params *ps, const ug_model_cfg *cfg,
                               const ug_unet_cfg *uc) {
     ug_unet u;
@@ -136,6 +193,10 @@ ug_status ug_model_create(const ug_model_cfg *cfg, uint64_t seed, ug_model **out
     *out = NULL;
     if ((unsigned)cfg->family >= UG_FAMILY_COUNT)
         return ug_fail(UG_ERR_INVALID_ARG, "model: family %d unknown", (int)cfg->family);
+    if (cfg->family != UG_FAMILY_DIFFUSION && (unet_structure_set(cfg) || cfg->dropout != 0))
+        return ug_fail(UG_ERR_INVALID_ARG,
+                       "model: unet_* options and dropout %g are for the diffusion U-Net, not "
+                       "family %s", cfg->dropout, ug_family_name(cfg->family));
     if (cfg->family == UG_FAMILY_CLASSIFIER) return classifier_create(cfg, seed, out);
     if (lfamily_of(cfg->family)) return lfamily_create(cfg, seed, out);
     if (cfg->data_dim < 1)
@@ -146,12 +207,18 @@ ug_status ug_model_create(const ug_model_cfg *cfg, uint64_t seed, ug_model **out
         return ug_fail(UG_ERR_INVALID_ARG, "model: shift %g, expected > 0", cfg->shift);
     if (!(cfg->p_uncond >= 0 && cfg->p_uncond < 1))
         return ug_fail(UG_ERR_INVALID_ARG, "model: p_uncond %g, expected in [0, 1)", cfg->p_uncond);
-    /* "auto": the U-Net for images, the toy MLP for vectors. */
+    /* "auto": the U-Net for images (the preset unless its structure is set), the toy MLP for
+     * vectors. */
     const char *net_name = cfg->net;
     int image = cfg->channels > 0 && cfg->height > 0 && cfg->width > 0;
-    if (!net_name[0] || !strcmp(net_name, "auto")) net_name = image ? "unet-fmnist" : "mlp-toy";
+    if (!net_name[0] || !strcmp(net_name, "auto"))
+        net_name = !image ? "mlp-toy" : unet_structure_set(cfg) ? "unet" : "unet-fmnist";
     if (!strcmp(net_name, "unet-small")) net_name = "unet-fmnist";   /* the name for it */
     int is_unet = !strcmp(net_name, "unet-fmnist") || !strcmp(net_name, "unet");
+    if (!is_unet && (unet_structure_set(cfg) || cfg->dropout != 0))
+        return ug_fail(UG_ERR_INVALID_ARG,
+                       "model: unet_* options and dropout %g are for the U-Net (--model unet), "
+                       "not network '%s'", cfg->dropout, net_name);
     ug_mlp_cfg net = {0};
     ug_unet_cfg ucfg = {0};
     if (!strcmp(net_name, "mlp-toy")) {
@@ -162,25 +229,8 @@ ug_status ug_model_create(const ug_model_cfg *cfg, uint64_t seed, ug_model **out
         net.depth = cfg->depth;
         net.emb_dim = cfg->emb_dim;
     } else if (is_unet) {
-        /* unet-fmnist: ../shared/peers/unet.py's network (1 channel); unet: any channels. */
-        if (!image || (int64_t)cfg->channels * cfg->height * cfg->width != cfg->data_dim)
-            return ug_fail(UG_ERR_INVALID_ARG,
-                           "model: network '%s' needs image examples: channels %d, height %d, "
-                           "width %d (product %lld) must be positive with product data_dim %d",
-                           net_name, cfg->channels, cfg->height, cfg->width,
-                           (long long)cfg->channels * cfg->height * cfg->width, cfg->data_dim);
-        if (!strcmp(net_name, "unet-fmnist") && cfg->channels != 1)
-            return ug_fail(UG_ERR_INVALID_ARG,
-                           "model: network 'unet-fmnist' takes 1 channel, found %d (use 'unet')",
-                           cfg->channels);
-        if (cfg->height % 4 || cfg->width % 4)
-            return ug_fail(UG_ERR_INVALID_ARG,
-                           "model: network '%s' needs height and width divisible by 4 "
-                           "(two stride-2 downsamplings), found %d x %d",
-                           net_name, cfg->height, cfg->width);
-        ucfg = ug_unet_fmnist_cfg(cfg->channels, cfg->height, cfg->width);
-        ucfg.emb_log_fmax = ug_diffusion_emb_log_fmax(cfg->formulation, cfg->param);
-        ucfg.num_classes = cfg->num_classes;
+        ug_status st = unet_cfg_from(cfg, net_name, &ucfg);
+        if (st) return st;
     } else {
         return ug_fail(UG_ERR_INVALID_ARG,
                        "model: network '%s' unknown, expected auto, mlp-toy, mlp, unet-fmnist "

@@ -2,8 +2,10 @@
 #include "net.h"
 #include "core/core.h"
 
+/* The MLP has no dropout: training and evaluation calls are the same. */
 static ug_tensor *mlp_forward(ug_ctx *ctx, const ug_net *n, ug_tensor *x_in, ug_tensor *c_noise,
-                              const int32_t *labels) {
+                              const int32_t *labels, const ug_net_train *train) {
+    (void)train;
     return ug_mlp_forward(ctx, &n->mlp, x_in, c_noise, labels);
 }
 

@@ -8,9 +8,19 @@
 
 typedef enum { UG_NET_MLP, UG_NET_UNET, UG_NET_COUNT } ug_net_kind;
 
+/* What a training call passes its network (evaluation, sampling, likelihoods and guidance pass
+ * none, so they run without dropout): example b of the batch draws its random choices (dropout
+ * masks) from Philox (seed, first_stream + b) at sub-streams sub, sub + 1, ... (ug_rng_make),
+ * so they depend neither on how the batch is split nor on the thread count. */
+typedef struct ug_net_train {
+    uint64_t seed, first_stream;
+    uint32_t sub;
+} ug_net_train;
+
 typedef struct ug_net ug_net;
 typedef ug_tensor *(*ug_net_forward_fn)(ug_ctx *ctx, const ug_net *n, ug_tensor *x_in,
-                                        ug_tensor *c_noise, const int32_t *labels);
+                                        ug_tensor *c_noise, const int32_t *labels,
+                                        const ug_net_train *train);
 struct ug_net {
     ug_net_kind kind;
     int data_dim;          /* d */
@@ -27,9 +37,16 @@ struct ug_net {
 
 /* The MLP kind over a declared ug_mlp. */
 void ug_net_from_mlp(ug_net *n, const ug_mlp *m);
+/* Evaluation mode. */
 static inline ug_tensor *ug_net_forward(ug_ctx *ctx, const ug_net *n, ug_tensor *x_in,
                                         ug_tensor *c_noise, const int32_t *labels) {
-    return n->forward(ctx, n, x_in, c_noise, labels);
+    return n->forward(ctx, n, x_in, c_noise, labels, NULL);
+}
+/* Training mode (train may be NULL: evaluation). */
+static inline ug_tensor *ug_net_forward_train(ug_ctx *ctx, const ug_net *n, ug_tensor *x_in,
+                                              ug_tensor *c_noise, const int32_t *labels,
+                                              const ug_net_train *train) {
+    return n->forward(ctx, n, x_in, c_noise, labels, train);
 }
 void ug_net_free(ug_net *n);
 #endif
