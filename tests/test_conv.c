@@ -53,8 +53,11 @@ static int close_f(const char *what, const float *got, const double *ref, int64_
 TEST(conv_workers_match_naive) {
     /* N = 7 over 1, 2, 3 (3 + 2 + 2) and 7 workers. The 6 x 11 x 9 input is not square, so a
      * swapped H/W would show. */
+    /* 3x3 stride-1 pad-1 (the direct path with > 1 worker): 5 -> 4 channels (one padded block of
+     * 8) and 12 -> 17 (three blocks, the last partial; dx's transposed kernel 17 -> 12). */
     const struct { int64_t C, O, k, s, p; } cfg[] = {{5, 4, 3, 1, 1}, {5, 4, 3, 2, 1},
-                                                     {6, 3, 1, 1, 0}, {3, 2, 3, 1, 0}};
+                                                     {6, 3, 1, 1, 0}, {3, 2, 3, 1, 0},
+                                                     {12, 17, 3, 1, 1}};
     const int64_t N = 7, H = 11, W = 9;
     const int wks[] = {1, 2, 3, 7};
     for (int ci = 0; ci < NELEM(cfg); ci++) {
@@ -118,7 +121,10 @@ TEST(conv_worker_rule) {
     int t = ug_get_threads();
     EXPECT(ug_conv_workers(&g) == t, "64 images: %d workers, expected the %d threads",
            ug_conv_workers(&g), t);
-    EXPECT(ug_conv_scratch_size(&g, 2, 1) == 2 * (96 * 9 * 784 + 32 * 96 * 9),
+    /* Direct path: packed weights (32 x 96 x 9 both ways) + per worker the columns (larger than
+     * the padded image + accumulators) and the dw accumulator. */
+    EXPECT(ug_conv_is_direct(&g), "3x3 stride 1 pad 1 is direct");
+    EXPECT(ug_conv_scratch_size(&g, 2, 1) == 32 * 96 * 9 + 2 * (96 * 9 * 784 + 32 * 96 * 9),
            "2 workers with dw: %lld floats", (long long)ug_conv_scratch_size(&g, 2, 1));
     EXPECT(ug_conv_scratch_size(&g, 1, 1) == 96 * 9 * 784, "1 worker: the columns alone");
     g.N = 1;

@@ -119,14 +119,147 @@ void ug_k_col2im(float *img, const float *col, const ug_conv_geom *g) {
     }
 }
 
+/* ---------------------------------------------------------------- direct 3x3 convolution
+ * For the U-Net's 3x3 stride-1 pad-1 convolutions (and their input gradient, which is the same
+ * convolution of dout with the kernel transposed and flipped), no columns: the image is copied
+ * once into a zero-bordered buffer xp (C, H + 2, Wp = W + 2), and every output position p =
+ * y Wp + x of the padded-width grid reads its 3x3 window at p + ky Wp + kx in every channel,
+ * so a block of 32 consecutive positions is two contiguous 16-float loads per (channel, tap).
+ * A register block of 8 output channels x 32 positions (16 accumulators) takes each tap's 8
+ * weights as broadcasts; the two right-border columns of each row (x = W, W + 1) are computed
+ * and dropped (7 % extra at 28 x 28). Sums run over (c, ky, kx) in that order in float, as a
+ * dot product does; results match the im2col path to rounding. */
+#define DB_O 8                      /* output channels per register block */
+#define DB_P 32                     /* positions per register block: 2 vectors of 16 */
+typedef float ug_v16 __attribute__((vector_size(64)));
+/* a + s x with one rounding where the machine has AVX-512 (C's default -ffp-contract=off would
+ * otherwise keep a multiply and an add: half the arithmetic rate). */
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#define FMA16(a, s, x) ((ug_v16)_mm512_fmadd_ps(_mm512_set1_ps(s), (__m512)(x), (__m512)(a)))
+#else
+#define FMA16(a, s, x) ((a) + (s) * (x))
+#endif
+
+static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+
+int ug_conv_is_direct(const ug_conv_geom *g) {
+#ifdef UG_NO_DIRECT_CONV   /* build switch for A/B timings: the im2col path everywhere */
+    return 0 && g;
+#endif
+    return g->kh == 3 && g->kw == 3 && g->stride == 1 && g->pad == 1;
+}
+
+/* Floats of the padded image (with read-past slack) and of the accumulator grid. */
+static int64_t direct_xp_size(const ug_conv_geom *g, int64_t ch) {
+    return ch * (g->H + 2) * (g->W + 2) + DB_P + 16;
+}
+static int64_t direct_acc_size(const ug_conv_geom *g, int64_t rows) {
+    return round_up(rows, DB_O) * round_up(g->H * (g->W + 2), DB_P);
+}
+
+/* wpk[ob][c][tap][8] = w[o][c][tap] with o = 8 ob + j (zero past O); transposed: the roles of
+ * the weight's two channel axes swap and the taps run backwards (dx = conv(dout, w^T flipped)). */
+static void direct_pack(float *wpk, const float *w, int64_t O, int64_t C, int transposed) {
+    const int64_t Ob = round_up(transposed ? C : O, DB_O), Ci = transposed ? O : C;
+    for (int64_t o = 0; o < Ob; o++)
+        for (int64_t c = 0; c < Ci; c++)
+            for (int t = 0; t < 9; t++) {
+                float v = 0.0f;
+                if (!transposed && o < O) v = w[(o * C + c) * 9 + t];
+                if (transposed && o < C) v = w[(c * C + o) * 9 + (8 - t)];
+                wpk[(((o / DB_O) * Ci + c) * 9 + t) * DB_O + o % DB_O] = v;
+            }
+}
+
+static inline ug_v16 load16(const float *p) {
+    ug_v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* acc[j][p0 .. p0 + 32) for the 8 output channels of wpk's block: sum over Ci channels of xp
+ * (channel stride cs) and the 9 taps. */
+static void direct_block(float *acc, int64_t lda, const float *xp, int64_t cs, int64_t Wp,
+                         const float *wb, int64_t Ci, int64_t p0) {
+    ug_v16 a[DB_O][2];
+    memset(a, 0, sizeof a);
+    const int64_t off[9] = {0, 1, 2, Wp, Wp + 1, Wp + 2, 2 * Wp, 2 * Wp + 1, 2 * Wp + 2};
+    for (int64_t c = 0; c < Ci; c++) {
+        const float *xc = xp + c * cs + p0;
+        const float *wc = wb + c * 9 * DB_O;
+        for (int t = 0; t < 9; t++) {
+            ug_v16 x0 = load16(xc + off[t]), x1 = load16(xc + off[t] + 16);
+            const float *wt = wc + t * DB_O;
+#pragma GCC unroll 8
+            for (int j = 0; j < DB_O; j++) {
+                a[j][0] = FMA16(a[j][0], wt[j], x0);
+                a[j][1] = FMA16(a[j][1], wt[j], x1);
+            }
+        }
+    }
+    for (int j = 0; j < DB_O; j++) {
+        memcpy(acc + j * lda + p0, &a[j][0], sizeof a[j][0]);
+        memcpy(acc + j * lda + p0 + 16, &a[j][1], sizeof a[j][1]);
+    }
+}
+
+/* out (Oc, H, W) = [out +] conv3x3(in (Ci, H, W)) [+ bias]; scratch: direct_xp_size(Ci) +
+ * direct_acc_size(Oc) floats. One image, one thread. */
+static void direct_image(float *out, int accumulate, const float *bias, const float *in,
+                         int64_t Ci, int64_t Oc, const float *wpk, const ug_conv_geom *g,
+                         float *scratch) {
+    const int64_t H = g->H, W = g->W, Wp = W + 2, cs = (H + 2) * Wp, L = H * Wp,
+                  Lq = round_up(L, DB_P), Ob = round_up(Oc, DB_O);
+    float *xp = scratch, *acc = scratch + direct_xp_size(g, Ci);
+    memset(xp, 0, (size_t)direct_xp_size(g, Ci) * sizeof *xp);
+    for (int64_t c = 0; c < Ci; c++)
+        for (int64_t y = 0; y < H; y++)
+            memcpy(xp + c * cs + (y + 1) * Wp + 1, in + (c * H + y) * W, (size_t)W * sizeof *xp);
+    for (int64_t p0 = 0; p0 < Lq; p0 += DB_P)
+        for (int64_t ob = 0; ob < Ob; ob += DB_O)
+            direct_block(acc + ob * Lq, Lq, xp, cs, Wp, wpk + ob * Ci * 9, Ci, p0);
+    for (int64_t o = 0; o < Oc; o++) {
+        const float b = bias ? bias[o] : 0.0f;
+        for (int64_t y = 0; y < H; y++) {
+            float *dst = out + (o * H + y) * W;
+            const float *src = acc + o * Lq + y * Wp;
+            if (accumulate)
+                for (int64_t x = 0; x < W; x++) dst[x] += src[x] + b;
+            else
+                for (int64_t x = 0; x < W; x++) dst[x] = src[x] + b;
+        }
+    }
+}
+
 int ug_conv_workers(const ug_conv_geom *g) {
     int t = ug_get_threads();
     return g->N >= t ? t : 1;
 }
 
+/* Per worker: the columns (im2col path, and dw of the direct path), or the direct path's
+ * padded image and accumulators for the forward and for dx, whichever is largest. */
+static int64_t per_worker(const ug_conv_geom *g, int workers) {
+    int64_t n = ug_conv_col_size(g);
+    if (workers > 1 && ug_conv_is_direct(g)) {
+        int64_t f = direct_xp_size(g, g->C) + direct_acc_size(g, g->O),
+                b = direct_xp_size(g, g->O) + direct_acc_size(g, g->C);
+        n = n > f ? n : f;
+        n = n > b ? n : b;
+    }
+    return n;
+}
+
+/* The direct path's packed weights (shared by the workers), ahead of the per-worker parts. */
+static int64_t packed_size(const ug_conv_geom *g, int workers) {
+    if (workers <= 1 || !ug_conv_is_direct(g)) return 0;
+    int64_t f = round_up(g->O, DB_O) * g->C * 9, b = round_up(g->C, DB_O) * g->O * 9;
+    return f > b ? f : b;
+}
+
 int64_t ug_conv_scratch_size(const ug_conv_geom *g, int workers, int with_dw) {
-    int64_t per = ug_conv_col_size(g) + (with_dw && workers > 1 ? g->O * g->C * g->kh * g->kw : 0);
-    return per * workers;
+    int64_t per = per_worker(g, workers) + (with_dw && workers > 1 ? g->O * g->C * g->kh * g->kw : 0);
+    return packed_size(g, workers) + per * workers;
 }
 
 /* One image: out_n = W col_n (+ bias). */
@@ -146,13 +279,17 @@ void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *i
     const int64_t C = g->C, O = g->O, HW = g->H * g->W, L = g->Ho * g->Wo, N = g->N;
     const int pw = ug_conv_is_pointwise(g);
     if (workers > 1) {
-        const int64_t per = ug_conv_col_size(g);
+        const int64_t per = per_worker(g, workers), pk = packed_size(g, workers);
+        const int direct = ug_conv_is_direct(g);
+        if (direct) direct_pack(scratch, w, O, C, 0);
 #pragma omp parallel num_threads(workers)
         {
             int nt = ug_omp_nthreads(), id = ug_omp_tid();
-            float *col = scratch ? scratch + per * id : NULL;   /* NULL: 1x1, no columns */
-            for (int64_t n = N * id / nt; n < N * (id + 1) / nt; n++)
-                forward_image(out + n * O * L, col, inp + n * C * HW, w, bias, g);
+            float *col = scratch ? scratch + pk + per * id : NULL;   /* NULL: 1x1, no columns */
+            for (int64_t n = N * id / nt; n < N * (id + 1) / nt; n++) {
+                if (direct) direct_image(out + n * O * L, 0, bias, inp + n * C * HW, C, O, scratch, g, col);
+                else forward_image(out + n * O * L, col, inp + n * C * HW, w, bias, g);
+            }
         }
         return;
     }
@@ -199,22 +336,30 @@ void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, 
     const int64_t C = g->C, O = g->O, HW = g->H * g->W, L = g->Ho * g->Wo,
                   K = g->C * g->kh * g->kw, N = g->N;
     if (workers > 1 && (dinp || dw)) {
-        const int64_t ncol = ug_conv_col_size(g), per = ncol + (dw ? O * K : 0);
+        const int64_t ncol = per_worker(g, workers), per = ncol + (dw ? O * K : 0),
+                      pk = packed_size(g, workers);
+        const int direct = ug_conv_is_direct(g);
+        if (direct && dinp) direct_pack(scratch, w, O, C, 1);
 #pragma omp parallel num_threads(workers)
         {
             int nt = ug_omp_nthreads(), id = ug_omp_tid();
-            float *col = scratch ? scratch + per * id : NULL, *acc = dw ? col + ncol : NULL;
+            float *col = scratch ? scratch + pk + per * id : NULL, *acc = dw ? col + ncol : NULL;
             int64_t n0 = N * id / nt, n1 = N * (id + 1) / nt;
             if (acc && n1 == n0) memset(acc, 0, (size_t)(O * K) * sizeof(float));
-            for (int64_t n = n0; n < n1; n++)
-                backward_image(dinp ? dinp + n * C * HW : NULL, acc, n == n0 ? 0.0f : 1.0f, col,
+            for (int64_t n = n0; n < n1; n++) {
+                float *dxn = dinp ? dinp + n * C * HW : NULL;
+                /* The direct path: dw from the columns, dx as the direct convolution of dout
+                 * with the transposed, flipped kernel (after dw: they share the buffer). */
+                backward_image(direct ? NULL : dxn, acc, n == n0 ? 0.0f : 1.0f, col,
                                dout + n * O * L, inp + n * C * HW, w, g, 1);
+                if (direct && dxn) direct_image(dxn, 1, NULL, dout + n * O * L, O, C, scratch, g, col);
+            }
 #pragma omp barrier
             if (dw) {
                 /* dw += the workers' sums, added in worker order whatever the timing. */
                 int64_t lo = O * K * id / nt, hi = O * K * (id + 1) / nt;
                 for (int t = 0; t < nt; t++) {
-                    const float *a = scratch + per * t + ncol;
+                    const float *a = scratch + pk + per * t + ncol;
                     for (int64_t i = lo; i < hi; i++) dw[i] += a[i];
                 }
             }

@@ -15,6 +15,9 @@ typedef struct ug_conv_geom {
 int ug_conv_geom_init(ug_conv_geom *g);
 /* 1 when the columns of an image are the image itself (1x1, stride 1, no padding): no scratch. */
 int ug_conv_is_pointwise(const ug_conv_geom *g);
+/* 1 for 3x3, stride 1, pad 1: with whole images across threads, the forward and dx run the
+ * direct convolution (no columns); dw still goes through the columns and sgemm. */
+int ug_conv_is_direct(const ug_conv_geom *g);
 /* Floats of the per-image column scratch: C kh kw Ho Wo (0 when pointwise). */
 int64_t ug_conv_col_size(const ug_conv_geom *g);
 
