@@ -212,10 +212,19 @@ static void direct_image(float *out, int accumulate, const float *bias, const fl
     const int64_t H = g->H, W = g->W, Wp = W + 2, cs = (H + 2) * Wp, L = H * Wp,
                   Lq = round_up(L, DB_P), Ob = round_up(Oc, DB_O);
     float *xp = scratch, *acc = scratch + direct_xp_size(g, Ci);
-    memset(xp, 0, (size_t)direct_xp_size(g, Ci) * sizeof *xp);
-    for (int64_t c = 0; c < Ci; c++)
-        for (int64_t y = 0; y < H; y++)
-            memcpy(xp + c * cs + (y + 1) * Wp + 1, in + (c * H + y) * W, (size_t)W * sizeof *xp);
+    /* Interior rows copied, only the border (top and bottom rows, the two border columns) and
+     * the read-past slack zeroed. */
+    for (int64_t c = 0; c < Ci; c++) {
+        float *pc = xp + c * cs;
+        memset(pc, 0, (size_t)(Wp + 1) * sizeof *xp);
+        for (int64_t y = 0; y < H; y++) {
+            float *row = pc + (y + 1) * Wp;
+            memcpy(row + 1, in + (c * H + y) * W, (size_t)W * sizeof *xp);
+            row[W + 1] = row[W + 2] = 0.0f;   /* right border, then the next row's left one */
+        }
+        memset(pc + (H + 1) * Wp, 0, (size_t)Wp * sizeof *xp);
+    }
+    memset(xp + Ci * cs, 0, (size_t)(direct_xp_size(g, Ci) - Ci * cs) * sizeof *xp);
     for (int64_t p0 = 0; p0 < Lq; p0 += DB_P)
         for (int64_t ob = 0; ob < Ob; ob += DB_O)
             direct_block(acc + ob * Lq, Lq, xp, cs, Wp, wpk + ob * Ci * 9, Ci, p0);
