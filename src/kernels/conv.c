@@ -172,11 +172,9 @@ static void direct_pack(float *wpk, const float *w, int64_t O, int64_t C, int tr
             }
 }
 
-static inline ug_v16 load16(const float *p) {
-    ug_v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
+/* Unaligned 16-float load (a macro: a function returning the vector would change the ABI on
+ * machines without AVX-512). */
+#define LOAD16(v, p) memcpy(&(v), (p), sizeof(ug_v16))
 
 /* acc[j][p0 .. p0 + 32) for the 8 output channels of wpk's block: sum over Ci channels of xp
  * (channel stride cs) and the 9 taps. */
@@ -189,7 +187,9 @@ static void direct_block(float *acc, int64_t lda, const float *xp, int64_t cs, i
         const float *xc = xp + c * cs + p0;
         const float *wc = wb + c * 9 * DB_O;
         for (int t = 0; t < 9; t++) {
-            ug_v16 x0 = load16(xc + off[t]), x1 = load16(xc + off[t] + 16);
+            ug_v16 x0, x1;
+            LOAD16(x0, xc + off[t]);
+            LOAD16(x1, xc + off[t] + 16);
             const float *wt = wc + t * DB_O;
 #pragma GCC unroll 8
             for (int j = 0; j < DB_O; j++) {
