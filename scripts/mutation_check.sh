@@ -18,7 +18,8 @@ mutations=(
   "src/kernels/linear.c|s/for (int64_t o = lo; o < hi; o++) dbias\[o\] += row\[o\]/for (int64_t o = lo; o < hi; o++) dbias[o] += 0.5f * row[o]/|grad_linear_shared"
   "src/kernels/norm.c|s/dx\[i\] += rs \* (dy\[i\] \* wc - a - xhat \* c)/dx[i] += rs * (dy[i] * wc - a)/|group_norm"
   "src/kernels/norm.c|s/if (dw) dw\[c\] += (float)sw/if (dw) dw[c] += (float)(1.01 * sw)/|group_norm"
-  "src/kernels/conv.c|s/ug_k_gemm(0, 1, O, K, L, dn, pw ? xn : col, 1.0f, dw)/ug_k_gemm(0, 1, O, K, L, dn, pw ? xn : col, 0.0f, dw)/|conv"
+  "src/kernels/conv.c|s/ug_k_gemm(0, 1, O, K, L, dn, pw ? xn : col, beta, dwacc)/ug_k_gemm(0, 1, O, K, L, dn, pw ? xn : col, 0.0f, dwacc)/|conv"
+  "src/kernels/conv.c|s/w\[(c \* C + o) \* 9 + (8 - t)\]/w[(c * C + o) * 9 + t]/|conv"
 )
 for m in "${mutations[@]}"; do
   IFS='|' read -r file expr filter <<<"$m"
