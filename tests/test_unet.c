@@ -15,6 +15,15 @@
 #include "ops/embed_ops.h"
 #include "ref/unet_cfg_ref.h"
 
+/* Every parameter gradient of a PyTorch fixture table {name, g, n} against the computed one. */
+#define EXPECT_FIXTURE_GRADS(ps, table)                                                          \
+    for (int k_ = 0; k_ < (int)(sizeof(table) / sizeof(table)[0]); k_++) {                       \
+        ug_tensor *p_ = ug_params_find((ps), (table)[k_].name);                                 \
+        ASSERT(p_ && p_->numel == (table)[k_].n, "%s", (table)[k_].name);                        \
+        EXPECT(ug_test_allclose(p_->name, p_->grad, (table)[k_].g, p_->numel, 1e-4, 1e-3),       \
+               "d/d %s", p_->name);                                                              \
+    }
+
 static int same_list(const char *what, ug_params *ps, const unet_ref_param *ref, int n,
                      long long count) {
     int ok = 1;
@@ -132,13 +141,7 @@ TEST(unet_small_matches_pytorch_forward_backward) {
     ASSERT_OK(ug_backward_seed(ctx, y, dy));
     EXPECT(ug_test_allclose("unet out", y->data, unet_ref_small_out, 288, 1e-4, 1e-3), "output");
     EXPECT(ug_test_allclose("unet dx", x->grad, unet_ref_small_dx, 288, 1e-4, 1e-3), "d/dx");
-    int ng = (int)(sizeof unet_ref_small_grads / sizeof unet_ref_small_grads[0]);
-    for (int k = 0; k < ng; k++) {
-        ug_tensor *p = ug_params_find(s.ps, unet_ref_small_grads[k].name);
-        ASSERT(p && p->numel == unet_ref_small_grads[k].n, "%s", unet_ref_small_grads[k].name);
-        EXPECT(ug_test_allclose(p->name, p->grad, unet_ref_small_grads[k].g, p->numel, 1e-4, 1e-3),
-               "d/d %s", p->name);
-    }
+    EXPECT_FIXTURE_GRADS(s.ps, unet_ref_small_grads);
     ug_ctx_free(ctx);
     ug_params_free(s.ps);
 }
@@ -349,13 +352,7 @@ TEST(unet_cfg_matches_pytorch) {
     ASSERT_OK(ug_backward_seed(ctx, y, dy));
     EXPECT(ug_test_allclose("cfg out", y->data, unet_cfg_ref_out, 384, 1e-4, 1e-3), "output");
     EXPECT(ug_test_allclose("cfg dx", x->grad, unet_cfg_ref_dx, 384, 1e-4, 1e-3), "d/dx");
-    int ng = (int)(sizeof unet_cfg_ref_grads / sizeof unet_cfg_ref_grads[0]);
-    for (int k = 0; k < ng; k++) {
-        ug_tensor *p = ug_params_find(s.ps, unet_cfg_ref_grads[k].name);
-        ASSERT(p && p->numel == unet_cfg_ref_grads[k].n, "%s", unet_cfg_ref_grads[k].name);
-        EXPECT(ug_test_allclose(p->name, p->grad, unet_cfg_ref_grads[k].g, p->numel, 1e-4, 1e-3),
-               "d/d %s", p->name);
-    }
+    EXPECT_FIXTURE_GRADS(s.ps, unet_cfg_ref_grads);
     ug_ctx_free(ctx);
     ug_params_free(s.ps);
 }
