@@ -14,6 +14,7 @@
 #include "nn/unet.h"
 #include "ops/embed_ops.h"
 #include "ref/unet_cfg_ref.h"
+#include "ref/unet_peer_ref.h"
 
 /* Every parameter gradient of a PyTorch fixture table {name, g, n} against the computed one. */
 #define EXPECT_FIXTURE_GRADS(ps, table)                                                          \
@@ -621,4 +622,45 @@ TEST(unet_cfg_cli_errors) {
     EXPECT(rc == 2 && strstr(out, "--unet-blocks 9"), "blocks 9: %s", out);
     rc = ug_test_sh(out, sizeof out, "%s %s --model unet --unet-attn 5", ug_test_cli(), base);
     EXPECT(rc == 1 && strstr(out, "attention resolution 5"), "attn 5: %s", out);
+}
+
+/* Issue 7: a state dict of ../shared/peers/unet.py's network (PyTorch's own initialization,
+ * saved with torch.save and converted by tests/ref/convert_state_dict.py; gen_unet_peer.py)
+ * loads into unet-small tensor by tensor under the same names, and the network's output on the
+ * same input matches PyTorch's float32 output within 1e-4 relative. */
+TEST(unet_small_loads_pytorch_state_dict) {
+    ug_unet_cfg c = ug_unet_fmnist_cfg(1, 28, 28);
+    ug_params *ps;
+    ug_unet u;
+    ASSERT_OK(ug_params_create(&ps));
+    ASSERT_OK(ug_unet_declare(&u, ps, &c));
+    ASSERT_OK(ug_params_finalize(ps));
+    ug_st_file *f;
+    ASSERT_OK(ug_st_open("ref/unet_peer.safetensors", &f));
+    EXPECT(ug_st_count(f) == ug_params_num_tensors(ps), "%d tensors in the file, %d in unet-small",
+           ug_st_count(f), ug_params_num_tensors(ps));
+    for (int i = 0; i < ug_params_num_tensors(ps); i++) {
+        ug_tensor *p = ug_params_tensor(ps, i);
+        EXPECT(!strcmp(ug_st_name(f, i), p->name), "tensor %d: %s in the file, %s here", i,
+               ug_st_name(f, i), p->name);
+        ASSERT(ug_st_numel(f, p->name) == p->numel, "%s: %lld values in the file, %lld here",
+               p->name, (long long)ug_st_numel(f, p->name), (long long)p->numel);
+        ASSERT_OK(ug_st_read_f32(f, p->name, p->data, p->numel));
+    }
+    ug_st_close(f);
+    EXPECT(ug_params_count(ps) == 1062497, "%lld parameters", (long long)ug_params_count(ps));
+    ug_ctx *ctx;
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    ug_ctx_set_grad(ctx, 0);
+    ug_tensor *x = ug_tensor_new(ctx, 4, (int64_t[]){2, 1, 28, 28});
+    for (int64_t j = 0; j < 2 * 784; j++) x->data[j] = hash_val(1000, j);
+    const float t[2] = {37.0f, 812.0f};
+    ug_tensor *y = ug_unet_forward(ctx, &u, x, ug_tensor_from(ctx, 1, (int64_t[]){2}, t), NULL);
+    double amax = 0;
+    for (int64_t j = 0; j < 2 * 784; j++) amax = fmax(amax, fabs(unet_peer_out[j]));
+    /* 1e-4 relative to each value, with a floor of 1e-4 of the largest for values near 0. */
+    EXPECT(ug_test_allclose("unet-small vs PyTorch", y->data, unet_peer_out, 2 * 784, 1e-4 * amax, 1e-4),
+           "output");
+    ug_ctx_free(ctx);
+    ug_params_free(ps);
 }
