@@ -66,10 +66,6 @@ void ug_k_bce_logits_forward(float *out, const float *z, const float *t, int64_t
     }
 }
 
-/* 1 / (1 + e^-z) with e^-z overflowing to inf for z -> -inf (then 0): exact enough on both
- * sides, and it vectorizes. */
-static inline float sigmoid_stable(float z) { return ug_sigmoidf(z); }
-
 void ug_k_bce_logits_backward(float *dz, float *dt, const float *dout, const float *z,
                               const float *t, int64_t B, int64_t F) {
     PER_SAMPLE {
@@ -77,7 +73,7 @@ void ug_k_bce_logits_backward(float *dz, float *dt, const float *dout, const flo
         const int64_t o = b * F;
         if (dz) {
 #pragma omp simd
-            for (int64_t j = 0; j < F; j++) dz[o + j] += g * (sigmoid_stable(z[o + j]) - t[o + j]);
+            for (int64_t j = 0; j < F; j++) dz[o + j] += g * (ug_sigmoidf(z[o + j]) - t[o + j]);
         }
         if (dt) {
 #pragma omp simd
