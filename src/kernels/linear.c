@@ -55,7 +55,7 @@ void ug_k_mask_mul(float *out, const float *w, const float *mask, int64_t n) {
     for (int64_t j = 0; j < n; j++) out[j] = w[j] * mask[j];
 }
 
-void ug_k_mask_acc(float *dw, const float *g, const float *mask, int64_t n) {
+void ug_k_mask_inplace(float *dw, const float *mask, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= UG_PAR_MIN)
-    for (int64_t j = 0; j < n; j++) dw[j] += g[j] * mask[j];
+    for (int64_t j = 0; j < n; j++) dw[j] *= mask[j];
 }

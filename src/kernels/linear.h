@@ -14,7 +14,7 @@ void ug_k_linear_backward(float *dinp, float *dw, float *dbias, const float *dou
  * (N, K). beta = 0 overwrites c, 1 accumulates. */
 void ug_k_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *a, const float *b,
                float beta, float *c);
-/* Masked linear layers (MADE): out = w * mask and dw += g * mask, elementwise over n. */
+/* Masked linear layers (MADE): out = w * mask, and dw *= mask in place, elementwise over n. */
 void ug_k_mask_mul(float *out, const float *w, const float *mask, int64_t n);
-void ug_k_mask_acc(float *dw, const float *g, const float *mask, int64_t n);
+void ug_k_mask_inplace(float *dw, const float *mask, int64_t n);
 #endif

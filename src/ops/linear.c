@@ -36,17 +36,17 @@ ug_tensor *ug_linear(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b) {
     return out;
 }
 
-/* Masked linear: the forward multiplies by W * M (computed once into the arena); the weight
- * gradient is masked so that masked entries never move. */
+/* Masked linear: the forward multiplies by W * M (computed once into the arena). The weight
+ * gradient dY^T X is accumulated straight into w->grad and then masked in place, so the masked
+ * entries of a masked weight's gradient are zero (they never move, whatever else reads w). */
 static void masked_linear_backward(ug_node *n) {
     ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     const float *wm = n->saved[0], *mask = n->saved[1];
     int64_t Din = w->shape[1], O = w->shape[0], N = x->numel / Din;
     ug_k_linear_backward(ug_grad_of(x), NULL, ug_grad_of(b), n->out->grad, x->data, wm, N, Din, O);
     if (ug_grad_of(w)) {
-        float *dwm = n->saved[2];
-        ug_k_gemm(1, 0, O, Din, N, n->out->grad, x->data, 0.0f, dwm);
-        ug_k_mask_acc(w->grad, dwm, mask, O * Din);
+        ug_k_gemm(1, 0, O, Din, N, n->out->grad, x->data, 1.0f, w->grad);
+        ug_k_mask_inplace(w->grad, mask, O * Din);
     }
 }
 
@@ -63,7 +63,6 @@ ug_tensor *ug_masked_linear(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, const float
     if (n) {
         n->saved[0] = wm;
         n->saved[1] = (void *)mask;
-        n->saved[2] = w->requires_grad ? ug_ctx_alloc(ctx, (size_t)(O * Din) * sizeof(float)) : NULL;
     }
     return out;
 }
