@@ -78,7 +78,7 @@ static double train_and_score(ug_form_kind fk, int steps, double *secs) {
     if (ug_sampler_run(&sc, &dn, n, x, &nfe) == UG_OK) {
         frac = near_component_fraction(x, n);
     }
-    free(st); free(x); free(nz); free(data); free(batch);
+    ug_diffusion_denoiser_free(st); free(x); free(nz); free(data); free(batch);
     ug_ema_free(&ema); ug_adam_free(&opt); ug_params_free(ps); ug_ctx_free(ctx);
     return frac;
 }
@@ -147,7 +147,7 @@ TEST(velocity_model_fm_denoiser_matches_sigma_space) {
     }
     ASSERT_OK(dn.fm_fn(dn.self, 2, xt, 1.0, a));   /* t = 1 is defined */
     for (int j = 0; j < 6; j++) EXPECT(isfinite(a[j]), "t = 1 not finite");
-    free(st);
+    ug_diffusion_denoiser_free(st);
     ug_ctx_free(ctx);
     ug_params_free(ps);
 }

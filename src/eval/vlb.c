@@ -300,7 +300,7 @@ ug_status ug_model_vlb(ug_model *m, const ug_vlb_cfg *cfg, int64_t n, const doub
     void *state = NULL;
     st = ug_diffusion_denoiser(diff, ctx, NULL, &dn, &state);
     if (!st) st = ug_ddpm_vlb(&diff->form, &dn, &c, n, x0, nats, terms);
-    free(state);
+    ug_diffusion_denoiser_free(state);
     ug_ctx_free(ctx);
     return st;
 }

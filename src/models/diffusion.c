@@ -103,8 +103,17 @@ ug_tensor *ug_diffusion_denoise(ug_ctx *ctx, const ug_diffusion *m, ug_tensor *x
 /* Sampler adapter: double state in, float network, double out; no tape, arena reset after.
  * The network always runs on tiles of exactly net.row_tile rows (the last one padded): OpenBLAS
  * chooses its kernels by matrix size, so a sample's value would otherwise depend, in the last
- * bits, on how many samples share its batch. With fixed tiles it depends on nothing else. */
-typedef struct { const ug_diffusion *m; ug_ctx *ctx; const int32_t *labels; } dn_self;
+ * bits, on how many samples share its batch. With fixed tiles it depends on nothing else.
+ * Several tiles run side by side, one per thread, each in its own arena (extra[t - 1] for thread
+ * t >= 1, created on first use) with the kernels inside running serially: no hand-offs between
+ * the threads inside a network call, which is where small tiles lose their time. */
+#define DN_MAX_THREADS 64
+typedef struct {
+    const ug_diffusion *m;
+    ug_ctx *ctx;                          /* the caller's: thread 0 */
+    const int32_t *labels;
+    ug_ctx *extra[DN_MAX_THREADS - 1];    /* threads 1.. (owned) */
+} dn_self;
 
 static int64_t row_tile(const ug_diffusion *m) { return m->net.row_tile > 0 ? m->net.row_tile : 256; }
 
@@ -163,17 +172,37 @@ typedef ug_status (*tile_fn)(void *, int64_t, const double *, double, double *);
 
 static ug_status by_tiles(tile_fn f, void *self, int64_t n, const double *x, double s, double *out) {
     dn_self *me = self;
-    int64_t d = me->m->data_dim;
-    const int32_t *labels = me->labels;
+    const int64_t d = me->m->data_dim, tile = row_tile(me->m), ntiles = (n + tile - 1) / tile;
+    int nt = 1;
+#ifdef _OPENMP
+    nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+#endif
+    if (nt > ntiles) nt = (int)ntiles;
+    if (nt > DN_MAX_THREADS) nt = DN_MAX_THREADS;
+    for (int t = 1; t < nt; t++)
+        if (!me->extra[t - 1] && ug_ctx_create(&me->extra[t - 1], 0)) return UG_ERR_NOMEM;
     ug_status st = UG_OK;
-    const int64_t tile = row_tile(me->m);
-    for (int64_t i = 0; i < n && !st; i += tile) {
-        int64_t k = n - i < tile ? n - i : tile;
-        me->labels = labels ? labels + i : NULL;
-        st = f(self, k, x + i * d, s, out + i * d);
+    char msg[512] = "";
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        int t = ug_omp_tid();
+        dn_self mine = *me;
+        mine.ctx = t ? me->extra[t - 1] : me->ctx;
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t q = 0; q < ntiles; q++) {
+            int64_t i = q * tile, k = n - i < tile ? n - i : tile;
+            mine.labels = me->labels ? me->labels + i : NULL;
+            ug_status e = f(&mine, k, x + i * d, s, out + i * d);
+            if (e) {
+#pragma omp critical(ug_dn_tiles)
+                if (!st) {
+                    st = e;
+                    snprintf(msg, sizeof msg, "%s", ug_last_error());
+                }
+            }
+        }
     }
-    me->labels = labels;
-    return st;
+    return st ? ug_fail(st, "%s", msg) : UG_OK;
 }
 
 static ug_status diffusion_fn(void *self, int64_t n, const double *x, double sigma, double *out) {
@@ -186,7 +215,7 @@ static ug_status diffusion_fm_fn(void *self, int64_t n, const double *x, double 
 
 ug_status ug_diffusion_denoiser(const ug_diffusion *m, ug_ctx *ctx, const int32_t *labels,
                                 ug_denoiser *out, void **state) {
-    dn_self *s = malloc(sizeof *s);
+    dn_self *s = calloc(1, sizeof *s);
     if (!s) return ug_fail(UG_ERR_NOMEM, "diffusion: out of memory");
     s->m = m;
     s->ctx = ctx;
@@ -197,4 +226,11 @@ ug_status ug_diffusion_denoiser(const ug_diffusion *m, ug_ctx *ctx, const int32_
     out->fm_fn = m->param == UG_PARAM_VELOCITY ? diffusion_fm_fn : NULL;
     *state = s;
     return UG_OK;
+}
+
+void ug_diffusion_denoiser_free(void *state) {
+    dn_self *s = state;
+    if (!s) return;
+    for (int t = 0; t < DN_MAX_THREADS - 1; t++) ug_ctx_free(s->extra[t]);
+    free(s);
 }

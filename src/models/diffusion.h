@@ -42,10 +42,12 @@ ug_tensor *ug_diffusion_loss(ug_ctx *ctx, const ug_diffusion *m, const float *x0
  * labels NULL: unconditional (or the null label of a conditional model). */
 ug_tensor *ug_diffusion_denoise(ug_ctx *ctx, const ug_diffusion *m, ug_tensor *x, double sigma,
                                 const int32_t *labels);
-/* A sampler's view of the model (no grad; ctx is reset after every call). Free *state with
- * free() when done. labels: one per point, or NULL. */
+/* A sampler's view of the model (no grad; ctx is reset after every call; tiles of rows run on
+ * the threads side by side, threads beyond the first in arenas of their own). Free *state with
+ * ug_diffusion_denoiser_free when done. labels: one per point, or NULL. */
 ug_status ug_diffusion_denoiser(const ug_diffusion *m, ug_ctx *ctx, const int32_t *labels,
                                 ug_denoiser *out, void **state);
+void ug_diffusion_denoiser_free(void *state);
 /* Internal accessors of the public model handle (models/model.c). */
 const ug_diffusion *ug_model_diffusion(const ug_model *m);
 const ug_gmm *ug_model_gmm(const ug_model *m);   /* NULL unless an analytic mixture */

@@ -513,7 +513,7 @@ ug_status ug_model_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, const 
         g.cond = dn;
         g.w = guided ? c->cfg_scale : 1.0;
         if (guided && (st = ug_diffusion_denoiser(&m->diff, m->ctx, NULL, &g.uncond, &ustate))) {
-            free(state);
+            ug_diffusion_denoiser_free(state);
             return st;
         }
         if (cls_guided) {
@@ -525,7 +525,7 @@ ug_status ug_model_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, const 
     }
     st = ug_sampler_run(&sc, &dn, n, out, nfe);
     ug_guided_free(&g);
-    free(state);
-    free(ustate);
+    ug_diffusion_denoiser_free(state);
+    ug_diffusion_denoiser_free(ustate);
     return st;
 }
