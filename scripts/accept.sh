@@ -7,7 +7,8 @@
 #   NICE on Fashion-MNIST: exactly one epoch as ../shared/peers/nice.py, test log-likelihood.
 # Usage: scripts/accept.sh [BUILD_DIR] [MODEL...]   models: fvsbn nade made made500 made32 vae nice
 # Results: BUILD_DIR/accept/<model>/ (run directory, eval.json) and BUILD_DIR/accept/table.md.
-# Environment: THREADS (2), MAX_STEPS (cap on the training steps of the binarized-MNIST runs).
+# Environment: THREADS (2), MAX_STEPS (cap on the training steps of the binarized-MNIST runs),
+# RESUME=1 (continue interrupted runs from their checkpoints).
 set -euo pipefail
 BUILD=${1:-build}
 shift || true
@@ -25,10 +26,16 @@ common=(--data "$BMNIST" --batch 100 --lr 1e-3 --valid-every 500 --log-every 500
 train() {   # name, max steps, patience, model flags...
     local name=$1 steps=${MAX_STEPS:-$2} patience=$3
     shift 3
-    local t0=$(date +%s)
+    local t0=$(date +%s) prev=0 how=(--out "$OUT/$name")
+    # RESUME=1 continues an interrupted run from its latest checkpoint (--save-every keeps one);
+    # the training seconds add up over the pieces.
+    if [ "${RESUME:-0}" = 1 ] && [ -f "$OUT/$name/checkpoint.safetensors" ]; then
+        how=(--resume "$OUT/$name")
+        prev=$(cat "$OUT/$name/train_seconds" 2>/dev/null || echo 0)
+    fi
     # (set -e is off inside a function called from an && list: check the status explicitly.)
-    "$U" train "${common[@]}" --steps "$steps" --patience "$patience" --out "$OUT/$name" "$@" || exit 1
-    echo $(( $(date +%s) - t0 )) > "$OUT/$name/train_seconds"
+    "$U" train "${common[@]}" --steps "$steps" --patience "$patience" "${how[@]}" "$@" || exit 1
+    echo $(( prev + $(date +%s) - t0 )) > "$OUT/$name/train_seconds"
 }
 evaluate() {   # name, eval flags...
     local name=$1
@@ -52,8 +59,11 @@ for m in $MODELS; do
                 --lr-schedule cosine && evaluate made ;;
     made500) train made500 50000 10 --family ar --model made --hidden 500 --direct 1 \
                 --lr-schedule cosine && evaluate made500 ;;
-    made32) train made32 400000 20 --family ar --model made --hidden 500 --masks 32 \
-                --mask-mode resample && evaluate made32 --ensemble 32 ;;
+    # 32 connectivities (natural order), one drawn per minibatch; validation = the 32-mask
+    # ensemble on 2,000 validation images every 5 epochs; a checkpoint every 1,000 steps.
+    made32) train made32 60000 10 --family ar --model made --hidden 8000 --direct 1 --masks 32 \
+                --mask-mode resample --lr 5e-4 --lr-schedule cosine --valid-every 2500 \
+                --valid-n 2000 --save-every 1000 --keep 1 && evaluate made32 --ensemble 32 ;;
     # Two tanh layers of 300 each way, 40 latents (the VampPrior paper's static-MNIST sizes).
     vae)    train vae 100000 30 --family vae --model vae --hidden 300,300 --latent 40 \
                 --lr-schedule cosine && evaluate vae --iwae-k 5000 ;;
