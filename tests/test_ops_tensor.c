@@ -548,6 +548,24 @@ TEST(sinusoidal_values_and_grad) {
         /* atol: float rounding of x f for f up to 1000 */
         EXPECT(ug_test_allclose("sinusoidal", y->data, ref, 4 * dim, 5e-4, 1e-5), "case %d", c);
     }
+    /* Runs of equal rows (a sampler's batch: one noise level), long enough for the threads,
+     * with +0 next to -0: every row has the bits of that value embedded alone. */
+    {
+        const int64_t B = 5000, dim = 16;
+        const float vals[4] = {0.0f, -0.0f, 0.37f, -1.5f};
+        ug_tensor *xr = ug_tensor_new(ctx, 1, (int64_t[]){B});
+        for (int64_t b = 0; b < B; b++) xr->data[b] = vals[(b / 7) % 4];
+        ug_tensor *yr = ug_sinusoidal(ctx, xr, (int)dim, logf(1000.0f), 0);
+        int bad = 0;
+        for (int v = 0; v < 4; v++) {
+            ug_tensor *x1 = ug_tensor_from(ctx, 1, (int64_t[]){1}, &vals[v]);
+            ug_tensor *y1 = ug_sinusoidal(ctx, x1, (int)dim, logf(1000.0f), 0);
+            for (int64_t b = 0; b < B; b++)
+                if ((b / 7) % 4 == v) bad += memcmp(yr->data + b * dim, y1->data, dim * sizeof(float)) != 0;
+        }
+        EXPECT(bad == 0, "sinusoidal: %d of %lld rows differ from their value embedded alone", bad,
+               (long long)B);
+    }
     /* Gradients with moderate frequencies (the FD step must resolve sin(x f)). */
     ug_tensor *xt = ug_test_tensor(1, (int64_t[]){5}, 17, -2, 2);
     sin_case g1 = {8, logf(10.0f), 0}, g2 = {10, -logf(10000.0f), 1};

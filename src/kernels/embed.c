@@ -32,13 +32,23 @@ static inline float freq(int64_t k, int64_t half, float log_fmax) {
 void ug_k_sinusoidal_forward(float *out, const float *x, int64_t B, int64_t half, float log_fmax,
                              int cos_first) {
     int64_t so = cos_first ? half : 0, co = cos_first ? 0 : half;
-#pragma omp parallel for schedule(static) if (B * half >= UG_PAR_MIN)
-    for (int64_t b = 0; b < B; b++) {
-        float *o = out + b * 2 * half;
-        for (int64_t k = 0; k < half; k++) {
-            float arg = x[b] * freq(k, half, log_fmax);
-            o[so + k] = sinf(arg);
-            o[co + k] = cosf(arg);
+    /* A sampler's rows share one noise level: a row whose x has the bits of the row before it
+     * in the same thread's range is a copy of that row (same bits either way). */
+#pragma omp parallel if (B * half >= UG_PAR_MIN)
+    {
+        int nt = ug_omp_nthreads(), id = ug_omp_tid();
+        int64_t lo = B * id / nt, hi = B * (id + 1) / nt;
+        for (int64_t b = lo; b < hi; b++) {
+            float *o = out + b * 2 * half;
+            if (b > lo && !memcmp(x + b, x + b - 1, sizeof *x)) {
+                memcpy(o, o - 2 * half, (size_t)(2 * half) * sizeof *o);
+                continue;
+            }
+            for (int64_t k = 0; k < half; k++) {
+                float arg = x[b] * freq(k, half, log_fmax);
+                o[so + k] = sinf(arg);
+                o[co + k] = cosf(arg);
+            }
         }
     }
 }
