@@ -6,6 +6,7 @@
 #     (best.safetensors), test NLL in nats on the 10,000 test images;
 #   NICE on Fashion-MNIST: exactly one epoch as ../shared/peers/nice.py, test log-likelihood.
 # Usage: scripts/accept.sh [BUILD_DIR] [MODEL...]   models: fvsbn nade made made500 made32 vae nice
+#   (table: no training, just the table of the runs already there)
 # Results: BUILD_DIR/accept/<model>/ (run directory, eval.json) and BUILD_DIR/accept/table.md.
 # Environment: THREADS (2), MAX_STEPS (cap on the training steps of the binarized-MNIST runs),
 # RESUME=1 (continue interrupted runs from their checkpoints).
@@ -36,6 +37,7 @@ train() {   # name, max steps, patience, model flags...
     # (set -e is off inside a function called from an && list: check the status explicitly.)
     "$U" train "${common[@]}" --steps "$steps" --patience "$patience" "${how[@]}" "$@" || exit 1
     echo $(( prev + $(date +%s) - t0 )) > "$OUT/$name/train_seconds"
+    echo "$THREADS" > "$OUT/$name/threads"
 }
 evaluate() {   # name, eval flags...
     local name=$1
@@ -76,6 +78,7 @@ for m in $MODELS; do
         "$U" eval --ckpt "$OUT/nice/checkpoint.safetensors" --data fashion-mnist --nll --json \
             --threads "$THREADS" | tail -1 > "$OUT/nice/eval.json"
         cat "$OUT/nice/eval.json" ;;
+    table) ;;   # only print the table of the runs already in BUILD_DIR/accept
     *) echo "accept: unknown model $m (fvsbn nade made made500 made32 vae nice)" >&2; exit 2 ;;
     esac
 done
@@ -89,7 +92,7 @@ done
         case $m in fvsbn) pub=97.45 bar=98.5;; nade) pub=88.86 bar=89.9;; made) pub=88.40 bar=89.4;; made500) pub="~94.5 (karpathy/pytorch-made, paper Fig. 2)" bar=-;;
                    made32) pub=86.64 bar=87.7;; vae) pub="86.76 (IWAE paper, VAE k=1)" bar=90;; esac
         nll=$(sed -n 's/.*"nll": \([0-9.e+-]*\).*/\1/p' "$OUT/$m/eval.json")
-        echo "| $m | $nll | $pub | <= $bar | $(cat "$OUT/$m/train_seconds") | $(cat "$OUT/$m/eval_seconds") | fixed binarization, early stopping on valid, best.safetensors, $THREADS threads |"
+        echo "| $m | $nll | $pub | <= $bar | $(cat "$OUT/$m/train_seconds") | $(cat "$OUT/$m/eval_seconds") | fixed binarization, early stopping on valid, best.safetensors, $(cat "$OUT/$m/threads" 2>/dev/null || echo "?") threads |"
     done
     if [ -f "$OUT/nice/eval.json" ]; then
         nll=$(sed -n 's/.*"nll": \([0-9.e+-]*\).*/\1/p' "$OUT/nice/eval.json")
