@@ -63,7 +63,7 @@ for m in $MODELS; do
                 --lr-schedule cosine && evaluate made500 ;;
     # 32 connectivities (natural order), one drawn per minibatch; validation = the 32-mask
     # ensemble on 2,000 validation images every 5 epochs; a checkpoint every 1,000 steps.
-    made32) train made32 60000 10 --family ar --model made --hidden 8000 --direct 1 --masks 32 \
+    made32) train made32 40000 10 --family ar --model made --hidden 8000 --direct 1 --masks 32 \
                 --mask-mode resample --lr 5e-4 --lr-schedule cosine --valid-every 2500 \
                 --valid-n 2000 --save-every 1000 --keep 1 && evaluate made32 --ensemble 32 ;;
     # Two tanh layers of 300 each way, 40 latents (the VampPrior paper's static-MNIST sizes).
