@@ -179,9 +179,10 @@ static ug_status by_tiles(tile_fn f, void *self, int64_t n, const double *x, dou
 #endif
     if (nt > ntiles) nt = (int)ntiles;
     if (nt > DN_MAX_THREADS) nt = DN_MAX_THREADS;
-    for (int t = 1; t < nt; t++)
-        if (!me->extra[t - 1] && ug_ctx_create(&me->extra[t - 1], 0)) return UG_ERR_NOMEM;
     ug_status st = UG_OK;
+    for (int t = 1; t < nt && !st; t++)
+        if (!me->extra[t - 1]) st = ug_ctx_create(&me->extra[t - 1], 0);
+    if (st) return st;   /* ug_ctx_create's own status and message */
     char msg[512] = "";
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
