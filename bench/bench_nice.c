@@ -18,7 +18,9 @@ int main(int argc, char **argv) {
     ug_set_threads(threads);
     const int64_t B = 200, D = 784;
     ug_dataset ds;
-    int have = ug_dataset_load("fashion-mnist", 1, 0, 0, &ds) == UG_OK;
+    /* The training set as 8-bit pixels, as `unigen train` keeps it for per-batch dequantization
+     * (the peer holds a float32 copy); each batch is converted as it is drawn. */
+    int have = ug_dataset_load_bytes("fashion-mnist", 1, 0, 0, &ds) == UG_OK;
     ug_model_cfg mc = ug_model_cfg_default();
     mc.family = UG_FAMILY_FLOW;
     snprintf(mc.net, sizeof mc.net, "nice-mnist");
@@ -37,11 +39,9 @@ int main(int argc, char **argv) {
     double *t = malloc((size_t)steps * sizeof *t), loss0 = 0, loss1 = 0;
     for (int s = 0; s < steps; s++) {
         double t0 = bench_now_s();
-        for (int64_t b = 0; b < B; b++) {
-            ids[b] = have ? (s * B + b) % ds.n : b;
-            if (have) memcpy(x + b * D, ds.x + ids[b] * D, (size_t)D * sizeof *x);
-            else memset(x + b * D, 0, (size_t)D * sizeof *x);
-        }
+        for (int64_t b = 0; b < B; b++) ids[b] = have ? (s * B + b) % ds.n : b;
+        if (have) ug_dataset_rows(&ds, ids, B, x);
+        else memset(x, 0, (size_t)(B * D) * sizeof *x);
         ug_data_dequantize(x, B, D, ids, 1, (uint32_t)s);
         ug_tensor *loss;
         if (ug_model_loss(m, ctx, x, B, NULL, 0, 0, &loss)) {

@@ -218,7 +218,7 @@ int cli_check_memory(const cli_cfg *cfg, const ug_dataset *ds, ug_model *model) 
     need += act;
     /* Head room for the allocator, thread stacks and the previews drawn at the end. */
     if (need * 1.1 + 32 * MiB <= avail && need * 1.1 + blas + 32 * MiB <= as_left) return 0;
-    double held = (double)ds->n * (double)ug_dataset_dim(ds) * 4.0 + 2.0 * 4.0 * (double)P;
+    double held = (double)ds->n * (double)ug_dataset_dim(ds) * (ds->x ? 4.0 : 1.0) + 2.0 * 4.0 * (double)P;
     return cli_error("not enough memory: training needs about %.0f MiB more (Adam moments%s "
                      "%.0f MiB, activations of a batch of %lld about %.0f MiB) beyond the %.0f MiB "
                      "of data, weights and gradients, and %s leaves %.0f MiB; use a smaller "

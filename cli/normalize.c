@@ -116,6 +116,8 @@ int cli_data_prepare(const cli_cfg *cfg, ug_dataset *ds, int heldout) {
     int64_t d = ug_dataset_dim(ds), n = ds->n;
     const char *b = cfg->binarize ? cfg->binarize : "none";
     const char *q = cfg->dequantize ? cfg->dequantize : "none";
+    /* Pixels kept as bytes (training with per-batch maps only): nothing to map here. */
+    if (!ds->x) return 0;
     if ((strcmp(b, "none") || strcmp(q, "none")) && check_unit(cfg, ds->x, n * d)) return 1;
     if (strcmp(b, "none") && strcmp(b, "stochastic"))
         ug_data_binarize_fixed(ds->x, n * d, (float)strtod(b, NULL));

@@ -335,7 +335,8 @@ int cli_train(cli_cfg *cfg) {
         return cli_error("--cond %s: unknown (expected none or class)", cfg->cond);
 
     ug_dataset ds;
-    ug_status st = ug_dataset_load(cfg->data, UG_SPLIT_TRAIN, cfg->n, (uint64_t)cfg->seed, &ds);
+    /* Image sets stay as bytes while only per-batch maps apply (see below). */
+    ug_status st = ug_dataset_load_bytes(cfg->data, UG_SPLIT_TRAIN, cfg->n, (uint64_t)cfg->seed, &ds);
     if (st) return cli_error("%s", ug_last_error());
     int64_t d = ug_dataset_dim(&ds);
     int classifier = !strcmp(cfg->family, "classifier");
@@ -356,6 +357,12 @@ int cli_train(cli_cfg *cfg) {
     cfg->data_dim = d;
     /* Normalization, binarization, dequantization: resolved and stored in the config. */
     if (cli_data_resolve(cfg, &ds)) { ug_dataset_free(&ds); return 1; }
+    /* With stochastic binarization or dequantization every batch is mapped as it is drawn, so the
+     * training set stays as 8-bit pixels (a quarter of the memory); otherwise floats, mapped once. */
+    if (!cli_data_per_batch(cfg) && (st = ug_dataset_to_float(&ds))) {
+        ug_dataset_free(&ds);
+        return cli_error("%s", ug_last_error());
+    }
     if (!strcmp(cfg->normalize, "std")) normalize_stats(&ds, d, cfg);
     if (cli_data_prepare(cfg, &ds, 0)) { ug_dataset_free(&ds); return 1; }
     int per_batch = cli_data_per_batch(cfg);

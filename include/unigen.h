@@ -675,7 +675,9 @@ typedef struct ug_dataset {
     int64_t n;            /* examples */
     int ndim;             /* dims per example: 1 for vectors (d), 3 for images (C, H, W) */
     int64_t shape[4];
-    float *x;             /* (n, shape...) */
+    float *x;             /* (n, shape...), or NULL when u8 holds the examples */
+    uint8_t *u8;          /* 8-bit pixels (n, shape...) of value u8 / 255, as ug_dataset_load_bytes
+                             keeps them; NULL otherwise. ug_dataset_rows reads either. */
     int32_t *y;           /* (n) labels, or NULL */
     int num_classes;      /* 0 when y is NULL */
 } ug_dataset;
@@ -699,6 +701,14 @@ typedef struct ug_dataset {
  * n > 0 keeps only the first n examples. The seed only affects generated sets. */
 ug_status ug_dataset_load(const char *spec, int split, int64_t n, uint64_t seed,
                           ug_dataset *out);
+/* As ug_dataset_load, but the 8-bit sources (fashion-mnist, mnist:, idx:, png:) keep their
+ * pixels as bytes in u8 (a quarter of the memory) with x NULL; generated sets come as floats. */
+ug_status ug_dataset_load_bytes(const char *spec, int split, int64_t n, uint64_t seed,
+                                ug_dataset *out);
+/* Replaces u8 by the floats u8 / 255 in x (nothing to do when x is set). */
+ug_status ug_dataset_to_float(ug_dataset *ds);
+/* Rows ids[0..n) (ids NULL: rows 0..n) as floats into out (n x dim), from x or from u8. */
+void ug_dataset_rows(const ug_dataset *ds, const int64_t *ids, int64_t n, float *out);
 void ug_dataset_free(ug_dataset *ds);
 /* Floats per example (product of shape). */
 int64_t ug_dataset_dim(const ug_dataset *ds);

@@ -396,6 +396,87 @@ TEST(idx_handmade_good_and_broken) {
     rm_dir(dir);
 }
 
+/* Pixels kept as bytes (ug_dataset_load_bytes) read back, split and batch to exactly the floats
+ * ug_dataset_load gives: every byte value 0..255 appears. */
+TEST(bytes_storage_matches_floats) {
+    char dir[64], p[160], spec[200];
+    tmp_dir(dir, sizeof dir);
+    ASSERT(dir[0], "mkdtemp failed");
+    uint8_t pix[256], lab[64], buf[512];
+    for (int i = 0; i < 256; i++) pix[i] = (uint8_t)((i * 97 + 13) % 256);
+    for (int i = 0; i < 64; i++) lab[i] = (uint8_t)(i % 10);
+    size_t n = make_idx(buf, 0x08, 3, (const uint32_t[]){64, 2, 2}, pix, 256);
+    snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", dir);
+    write_file(p, buf, n, 0);
+    n = make_idx(buf, 0x08, 1, (const uint32_t[]){64}, lab, 64);
+    snprintf(p, sizeof p, "%s/train-labels-idx1-ubyte", dir);
+    write_file(p, buf, n, 0);
+    snprintf(spec, sizeof spec, "mnist:%s", dir);
+    ug_dataset f, b;
+    ASSERT_OK(ug_dataset_load(spec, 1, 0, 0, &f));
+    ASSERT_OK(ug_dataset_load_bytes(spec, 1, 0, 0, &b));
+    EXPECT(f.x && !f.u8 && !b.x && b.u8 && b.n == 64 && b.ndim == 3 && b.shape[1] == 2 &&
+               b.num_classes == 10 && b.y[13] == 3, "storage or shape of the two loads");
+    EXPECT(memcmp(b.u8, pix, 256) == 0, "bytes differ from the file's pixels");
+    int64_t ids[64];
+    for (int i = 0; i < 64; i++) ids[i] = (i * 37 + 5) % 64;
+    float rf[256], rb[256];
+    ug_dataset_rows(&f, ids, 64, rf);
+    ug_dataset_rows(&b, ids, 64, rb);
+    EXPECT(memcmp(rf, rb, sizeof rf) == 0, "rows from bytes differ from rows from floats");
+    EXPECT(rb[0] == (float)pix[ids[0] * 4] / 255.0f && rb[3] == (float)pix[ids[0] * 4 + 3] / 255.0f,
+           "row values are not pixel / 255");
+    /* The loader: the same batches, labels and ids over two epochs. */
+    ug_loader lf, lb;
+    ASSERT_OK(ug_loader_init(&lf, &f, 10, 3, 0, 1, 1, 0));
+    ASSERT_OK(ug_loader_init(&lb, &b, 10, 3, 0, 1, 1, 0));
+    int same = 1;
+    for (uint32_t e = 0; e < 2; e++) {
+        ug_loader_start_epoch(&lf, e);
+        ug_loader_start_epoch(&lb, e);
+        float xf[40], xb[40];
+        int32_t yf[10], yb[10];
+        int64_t kf[10], kb[10], gf, gb;
+        while ((gf = ug_loader_next(&lf, xf, yf, kf)) > 0) {
+            gb = ug_loader_next(&lb, xb, yb, kb);
+            same &= gb == gf && !memcmp(xf, xb, (size_t)gf * 4 * sizeof *xf) &&
+                    !memcmp(yf, yb, (size_t)gf * sizeof *yf) && !memcmp(kf, kb, (size_t)gf * sizeof *kf);
+        }
+        same &= ug_loader_next(&lb, NULL, NULL, NULL) == 0;
+    }
+    EXPECT(same, "loader batches from bytes differ from batches from floats");
+    ug_loader_free(&lf);
+    ug_loader_free(&lb);
+    /* A split keeps the storage; both splits read back as the float split does. */
+    ug_dataset ft, fe, bt, be;
+    ASSERT_OK(ug_dataset_split(&f, 0.25, 9, &ft, &fe));
+    ASSERT_OK(ug_dataset_split(&b, 0.25, 9, &bt, &be));
+    EXPECT(!bt.x && bt.u8 && !be.x && be.u8 && bt.n == ft.n && be.n == fe.n, "split storage");
+    ug_dataset_rows(&ft, NULL, ft.n, rf);
+    ug_dataset_rows(&bt, NULL, bt.n, rb);
+    EXPECT(!memcmp(rf, rb, (size_t)(ft.n * 4) * sizeof *rf) && !memcmp(ft.y, bt.y, (size_t)ft.n * 4),
+           "train split from bytes differs");
+    ug_dataset_rows(&fe, NULL, fe.n, rf);
+    ug_dataset_rows(&be, NULL, be.n, rb);
+    EXPECT(!memcmp(rf, rb, (size_t)(fe.n * 4) * sizeof *rf), "test split from bytes differs");
+    ug_dataset_free(&ft);
+    ug_dataset_free(&fe);
+    ug_dataset_free(&bt);
+    ug_dataset_free(&be);
+    /* To floats in place: the floats of ug_dataset_load, bit for bit, and the bytes freed. */
+    ASSERT_OK(ug_dataset_to_float(&b));
+    EXPECT(b.x && !b.u8 && !memcmp(b.x, f.x, 256 * sizeof *b.x), "ug_dataset_to_float");
+    ASSERT_OK(ug_dataset_to_float(&b));
+    EXPECT(b.x && !memcmp(b.x, f.x, 256 * sizeof *b.x), "ug_dataset_to_float twice");
+    ug_dataset_free(&b);
+    ug_dataset_free(&f);
+    /* Generated sets have no bytes: floats either way. */
+    ASSERT_OK(ug_dataset_load_bytes("moons", 1, 100, 1, &b));
+    EXPECT(b.x && !b.u8 && b.n == 100, "a generated set through ug_dataset_load_bytes");
+    ug_dataset_free(&b);
+    rm_dir(dir);
+}
+
 /* ---------------------------------------------------------------- PNG folders */
 TEST(png_folder_dataset) {
     char dir[64], p[160], spec[160];

@@ -1,10 +1,11 @@
 /* dataset.c — one entry point from a spec string ("moons", "gmm:f.json", "fashion-mnist",
- * "mnist:DIR", "idx:PATH", "png:DIR") to an in-memory data set of floats, a seeded train/test
- * split, and the per-example pixel transforms: stochastic binarization (Salakhutdinov & Murray
- * 2008) and uniform dequantization (Theis, van den Oord & Bethge 2016; NICE, RealNVP).
- * Images are stored as pixel / 255 in [0, 1], (C, H, W) per example. */
+ * "mnist:DIR", "idx:PATH", "png:DIR") to an in-memory data set, a seeded train/test split, and
+ * the per-example pixel transforms: stochastic binarization (Salakhutdinov & Murray 2008) and
+ * uniform dequantization (Theis, van den Oord & Bethge 2016; NICE, RealNVP).
+ * Images are pixel / 255 in [0, 1], (C, H, W) per example. The 8-bit sources are read into
+ * bytes (u8); ug_dataset_load turns them into floats, ug_dataset_load_bytes keeps the bytes (a
+ * quarter of the memory) and ug_dataset_rows converts the rows a batch needs. */
 #include "core/core.h"
-#include "unigen.h"
 #include "unigen.h"
 #include <dirent.h>
 #include <math.h>
@@ -14,6 +15,7 @@
 void ug_dataset_free(ug_dataset *ds) {
     if (!ds) return;
     free(ds->x);
+    free(ds->u8);
     free(ds->y);
     memset(ds, 0, sizeof *ds);
 }
@@ -29,6 +31,16 @@ static ug_status alloc_x(ug_dataset *ds, const char *what) {
     ds->x = malloc((size_t)(ds->n * d) * sizeof *ds->x);
     if (!ds->x)
         return ug_fail(UG_ERR_NOMEM, "%s: cannot allocate %lld x %lld floats", what,
+                       (long long)ds->n, (long long)d);
+    return UG_OK;
+}
+
+/* The 8-bit sources: n x dim bytes. */
+static ug_status alloc_u8(ug_dataset *ds, const char *what) {
+    int64_t d = ug_dataset_dim(ds);
+    ds->u8 = malloc((size_t)(ds->n * d > 0 ? ds->n * d : 1));
+    if (!ds->u8)
+        return ug_fail(UG_ERR_NOMEM, "%s: cannot allocate %lld x %lld bytes", what,
                        (long long)ds->n, (long long)d);
     return UG_OK;
 }
@@ -73,11 +85,36 @@ static ug_status load_gmm(const char *path, int train, int64_t n, uint64_t seed,
     return st;
 }
 
-/* ---------------------------------------------------------------- IDX sets */
+/* ---------------------------------------------------------------- pixels as floats */
+/* The one map from a stored pixel to the data value: p / 255 in [0, 1]. */
 static void bytes_to_unit(float *dst, const uint8_t *src, int64_t n) {
-#pragma omp parallel for schedule(static) if (n >= UG_PAR_MIN)
     for (int64_t i = 0; i < n; i++) dst[i] = (float)src[i] / 255.0f;
 }
+
+ug_status ug_dataset_to_float(ug_dataset *ds) {
+    if (ds->x || !ds->u8) return UG_OK;
+    ug_status st = alloc_x(ds, "ug_dataset_to_float");
+    if (st) return st;
+    int64_t n = ds->n * ug_dataset_dim(ds);
+    float *x = ds->x;
+    const uint8_t *u = ds->u8;
+#pragma omp parallel for schedule(static) if (n >= UG_PAR_MIN)
+    for (int64_t c = 0; c < n; c += 4096) bytes_to_unit(x + c, u + c, n - c < 4096 ? n - c : 4096);
+    free(ds->u8);
+    ds->u8 = NULL;
+    return UG_OK;
+}
+
+void ug_dataset_rows(const ug_dataset *ds, const int64_t *ids, int64_t n, float *out) {
+    int64_t d = ug_dataset_dim(ds);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t k = ids ? ids[i] : i;
+        if (ds->x) memcpy(out + i * d, ds->x + k * d, (size_t)d * sizeof *out);
+        else bytes_to_unit(out + i * d, ds->u8 + k * d, d);
+    }
+}
+
+/* ---------------------------------------------------------------- IDX sets */
 
 static ug_status load_idx_file(const char *path, int64_t nmax, ug_dataset *ds) {
     ug_idx f;
@@ -98,7 +135,7 @@ static ug_status load_idx_file(const char *path, int64_t nmax, ug_dataset *ds) {
         ds->ndim = 3;
         for (int i = 0; i < 3; i++) ds->shape[i] = f.dims[i + 1];
     }
-    if (!(st = alloc_x(ds, path))) bytes_to_unit(ds->x, f.data, ds->n * ug_dataset_dim(ds));
+    if (!(st = alloc_u8(ds, path))) memcpy(ds->u8, f.data, (size_t)(ds->n * ug_dataset_dim(ds)));
     ug_idx_free(&f);
     return st;
 }
@@ -155,9 +192,9 @@ static ug_status load_mnist_dir(const char *dir, int split, int64_t nmax, const 
         ds->shape[0] = 1;
         ds->shape[1] = im.dims[1];
         ds->shape[2] = im.dims[2];
-        st = alloc_x(ds, ipath);
+        st = alloc_u8(ds, ipath);
     }
-    if (!st) bytes_to_unit(ds->x, im.data, ds->n * ug_dataset_dim(ds));
+    if (!st) memcpy(ds->u8, im.data, (size_t)(ds->n * ug_dataset_dim(ds)));
     if (!st && labelled) {
         ds->y = malloc((size_t)ds->n * sizeof *ds->y);
         if (!ds->y) st = ug_fail(UG_ERR_NOMEM, "%s: out of memory for labels", lpath);
@@ -224,7 +261,7 @@ static ug_status load_png_dir(const char *dir, int64_t nmax, ug_dataset *ds) {
             snprintf(first, sizeof first, "%s", path);
             ds->ndim = 3;
             ds->shape[0] = c; ds->shape[1] = h; ds->shape[2] = w;
-            if ((st = alloc_x(ds, dir))) { free(pix); break; }
+            if ((st = alloc_u8(ds, dir))) { free(pix); break; }
         } else if (w != w0 || h != h0 || c != c0) {
             st = ug_fail(UG_ERR_FORMAT, "%s: %d x %d with %d channel(s), expected %d x %d with %d "
                          "like %s (all images in a folder must match)", path, w, h, c, w0, h0, c0,
@@ -232,10 +269,9 @@ static ug_status load_png_dir(const char *dir, int64_t nmax, ug_dataset *ds) {
             free(pix);
             break;
         }
-        float *dst = ds->x + i * (int64_t)c * h * w;
+        uint8_t *dst = ds->u8 + i * (int64_t)c * h * w;
         for (int ch = 0; ch < c; ch++)
-            for (int64_t p = 0; p < (int64_t)h * w; p++)
-                dst[ch * (int64_t)h * w + p] = (float)pix[p * c + ch] / 255.0f;
+            for (int64_t p = 0; p < (int64_t)h * w; p++) dst[ch * (int64_t)h * w + p] = pix[p * c + ch];
         free(pix);
     }
     for (int64_t i = 0; i < count; i++) free(names[i]);
@@ -244,8 +280,8 @@ static ug_status load_png_dir(const char *dir, int64_t nmax, ug_dataset *ds) {
 }
 
 /* ---------------------------------------------------------------- dispatch */
-ug_status ug_dataset_load(const char *spec, int train, int64_t n, uint64_t seed,
-                          ug_dataset *out) {
+ug_status ug_dataset_load_bytes(const char *spec, int train, int64_t n, uint64_t seed,
+                                ug_dataset *out) {
     memset(out, 0, sizeof *out);
     if (!spec || !*spec) return ug_fail(UG_ERR_INVALID_ARG, "data set spec is empty");
     if (train < UG_SPLIT_TEST || train > UG_SPLIT_VALID)
@@ -280,6 +316,13 @@ ug_status ug_dataset_load(const char *spec, int train, int64_t n, uint64_t seed,
     return st;
 }
 
+ug_status ug_dataset_load(const char *spec, int train, int64_t n, uint64_t seed,
+                          ug_dataset *out) {
+    ug_status st = ug_dataset_load_bytes(spec, train, n, seed, out);
+    if (!st && (st = ug_dataset_to_float(out))) ug_dataset_free(out);
+    return st;
+}
+
 ug_status ug_dataset_split(const ug_dataset *src, double test_frac, uint64_t seed,
                            ug_dataset *train, ug_dataset *test) {
     memset(train, 0, sizeof *train);
@@ -298,11 +341,14 @@ ug_status ug_dataset_split(const ug_dataset *src, double test_frac, uint64_t see
         ug_dataset *o = parts[p];
         *o = *src;
         o->x = NULL;
+        o->u8 = NULL;
         o->y = NULL;
         o->n = counts[p];
-        o->x = malloc((size_t)(counts[p] * d > 0 ? counts[p] * d : 1) * sizeof *o->x);
+        size_t rows = (size_t)(counts[p] * d > 0 ? counts[p] * d : 1);
+        if (src->x) o->x = malloc(rows * sizeof *o->x);
+        else o->u8 = malloc(rows);
         if (src->y) o->y = malloc((size_t)(counts[p] > 0 ? counts[p] : 1) * sizeof *o->y);
-        if (!o->x || (src->y && !o->y)) {
+        if ((!o->x && !o->u8) || (src->y && !o->y)) {
             free(perm);
             ug_dataset_free(train);
             ug_dataset_free(test);
@@ -310,7 +356,8 @@ ug_status ug_dataset_split(const ug_dataset *src, double test_frac, uint64_t see
         }
         for (int64_t i = 0; i < counts[p]; i++) {
             int64_t k = perm[starts[p] + i];
-            memcpy(o->x + i * d, src->x + k * d, (size_t)d * sizeof *o->x);
+            if (src->x) memcpy(o->x + i * d, src->x + k * d, (size_t)d * sizeof *o->x);
+            else memcpy(o->u8 + i * d, src->u8 + k * d, (size_t)d);
             if (src->y) o->y[i] = src->y[k];
         }
     }

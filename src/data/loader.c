@@ -75,10 +75,10 @@ int64_t ug_loader_next(ug_loader *L, float *x, int32_t *y, int64_t *ids) {
     int64_t b = left < L->batch ? left : L->batch;
     if (b <= 0 || (L->drop_last && b < L->batch)) return 0;
     const ug_dataset *ds = L->ds;
-    int64_t d = ug_dataset_dim(ds);
+    int64_t d = x ? ug_dataset_dim(ds) : 0;
     for (int64_t i = 0; i < b; i++) {
         int64_t k = L->perm[L->rank + (L->pos + i) * L->world];
-        if (x) memcpy(x + i * d, ds->x + k * d, (size_t)d * sizeof *x);
+        if (x) ug_dataset_rows(ds, &k, 1, x + i * d);
         if (y) y[i] = ds->y ? ds->y[k] : 0;
         if (ids) ids[i] = k;
     }
