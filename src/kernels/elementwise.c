@@ -22,7 +22,7 @@ const char *ug_act_name(ug_act a) { return (unsigned)a < UG_ACT_COUNT ? k_names[
 
 void ug_k_act_forward(ug_act a, float *out, const float *x, int64_t n) {
     switch (a) {
-    case UG_ACT_SILU: PAR_FOR out[i] = x[i] * ug_sigmoidf(x[i]); break;
+    case UG_ACT_SILU: PAR_FOR out[i] = x[i] / (1.0f + ug_expf(-x[i])); break;   /* as PyTorch */
     case UG_ACT_GELU: PAR_FOR out[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2)); break;
     case UG_ACT_RELU: PAR_FOR out[i] = x[i] > 0 ? x[i] : 0.0f; break;
     case UG_ACT_TANH: PAR_FOR out[i] = ug_tanhf(x[i]); break;
