@@ -218,7 +218,7 @@ TEST(unet_model_adam_lowers_ddpm_loss) {
 /* The sampler's denoiser runs several row tiles side by side, one per thread, each with serial
  * kernels in its own arena. Every row must come out bit for bit as when its tile runs alone
  * with threaded kernels (2 threads) or on 1 thread: a sample's value depends on nothing but
- * itself. The U-Net (tiles of 16) and the MLP (tiles of 256), n = 2.5 tiles. */
+ * itself. The U-Net (tiles of 16) and the MLP (tiles of 512), n = 2.5 tiles. */
 static void tiles_side_by_side(ug_model *m, int64_t n, double sigma) {
     const ug_diffusion *dm = ug_model_diffusion(m);
     const int64_t d = dm->data_dim, tile = dm->net.row_tile;
@@ -262,7 +262,7 @@ TEST(denoiser_tiles_side_by_side_bitwise) {
     strcpy(mc.net, "mlp-toy");
     mc.data_dim = 2;
     ASSERT_OK(ug_model_create(&mc, 3, &m));
-    tiles_side_by_side(m, 640, 2.0);
+    tiles_side_by_side(m, 1280, 2.0);
     ug_model_free(m);
 }
 

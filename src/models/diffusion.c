@@ -115,7 +115,7 @@ typedef struct {
     ug_ctx *extra[DN_MAX_THREADS - 1];    /* threads 1.. (owned) */
 } dn_self;
 
-static int64_t row_tile(const ug_diffusion *m) { return m->net.row_tile > 0 ? m->net.row_tile : 256; }
+static int64_t row_tile(const ug_diffusion *m) { return m->net.row_tile > 0 ? m->net.row_tile : 512; }
 
 static int64_t padded_rows(const ug_diffusion *m, int64_t n) {
     int64_t t = row_tile(m);
