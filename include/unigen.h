@@ -167,6 +167,9 @@ ug_tensor *ug_avg_pool2d(ug_ctx *ctx, ug_tensor *x, int k);
 /* Group norm over (N, C, *): groups divide C; w, b (C) or NULL. */
 ug_tensor *ug_group_norm(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int groups,
                          float eps);
+/* silu(group_norm(x)) in one op, bit for bit the pair, without storing the normalized tensor. */
+ug_tensor *ug_group_norm_silu(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int groups,
+                              float eps);
 /* Layer norm over the last dimension; w, b (last dim) or NULL. */
 ug_tensor *ug_layer_norm(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, float eps);
 /* Fused multi-head attention, softmax inside: q, k, v (B, T, C) -> (B, T, C), heads divide C,

@@ -193,6 +193,12 @@ static ug_tensor *f_gn(ug_ctx *ctx, ug_tensor **in, void *u) {
     return ug_group_norm(ctx, in[0], a->w ? in[1] : NULL, a->b ? in[2] : NULL, a->groups, 1e-5f);
 }
 
+static ug_tensor *f_gns(ug_ctx *ctx, ug_tensor **in, void *u) {
+    const norm_args *a = u;
+    return ug_group_norm_silu(ctx, in[0], a->w ? in[1] : NULL, a->b ? in[2] : NULL, a->groups,
+                              1e-5f);
+}
+
 static ug_tensor *f_ln(ug_ctx *ctx, ug_tensor **in, void *u) {
     const norm_args *a = u;
     return ug_layer_norm(ctx, in[0], a->w ? in[1] : NULL, a->b ? in[2] : NULL, 1e-5f);
@@ -226,8 +232,54 @@ TEST(nn_grad_group_norm) {
         snprintf(name, sizeof name, "group_norm ndim %d G=%d w=%d b=%d", cfg[i].ndim,
                  cfg[i].a.groups, cfg[i].a.w, cfg[i].a.b);
         EXPECT(norm_check(name, f_gn, &cfg[i].a, x, w, b), "%s", name);
+        snprintf(name, sizeof name, "group_norm_silu ndim %d G=%d w=%d b=%d", cfg[i].ndim,
+                 cfg[i].a.groups, cfg[i].a.w, cfg[i].a.b);
+        EXPECT(norm_check(name, f_gns, &cfg[i].a, x, w, b), "%s", name);
         ug_test_tensor_free(x); ug_test_tensor_free(w); ug_test_tensor_free(b);
     }
+}
+
+/* The fused group norm + SiLU against the pair it replaces: output and the gradients of x, w
+ * and b bit for bit, on a tensor large enough for the threaded paths, on 1 and 2 threads. */
+TEST(nn_group_norm_silu_matches_the_pair_bitwise) {
+    const int64_t shape[4] = {4, 32, 20, 20}, C = 32, n = 4 * 32 * 400;
+    ug_tensor *x = ug_test_tensor(4, shape, 11, -3, 3), *w = ug_test_tensor(1, &C, 12, 0.5f, 1.5f),
+              *b = ug_test_tensor(1, &C, 13, -1, 1), *r = ug_test_tensor(4, shape, 14, -1, 1);
+    r->requires_grad = 0;
+    float *res[2][5];
+    int threads0 = ug_get_threads(), ok = 1;
+    for (int th = 1; th <= 2; th++) {
+        ug_set_threads(th);
+        for (int fused = 0; fused < 2; fused++) {
+            ug_ctx *ctx;
+            ASSERT_OK(ug_ctx_create(&ctx, 0));
+            memset(x->grad, 0, (size_t)n * sizeof(float));
+            memset(w->grad, 0, (size_t)C * sizeof(float));
+            memset(b->grad, 0, (size_t)C * sizeof(float));
+            ug_tensor *z = fused ? ug_group_norm_silu(ctx, x, w, b, 8, 1e-5f)
+                                 : ug_silu(ctx, ug_group_norm(ctx, x, w, b, 8, 1e-5f));
+            ASSERT_OK(ug_backward(ctx, ug_sum_all(ctx, ug_mul(ctx, z, r))));
+            float *keep[5] = {z->data, x->grad, w->grad, b->grad, NULL};
+            int64_t len[4] = {n, n, C, C};
+            for (int k = 0; k < 4; k++) {
+                res[fused][k] = malloc((size_t)len[k] * sizeof(float));
+                memcpy(res[fused][k], keep[k], (size_t)len[k] * sizeof(float));
+            }
+            ug_ctx_free(ctx);
+        }
+        const char *what[4] = {"output", "dx", "dw", "db"};
+        int64_t len[4] = {n, n, C, C};
+        for (int k = 0; k < 4; k++) {
+            int same = !memcmp(res[0][k], res[1][k], (size_t)len[k] * sizeof(float));
+            EXPECT(same, "%d thread(s): fused %s differs from group_norm then silu", th, what[k]);
+            ok &= same;
+            free(res[0][k]);
+            free(res[1][k]);
+        }
+    }
+    ug_set_threads(threads0);
+    EXPECT(ok, "fused group norm + SiLU");
+    ug_test_tensor_free(x); ug_test_tensor_free(w); ug_test_tensor_free(b); ug_test_tensor_free(r);
 }
 
 TEST(nn_grad_layer_norm) {

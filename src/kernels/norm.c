@@ -9,8 +9,14 @@
  * Statistics are two-pass in double: one-pass E[x^2] - E[x]^2 cancels when |mean| >> std.
  * Every sum runs in 8 independent double lanes, added at the end: a single running double is
  * one dependent add per element (4 cycles each), the lanes vectorize (no -ffast-math needed,
- * the order is fixed by the code). */
+ * the order is fixed by the code).
+ *
+ * Group norm + SiLU fused (the U-Net's GN -> SiLU): z = silu(y), y = xhat w + b, and y is never
+ * stored: the backward recomputes it and forms dy = dz silu'(y) slice by slice in a per-thread
+ * scratch. The operations and their order are the separate kernels' (elementwise.c's SiLU), so
+ * output and gradients match the unfused pair bit for bit. */
 #include "norm.h"
+#include "vmath.h"
 #include "core/core.h"
 #include <math.h>
 
@@ -64,9 +70,20 @@ static void sums_dy_xhat(const float *dy, const float *x, int64_t n, float mu, f
     *sdy += lanes_total(b);
 }
 
-/* Slice (n, g) covers channels [g Cg, (g + 1) Cg), each S contiguous values. */
+/* SiLU and its derivative as elementwise.c computes them; the gradient as it lands in a zeroed
+ * buffer (0 + v). */
+static inline float silu_f(float y) { return y / (1.0f + ug_expf(-y)); }
+static inline float silu_grad(float dz, float y) {
+    float e = ug_expf(-y), s = 1.0f / (1.0f + e);
+    float one_minus_s = y > 0 ? e * s : 1.0f - s;
+    return 0.0f + dz * s * (1.0f + y * one_minus_s);
+}
+
+/* Slice (n, g) covers channels [g Cg, (g + 1) Cg), each S contiguous values. silu: out =
+ * silu(y) instead of y. */
 static void norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                         const float *b, int64_t N, int64_t C, int64_t S, int64_t G, float eps) {
+                         const float *b, int64_t N, int64_t C, int64_t S, int64_t G, float eps,
+                         int silu) {
     const int64_t Cg = C / G, M = Cg * S;
 #pragma omp parallel for schedule(static) if (N * C * S >= UG_PAR_MIN)
     for (int64_t ng = 0; ng < N * G; ng++) {
@@ -82,23 +99,47 @@ static void norm_forward(float *out, float *mean, float *rstd, const float *inp,
             float scale = w ? rsf * w[c0 + j] : rsf, shift = b ? b[c0 + j] : 0.0f;
             const float *xs = x + j * S;
             float *ys = y + j * S;
-            for (int64_t s = 0; s < S; s++) ys[s] = (xs[s] - muf) * scale + shift;
+            if (silu)
+#pragma omp simd
+                for (int64_t s = 0; s < S; s++) ys[s] = silu_f((xs[s] - muf) * scale + shift);
+            else
+                for (int64_t s = 0; s < S; s++) ys[s] = (xs[s] - muf) * scale + shift;
         }
     }
 }
 
+/* dz of the fused op -> dy (M values of slice ng) in buf; y recomputed as the forward did. */
+static void silu_slice_grad(float *buf, const float *dz, const float *x, const float *w,
+                            const float *b, float mu, float rs, int64_t c0, int64_t Cg, int64_t S) {
+    for (int64_t j = 0; j < Cg; j++) {
+        float scale = w ? rs * w[c0 + j] : rs, shift = b ? b[c0 + j] : 0.0f;
+        const float *xs = x + j * S, *dzs = dz + j * S;
+        float *d = buf + j * S;
+#pragma omp simd
+        for (int64_t s = 0; s < S; s++) d[s] = silu_grad(dzs[s], (xs[s] - mu) * scale + shift);
+    }
+}
+
+/* silu (fused op): dout is dz, silu_b the bias the forward used, scratch nthr x (Cg S) floats
+ * for at most nthr threads (silu 0: scratch NULL, nthr the default team). */
 static void norm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                           const float *w, const float *mean, const float *rstd, int64_t N,
-                          int64_t C, int64_t S, int64_t G) {
+                          int64_t C, int64_t S, int64_t G, int silu, const float *silu_b,
+                          float *scratch, int nthr) {
     const int64_t Cg = C / G, M = Cg * S;
     const int par = N * C * S >= UG_PAR_MIN;
     if (dinp) {
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(static) if (par) num_threads(nthr)
         for (int64_t ng = 0; ng < N * G; ng++) {
             const float *x = inp + ng * M, *dy = dout + ng * M;
             float *dx = dinp + ng * M;
             const float mu = mean[ng], rs = rstd[ng];
             const int64_t c0 = (ng % G) * Cg;
+            if (silu) {
+                float *buf = scratch + (int64_t)omp_get_thread_num() * M;
+                silu_slice_grad(buf, dy, x, w, silu_b, mu, rs, c0, Cg, S);
+                dy = buf;
+            }
             double sg = 0, sgx = 0;   /* sum g, sum g xhat, with g = dy w */
             for (int64_t j = 0; j < Cg; j++) {
                 double wc = w ? w[c0 + j] : 1.0, sxa = 0, sdy = 0;
@@ -119,13 +160,20 @@ static void norm_backward(float *dinp, float *dw, float *db, const float *dout, 
     }
     if (dw || db) {
         /* Split over channels so every channel's sums have one owner and a fixed order. */
-#pragma omp parallel for schedule(static) if (par)
+#pragma omp parallel for schedule(static) if (par) num_threads(nthr)
         for (int64_t c = 0; c < C; c++) {
             double sw = 0, sb = 0;
+            float *buf = silu ? scratch + (int64_t)omp_get_thread_num() * M : NULL;
             for (int64_t n = 0; n < N; n++) {
                 const int64_t ng = n * G + c / Cg;
                 const float mu = mean[ng], rs = rstd[ng];
-                sums_dy_xhat(dout + (n * C + c) * S, inp + (n * C + c) * S, S, mu, rs, &sw, &sb);
+                const float *dy = dout + (n * C + c) * S, *x = inp + (n * C + c) * S;
+                if (silu) {
+                    silu_slice_grad(buf, dy, x, w ? w + c : NULL, silu_b ? silu_b + c : NULL, mu,
+                                    rs, 0, 1, S);
+                    dy = buf;
+                }
+                sums_dy_xhat(dy, x, S, mu, rs, &sw, &sb);
             }
             if (dw) dw[c] += (float)sw;
             if (db) db[c] += (float)sb;
@@ -136,22 +184,37 @@ static void norm_backward(float *dinp, float *dw, float *db, const float *dout, 
 void ug_k_group_norm_forward(float *out, float *mean, float *rstd, const float *inp,
                              const float *w, const float *b, int64_t N, int64_t C, int64_t S,
                              int64_t G, float eps) {
-    norm_forward(out, mean, rstd, inp, w, b, N, C, S, G, eps);
+    norm_forward(out, mean, rstd, inp, w, b, N, C, S, G, eps, 0);
 }
 
 void ug_k_group_norm_backward(float *dinp, float *dw, float *db, const float *dout,
                               const float *inp, const float *w, const float *mean,
                               const float *rstd, int64_t N, int64_t C, int64_t S, int64_t G) {
-    norm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C, S, G);
+    norm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C, S, G, 0, NULL, NULL,
+                  omp_get_max_threads());
 }
 
 void ug_k_layer_norm_forward(float *out, float *mean, float *rstd, const float *inp,
                              const float *w, const float *b, int64_t R, int64_t D, float eps) {
-    norm_forward(out, mean, rstd, inp, w, b, R, D, 1, 1, eps);
+    norm_forward(out, mean, rstd, inp, w, b, R, D, 1, 1, eps, 0);
 }
 
 void ug_k_layer_norm_backward(float *dinp, float *dw, float *db, const float *dout,
                               const float *inp, const float *w, const float *mean,
                               const float *rstd, int64_t R, int64_t D) {
-    norm_backward(dinp, dw, db, dout, inp, w, mean, rstd, R, D, 1, 1);
+    norm_backward(dinp, dw, db, dout, inp, w, mean, rstd, R, D, 1, 1, 0, NULL, NULL,
+                  omp_get_max_threads());
+}
+
+void ug_k_group_norm_silu_forward(float *out, float *mean, float *rstd, const float *inp,
+                                  const float *w, const float *b, int64_t N, int64_t C, int64_t S,
+                                  int64_t G, float eps) {
+    norm_forward(out, mean, rstd, inp, w, b, N, C, S, G, eps, 1);
+}
+
+void ug_k_group_norm_silu_backward(float *dinp, float *dw, float *db, const float *dout,
+                                   const float *inp, const float *w, const float *b,
+                                   const float *mean, const float *rstd, float *scratch,
+                                   int nthr, int64_t N, int64_t C, int64_t S, int64_t G) {
+    norm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C, S, G, 1, b, scratch, nthr);
 }

@@ -14,6 +14,16 @@ void ug_k_group_norm_backward(float *dinp, float *dw, float *db, const float *do
                               const float *inp, const float *w, const float *mean,
                               const float *rstd, int64_t N, int64_t C, int64_t S, int64_t G);
 
+/* Fused group norm + SiLU: out = silu(group norm); nothing more is saved. The backward needs the
+ * bias b the forward used and a scratch of nthr x (C / G) S floats; it runs on <= nthr threads. */
+void ug_k_group_norm_silu_forward(float *out, float *mean, float *rstd, const float *inp,
+                                  const float *w, const float *b, int64_t N, int64_t C, int64_t S,
+                                  int64_t G, float eps);
+void ug_k_group_norm_silu_backward(float *dinp, float *dw, float *db, const float *dout,
+                                   const float *inp, const float *w, const float *b,
+                                   const float *mean, const float *rstd, float *scratch,
+                                   int nthr, int64_t N, int64_t C, int64_t S, int64_t G);
+
 /* inp (R, D): each row normalized; w, b (D) or NULL; mean, rstd (R). */
 void ug_k_layer_norm_forward(float *out, float *mean, float *rstd, const float *inp,
                              const float *w, const float *b, int64_t R, int64_t D, float eps);

@@ -225,7 +225,7 @@ typedef struct {
 } unet_run;
 
 static ug_tensor *gn_silu(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int groups) {
-    return ug_silu(ctx, ug_group_norm(ctx, x, w, b, groups, 1e-5f));
+    return ug_group_norm_silu(ctx, x, w, b, groups, 1e-5f);
 }
 
 static ug_tensor *attn_block(unet_run *r, const ug_unet_attn *a, ug_tensor *x) {
