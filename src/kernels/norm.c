@@ -183,15 +183,16 @@ static void norm_backward(float *dinp, float *dw, float *db, const float *dout, 
 
 void ug_k_group_norm_forward(float *out, float *mean, float *rstd, const float *inp,
                              const float *w, const float *b, int64_t N, int64_t C, int64_t S,
-                             int64_t G, float eps) {
-    norm_forward(out, mean, rstd, inp, w, b, N, C, S, G, eps, 0);
+                             int64_t G, float eps, int silu) {
+    norm_forward(out, mean, rstd, inp, w, b, N, C, S, G, eps, silu);
 }
 
 void ug_k_group_norm_backward(float *dinp, float *dw, float *db, const float *dout,
-                              const float *inp, const float *w, const float *mean,
-                              const float *rstd, int64_t N, int64_t C, int64_t S, int64_t G) {
-    norm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C, S, G, 0, NULL, NULL,
-                  omp_get_max_threads());
+                              const float *inp, const float *w, const float *b, const float *mean,
+                              const float *rstd, int64_t N, int64_t C, int64_t S, int64_t G,
+                              int silu, float *scratch, int nthr) {
+    norm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C, S, G, silu, b, scratch,
+                  silu ? nthr : omp_get_max_threads());
 }
 
 void ug_k_layer_norm_forward(float *out, float *mean, float *rstd, const float *inp,
@@ -206,15 +207,3 @@ void ug_k_layer_norm_backward(float *dinp, float *dw, float *db, const float *do
                   omp_get_max_threads());
 }
 
-void ug_k_group_norm_silu_forward(float *out, float *mean, float *rstd, const float *inp,
-                                  const float *w, const float *b, int64_t N, int64_t C, int64_t S,
-                                  int64_t G, float eps) {
-    norm_forward(out, mean, rstd, inp, w, b, N, C, S, G, eps, 1);
-}
-
-void ug_k_group_norm_silu_backward(float *dinp, float *dw, float *db, const float *dout,
-                                   const float *inp, const float *w, const float *b,
-                                   const float *mean, const float *rstd, float *scratch,
-                                   int nthr, int64_t N, int64_t C, int64_t S, int64_t G) {
-    norm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C, S, G, 1, b, scratch, nthr);
-}

@@ -6,23 +6,17 @@
 #include <stdint.h>
 
 /* inp (N, C, S) with S the product of the trailing dims, G groups dividing C; w, b (C) or NULL.
- * out = (x - mean) rstd w[c] + b[c]; mean, rstd (N, G). */
+ * out = (x - mean) rstd w[c] + b[c]; mean, rstd (N, G). silu: out = silu of that (group norm
+ * and SiLU fused; nothing more is saved); its backward then takes the b of the forward and a
+ * scratch of nthr x (C / G) S floats, and runs on at most nthr threads (silu 0: b, scratch and
+ * nthr unused). */
 void ug_k_group_norm_forward(float *out, float *mean, float *rstd, const float *inp,
                              const float *w, const float *b, int64_t N, int64_t C, int64_t S,
-                             int64_t G, float eps);
+                             int64_t G, float eps, int silu);
 void ug_k_group_norm_backward(float *dinp, float *dw, float *db, const float *dout,
-                              const float *inp, const float *w, const float *mean,
-                              const float *rstd, int64_t N, int64_t C, int64_t S, int64_t G);
-
-/* Fused group norm + SiLU: out = silu(group norm); nothing more is saved. The backward needs the
- * bias b the forward used and a scratch of nthr x (C / G) S floats; it runs on <= nthr threads. */
-void ug_k_group_norm_silu_forward(float *out, float *mean, float *rstd, const float *inp,
-                                  const float *w, const float *b, int64_t N, int64_t C, int64_t S,
-                                  int64_t G, float eps);
-void ug_k_group_norm_silu_backward(float *dinp, float *dw, float *db, const float *dout,
-                                   const float *inp, const float *w, const float *b,
-                                   const float *mean, const float *rstd, float *scratch,
-                                   int nthr, int64_t N, int64_t C, int64_t S, int64_t G);
+                              const float *inp, const float *w, const float *b, const float *mean,
+                              const float *rstd, int64_t N, int64_t C, int64_t S, int64_t G,
+                              int silu, float *scratch, int nthr);
 
 /* inp (R, D): each row normalized; w, b (D) or NULL; mean, rstd (R). */
 void ug_k_layer_norm_forward(float *out, float *mean, float *rstd, const float *inp,

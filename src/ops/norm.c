@@ -9,74 +9,52 @@ static void check_affine(const char *op, const ug_tensor *t, const char *what, i
              t ? ug_shape_str(t, s1, sizeof s1) : "", (long long)n);
 }
 
-/* i[0..3] = N, C, S, G. */
+/* i[0..5] = N, C, S, G, silu, threads of the scratch (saved[2], fused op only). */
 static void group_norm_backward(ug_node *n) {
     ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     ug_k_group_norm_backward(ug_grad_of(x), ug_grad_of(w), ug_grad_of(b), n->out->grad,
-                             x->data, w ? w->data : NULL, n->saved[0], n->saved[1], n->i[0],
-                             n->i[1], n->i[2], n->i[3]);
+                             x->data, w ? w->data : NULL, b ? b->data : NULL, n->saved[0],
+                             n->saved[1], n->i[0], n->i[1], n->i[2], n->i[3], (int)n->i[4],
+                             n->saved[2], (int)n->i[5]);
 }
 
-ug_tensor *ug_group_norm(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int groups,
-                         float eps) {
+/* Group norm, and with silu the fused group norm + SiLU (kernels/norm.c): only x, mean and rstd
+ * are kept, no normalized tensor, plus a per-thread scratch for the backward. */
+static ug_tensor *group_norm_op(ug_ctx *ctx, const char *op, ug_tensor *x, ug_tensor *w,
+                                ug_tensor *b, int groups, float eps, int silu) {
     char s1[96];
     UG_CHECK(x->ndim >= 2 && groups >= 1 && x->shape[1] % groups == 0,
-             "group_norm: input %s (N, C, *) with %d groups", ug_shape_str(x, s1, sizeof s1),
-             groups);
+             "%s: input %s (N, C, *) with %d groups", op, ug_shape_str(x, s1, sizeof s1), groups);
     int64_t N = x->shape[0], C = x->shape[1], S = 1;
     for (int d = 2; d < x->ndim; d++) S *= x->shape[d];
-    check_affine("group_norm", w, "weight", C);
-    check_affine("group_norm", b, "bias", C);
+    check_affine(op, w, "weight", C);
+    check_affine(op, b, "bias", C);
     ug_tensor *out = ug_tensor_new(ctx, x->ndim, x->shape);
     float *mean = ug_ctx_alloc(ctx, (size_t)(N * groups) * sizeof(float));
     float *rstd = ug_ctx_alloc(ctx, (size_t)(N * groups) * sizeof(float));
     ug_k_group_norm_forward(out->data, mean, rstd, x->data, w ? w->data : NULL,
-                            b ? b->data : NULL, N, C, S, groups, eps);
+                            b ? b->data : NULL, N, C, S, groups, eps, silu);
     ug_tensor *ins[3] = {x, w, b};
-    ug_node *n = ug_tape_record(ctx, "group_norm", group_norm_backward, out, 3, ins);
-    if (n) {
-        n->saved[0] = mean;
-        n->saved[1] = rstd;
-        n->i[0] = N; n->i[1] = C; n->i[2] = S; n->i[3] = groups;
-    }
-    return out;
-}
-
-/* Group norm + SiLU in one op (kernels/norm.c): only x, mean and rstd are kept, no normalized
- * tensor. i[0..4] = N, C, S, G, threads of the scratch (saved[2]). */
-static void group_norm_silu_backward(ug_node *n) {
-    ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
-    ug_k_group_norm_silu_backward(ug_grad_of(x), ug_grad_of(w), ug_grad_of(b), n->out->grad,
-                                  x->data, w ? w->data : NULL, b ? b->data : NULL, n->saved[0],
-                                  n->saved[1], n->saved[2], (int)n->i[4], n->i[0], n->i[1],
-                                  n->i[2], n->i[3]);
-}
-
-ug_tensor *ug_group_norm_silu(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int groups,
-                              float eps) {
-    char s1[96];
-    UG_CHECK(x->ndim >= 2 && groups >= 1 && x->shape[1] % groups == 0,
-             "group_norm_silu: input %s (N, C, *) with %d groups", ug_shape_str(x, s1, sizeof s1),
-             groups);
-    int64_t N = x->shape[0], C = x->shape[1], S = 1;
-    for (int d = 2; d < x->ndim; d++) S *= x->shape[d];
-    check_affine("group_norm_silu", w, "weight", C);
-    check_affine("group_norm_silu", b, "bias", C);
-    ug_tensor *out = ug_tensor_new(ctx, x->ndim, x->shape);
-    float *mean = ug_ctx_alloc(ctx, (size_t)(N * groups) * sizeof(float));
-    float *rstd = ug_ctx_alloc(ctx, (size_t)(N * groups) * sizeof(float));
-    ug_k_group_norm_silu_forward(out->data, mean, rstd, x->data, w ? w->data : NULL,
-                                 b ? b->data : NULL, N, C, S, groups, eps);
-    ug_tensor *ins[3] = {x, w, b};
-    ug_node *n = ug_tape_record(ctx, "group_norm_silu", group_norm_silu_backward, out, 3, ins);
+    ug_node *n = ug_tape_record(ctx, op, group_norm_backward, out, 3, ins);
     if (n) {
         int nthr = omp_get_max_threads();
         n->saved[0] = mean;
         n->saved[1] = rstd;
-        n->saved[2] = ug_ctx_alloc(ctx, (size_t)nthr * (size_t)(C / groups * S) * sizeof(float));
-        n->i[0] = N; n->i[1] = C; n->i[2] = S; n->i[3] = groups; n->i[4] = nthr;
+        if (silu)
+            n->saved[2] = ug_ctx_alloc(ctx, (size_t)nthr * (size_t)(C / groups * S) * sizeof(float));
+        n->i[0] = N; n->i[1] = C; n->i[2] = S; n->i[3] = groups; n->i[4] = silu; n->i[5] = nthr;
     }
     return out;
+}
+
+ug_tensor *ug_group_norm(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int groups,
+                         float eps) {
+    return group_norm_op(ctx, "group_norm", x, w, b, groups, eps, 0);
+}
+
+ug_tensor *ug_group_norm_silu(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int groups,
+                              float eps) {
+    return group_norm_op(ctx, "group_norm_silu", x, w, b, groups, eps, 1);
 }
 
 /* i[0..1] = R (rows), D. */
