@@ -12,7 +12,7 @@ git ls-files -z | tar --null -cf - -T - | tar -xf - -C "$tmp"
 
 # file | sed expression | test filter. Each sed must change the file.
 mutations=(
-  "src/kernels/elementwise.c|s/dx\[i\] += dout\[i\] \* s \* (1.0f + x\[i\] \* one_minus_s)/dx[i] += dout[i] * s * (1.0f + x[i] * 0.9f * one_minus_s)/|grad_activations"
+  "src/kernels/vmath.h|s/return dz \* s \* (1.0f + x \* one_minus_s)/return dz * s * (1.0f + x * 0.9f * one_minus_s)/|grad_activations"
   "src/kernels/elementwise.c|s/PAR_FOR dx\[i\] += dout\[i\] \* y\[i\] \* (1.0f - y\[i\])/PAR_FOR dx[i] += dout[i] * y[i]/|grad_activations"
   "src/kernels/linear.c|s/if (dw) ug_k_gemm(1, 0, O, Din, N, dout, inp, 1.0f, dw)/if (dw) ug_k_gemm(1, 0, O, Din, N, dout, inp, 0.0f, dw)/|grad_linear_shared"
   "src/kernels/linear.c|s/for (int64_t o = lo; o < hi; o++) dbias\[o\] += row\[o\]/for (int64_t o = lo; o < hi; o++) dbias[o] += 0.5f * row[o]/|grad_linear_shared"

@@ -22,7 +22,7 @@ const char *ug_act_name(ug_act a) { return (unsigned)a < UG_ACT_COUNT ? k_names[
 
 void ug_k_act_forward(ug_act a, float *out, const float *x, int64_t n) {
     switch (a) {
-    case UG_ACT_SILU: PAR_FOR out[i] = x[i] / (1.0f + ug_expf(-x[i])); break;   /* as PyTorch */
+    case UG_ACT_SILU: PAR_FOR out[i] = ug_siluf(x[i]); break;
     case UG_ACT_GELU: PAR_FOR out[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2)); break;
     case UG_ACT_RELU: PAR_FOR out[i] = x[i] > 0 ? x[i] : 0.0f; break;
     case UG_ACT_TANH: PAR_FOR out[i] = ug_tanhf(x[i]); break;
@@ -41,15 +41,7 @@ void ug_k_act_forward(ug_act a, float *out, const float *x, int64_t n) {
 void ug_k_act_backward(ug_act a, float *dx, const float *dout, const float *x, const float *y,
                        int64_t n) {
     switch (a) {
-    case UG_ACT_SILU:
-        PAR_FOR {
-            /* 1 - s = e s with e = exp(-x): exact of the cancellation 1 - s for x > 0; for
-             * x < 0 e may overflow (inf * 0), where 1 - s has no cancellation anyway. */
-            float e = ug_expf(-x[i]), s = 1.0f / (1.0f + e);
-            float one_minus_s = x[i] > 0 ? e * s : 1.0f - s;
-            dx[i] += dout[i] * s * (1.0f + x[i] * one_minus_s);
-        }
-        break;
+    case UG_ACT_SILU: PAR_FOR dx[i] += ug_silu_grad(dout[i], x[i]); break;
     case UG_ACT_GELU:
         PAR_FOR {
             float cdf = 0.5f * (1.0f + erff(x[i] * (float)M_SQRT1_2));

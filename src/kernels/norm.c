@@ -70,15 +70,6 @@ static void sums_dy_xhat(const float *dy, const float *x, int64_t n, float mu, f
     *sdy += lanes_total(b);
 }
 
-/* SiLU and its derivative as elementwise.c computes them; the gradient as it lands in a zeroed
- * buffer (0 + v). */
-static inline float silu_f(float y) { return y / (1.0f + ug_expf(-y)); }
-static inline float silu_grad(float dz, float y) {
-    float e = ug_expf(-y), s = 1.0f / (1.0f + e);
-    float one_minus_s = y > 0 ? e * s : 1.0f - s;
-    return 0.0f + dz * s * (1.0f + y * one_minus_s);
-}
-
 /* Slice (n, g) covers channels [g Cg, (g + 1) Cg), each S contiguous values. silu: out =
  * silu(y) instead of y. */
 static void norm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w,
@@ -101,14 +92,15 @@ static void norm_forward(float *out, float *mean, float *rstd, const float *inp,
             float *ys = y + j * S;
             if (silu)
 #pragma omp simd
-                for (int64_t s = 0; s < S; s++) ys[s] = silu_f((xs[s] - muf) * scale + shift);
+                for (int64_t s = 0; s < S; s++) ys[s] = ug_siluf((xs[s] - muf) * scale + shift);
             else
                 for (int64_t s = 0; s < S; s++) ys[s] = (xs[s] - muf) * scale + shift;
         }
     }
 }
 
-/* dz of the fused op -> dy (M values of slice ng) in buf; y recomputed as the forward did. */
+/* dz of the fused op -> dy (M values of slice ng) in buf; y recomputed as the forward did; dy
+ * as the unfused SiLU backward leaves it in a zeroed gradient (0 + v). */
 static void silu_slice_grad(float *buf, const float *dz, const float *x, const float *w,
                             const float *b, float mu, float rs, int64_t c0, int64_t Cg, int64_t S) {
     for (int64_t j = 0; j < Cg; j++) {
@@ -116,7 +108,7 @@ static void silu_slice_grad(float *buf, const float *dz, const float *x, const f
         const float *xs = x + j * S, *dzs = dz + j * S;
         float *d = buf + j * S;
 #pragma omp simd
-        for (int64_t s = 0; s < S; s++) d[s] = silu_grad(dzs[s], (xs[s] - mu) * scale + shift);
+        for (int64_t s = 0; s < S; s++) d[s] = 0.0f + ug_silu_grad(dzs[s], (xs[s] - mu) * scale + shift);
     }
 }
 

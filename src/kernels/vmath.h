@@ -65,6 +65,17 @@ static inline float ug_expf(float x) {
  * as with expf; NaN stays NaN. */
 static inline float ug_sigmoidf(float x) { return 1.0f / (1.0f + ug_expf(-x)); }
 
+/* SiLU x sigmoid(x), as PyTorch computes it: x / (1 + e^-x). Its backward: dz silu'(x) with
+ * silu' = s (1 + x (1 - s)), s = sigmoid(x); 1 - s = e s with e = e^-x, exact of the cancellation
+ * 1 - s for x > 0; for x < 0 e may overflow (inf * 0), where 1 - s has no cancellation anyway.
+ * The one definition: the elementwise kernel and the fused group norm + SiLU both use these. */
+static inline float ug_siluf(float x) { return x / (1.0f + ug_expf(-x)); }
+static inline float ug_silu_grad(float dz, float x) {
+    float e = ug_expf(-x), s = 1.0f / (1.0f + e);
+    float one_minus_s = x > 0 ? e * s : 1.0f - s;
+    return dz * s * (1.0f + x * one_minus_s);
+}
+
 /* softplus(-a) = log(1 + e^-a) for a >= 0 (the tail of the stable BCE-with-logits and of
  * log-sigmoid), branch-free. u = e^-a in (0, 1], w = 1 + u in [1, 2] rounded; log w by Cephes'
  * logf polynomial on x = w - 1 (or w/2 - 1 above sqrt 2, plus ln 2; both exact), then the
