@@ -30,6 +30,12 @@ int cli_norm_apply(const cli_cfg *cfg, float *xf, double *xd, int64_t n, int64_t
 int cli_data_resolve(cli_cfg *cfg, const ug_dataset *ds);
 int cli_data_per_batch(const cli_cfg *cfg);
 int cli_data_prepare(const cli_cfg *cfg, ug_dataset *ds, int heldout);
+/* A training set of 8-bit pixels stays bytes (normalize none or pm1; std needs the statistics
+ * of the floats): each drawn batch then gets cli_data_prepare's maps, the fixed threshold and
+ * x_model = a x + b with the coefficients of cli_norm_affine, the same numbers as on the set. */
+int cli_data_keeps_bytes(const cli_cfg *cfg);
+void cli_data_prepare_batch(const cli_cfg *cfg, float *x, int64_t n, int64_t d, const double *a,
+                            const double *b);
 void cli_data_batch(const cli_cfg *cfg, float *x, int64_t n, int64_t d, const int64_t *ids,
                     uint32_t epoch);
 double cli_data_levels(const cli_cfg *cfg);   /* for bits/dim: 256 dequantized, else 1 */

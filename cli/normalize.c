@@ -31,6 +31,18 @@ int cli_norm_affine(const cli_cfg *cfg, int64_t d, double *a, double *b) {
     return 0;
 }
 
+/* The affine map on n rows with the coefficients of cli_norm_affine. */
+static void norm_rows(const double *a, const double *b, float *xf, double *xd, int64_t n,
+                      int64_t d, int dir) {
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < d; j++) {
+            double v = xf ? xf[i * d + j] : xd[i * d + j];
+            v = dir > 0 ? a[j] * v + b[j] : (v - b[j]) / a[j];
+            if (xf) xf[i * d + j] = (float)v;
+            else xd[i * d + j] = v;
+        }
+}
+
 /* dir > 0: data -> model; dir < 0: model -> data. One of xf / xd is used. *logdet (may be NULL)
  * receives sum_j ln a_j, the log |det| of data -> model. */
 int cli_norm_apply(const cli_cfg *cfg, float *xf, double *xd, int64_t n, int64_t d, int dir,
@@ -43,13 +55,7 @@ int cli_norm_apply(const cli_cfg *cfg, float *xf, double *xd, int64_t n, int64_t
         *logdet = 0;
         for (int64_t j = 0; j < d; j++) *logdet += log(a[j]);
     }
-    for (int64_t i = 0; i < n; i++)
-        for (int64_t j = 0; j < d; j++) {
-            double v = xf ? xf[i * d + j] : xd[i * d + j];
-            v = dir > 0 ? a[j] * v + b[j] : (v - b[j]) / a[j];
-            if (xf) xf[i * d + j] = (float)v;
-            else xd[i * d + j] = v;
-        }
+    norm_rows(a, b, xf, xd, n, d, dir);
     free(a);
     return 0;
 }
@@ -112,11 +118,23 @@ static int check_unit(const cli_cfg *cfg, const float *x, int64_t n) {
     return 0;
 }
 
+int cli_data_keeps_bytes(const cli_cfg *cfg) {
+    return cfg->normalize && strcmp(cfg->normalize, "std");
+}
+
+void cli_data_prepare_batch(const cli_cfg *cfg, float *x, int64_t n, int64_t d, const double *a,
+                            const double *b) {
+    const char *t = cfg->binarize ? cfg->binarize : "none";
+    if (strcmp(t, "none") && strcmp(t, "stochastic"))
+        ug_data_binarize_fixed(x, n * d, (float)strtod(t, NULL));
+    norm_rows(a, b, x, NULL, n, d, +1);
+}
+
 int cli_data_prepare(const cli_cfg *cfg, ug_dataset *ds, int heldout) {
     int64_t d = ug_dataset_dim(ds), n = ds->n;
     const char *b = cfg->binarize ? cfg->binarize : "none";
     const char *q = cfg->dequantize ? cfg->dequantize : "none";
-    /* Pixels kept as bytes (training with per-batch maps only): nothing to map here. */
+    /* A training set kept as bytes: cli_data_prepare_batch maps each batch instead. */
     if (!ds->x) return 0;
     if ((strcmp(b, "none") || strcmp(q, "none")) && check_unit(cfg, ds->x, n * d)) return 1;
     if (strcmp(b, "none") && strcmp(b, "stochastic"))

@@ -357,9 +357,9 @@ int cli_train(cli_cfg *cfg) {
     cfg->data_dim = d;
     /* Normalization, binarization, dequantization: resolved and stored in the config. */
     if (cli_data_resolve(cfg, &ds)) { ug_dataset_free(&ds); return 1; }
-    /* With stochastic binarization or dequantization every batch is mapped as it is drawn, so the
-     * training set stays as 8-bit pixels (a quarter of the memory); otherwise floats, mapped once. */
-    if (!cli_data_per_batch(cfg) && (st = ug_dataset_to_float(&ds))) {
+    /* Image sets stay as 8-bit pixels (a quarter of the memory) and every batch is mapped as it
+     * is drawn; with --normalize std the statistics need the floats: mapped once. */
+    if (!cli_data_keeps_bytes(cfg) && (st = ug_dataset_to_float(&ds))) {
         ug_dataset_free(&ds);
         return cli_error("%s", ug_last_error());
     }
@@ -408,16 +408,18 @@ int cli_train(cli_cfg *cfg) {
     int32_t *yb = malloc((size_t)cfg->batch * sizeof *yb);
     int64_t *ib = malloc((size_t)cfg->batch * sizeof *ib);
     double *vnll = cfg->valid_every ? malloc((size_t)valid.n * sizeof *vnll) : NULL;
+    double *aff = malloc((size_t)(2 * d) * sizeof *aff);   /* bytes: the per-batch affine map */
     double best_nll = INFINITY;
     int64_t since_best = 0;
     char path[4200];
     char *cfg_json = cli_cfg_to_json(CMD_TRAIN, cfg);
     FILE *metrics = NULL;
     int rc = 1;
-    if (!xb || !yb || !ib || !cfg_json || (cfg->valid_every && !vnll)) {
+    if (!xb || !yb || !ib || !aff || !cfg_json || (cfg->valid_every && !vnll)) {
         cli_error("out of memory");
         goto done;
     }
+    if (cli_norm_affine(cfg, d, aff, aff + d)) goto done;
     if (cli_check_memory(cfg, &ds, model)) goto done;   /* guard.c: refuse what cannot fit */
     ug_adam_cfg acfg = ug_adam_default();
     acfg.weight_decay = (float)cfg->weight_decay;
@@ -473,6 +475,7 @@ int cli_train(cli_cfg *cfg) {
             ug_loader_start_epoch(&L, (uint32_t)++epoch);
             got = ug_loader_next(&L, xb, yb, ib);
         }
+        if (!ds.x) cli_data_prepare_batch(cfg, xb, got, d, aff, aff + d);
         if (per_batch) cli_data_batch(cfg, xb, got, d, ib, (uint32_t)epoch);
         if (step == 0 && (st = ug_model_data_init(model, xb, got))) {
             cli_error("data-dependent init: %s", ug_last_error());
@@ -597,6 +600,7 @@ done:
     free(yb);
     free(ib);
     free(vnll);
+    free(aff);
     ug_dataset_free(&valid);
     ug_loader_free(&L);
     ug_ctx_free(ctx);
