@@ -335,7 +335,7 @@ int cli_train(cli_cfg *cfg) {
         return cli_error("--cond %s: unknown (expected none or class)", cfg->cond);
 
     ug_dataset ds;
-    /* Image sets stay as bytes while only per-batch maps apply (see below). */
+    /* Image sets are read as 8-bit pixels; whether they stay so is decided below. */
     ug_status st = ug_dataset_load_bytes(cfg->data, UG_SPLIT_TRAIN, cfg->n, (uint64_t)cfg->seed, &ds);
     if (st) return cli_error("%s", ug_last_error());
     int64_t d = ug_dataset_dim(&ds);
