@@ -37,6 +37,17 @@ int ug_test_allclose(const char *what, const float *got, const float *ref, int64
 int ug_test_allclose_f64(const char *what, const double *got, const double *ref, int64_t n,
                          double atol, double rtol);
 
+/* 1 if this machine's sgemm gives each row of A B^T the same bits whatever the number of rows,
+ * the row's place among them and the thread count. OpenBLAS's SkylakeX kernels do; its
+ * Haswell / Zen kernels do not (rows differ in the last bits with their place in the call).
+ * The batch-invariance tests compare bitwise where it holds, else to float rounding. */
+int ug_test_gemm_rows_invariant(void);
+/* got == ref bitwise where ug_test_gemm_rows_invariant(), else allclose within atol/rtol. */
+int ug_test_same_rows(const char *what, const float *got, const float *ref, int64_t n,
+                      double atol, double rtol);
+int ug_test_same_rows_f64(const char *what, const double *got, const double *ref, int64_t n,
+                          double atol, double rtol);
+
 /* Whole file as a NUL-terminated string (free() it), or NULL. */
 char *ug_test_read_file(const char *path);
 /* Runs a shell command line with stdout and stderr captured into out (NUL-terminated; the rest

@@ -149,7 +149,9 @@ TEST(cli_train_writes_a_run_directory) {
     snprintf(pb, sizeof pb, "%s/b.npy", dir);
     ug_npy_array A, Bm;
     if (ug_npy_read(pa, &A) == UG_OK && ug_npy_read(pb, &Bm) == UG_OK) {
-        EXPECT(A.numel == Bm.numel && !memcmp(A.data, Bm.data, (size_t)A.numel * 8),
+        EXPECT(A.numel == Bm.numel &&
+                   ug_test_same_rows_f64("--batch 7", (const double *)Bm.data,
+                                         (const double *)A.data, A.numel, 1e-5, 1e-4),
                "samples depend on --batch / --threads");
         ug_npy_free(&A);
         ug_npy_free(&Bm);

@@ -508,7 +508,7 @@ TEST(vae_sample_reconstruct_nll_are_batch_invariant) {
     bad = 0;
     for (int i = 0; i < n; i += 9) {
         ASSERT_OK(ug_model_reconstruct(m, 1, x + i * d, 5, 100 + (uint64_t)i, r1));
-        bad += memcmp(r1, rb + i * d, sizeof(float) * d) != 0;
+        bad += !ug_test_same_rows("reconstruction", r1, rb + i * d, d, 1e-6, 1e-5);
     }
     EXPECT(!bad, "%d reconstructions changed with the batch size", bad);
     ASSERT_OK(ug_model_reconstruct(m, 1, x, 6, 100, r1));
@@ -523,7 +523,7 @@ TEST(vae_sample_reconstruct_nll_are_batch_invariant) {
     for (int i = 0; i < n; i += 23) {
         nc.first_stream = (uint64_t)i;
         ASSERT_OK(ug_model_nll(m, &nc, 1, x + i * d, &n1));
-        bad += n1 != nb[i];
+        bad += !ug_test_same_rows_f64("IWAE bound", &n1, &nb[i], 1, 1e-6, 1e-6);
     }
     EXPECT(!bad, "%d IWAE bounds changed with the batch size", bad);
     free(nb);

@@ -1,6 +1,7 @@
 /* util.c — comparisons, test-owned tensors and the finite-difference gradient checker. */
 #include "test.h"
 #include "core/core.h"
+#include "kernels/linear.h"
 #include <stdarg.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -49,6 +50,60 @@ int ug_test_allclose_f64(const char *what, const double *got, const double *ref,
         return 0;
     }
     return 1;
+}
+
+/* The probe: 40 rows of a (40, 96) x (96, 72)^T product on 1 and 2 threads, against the same
+ * rows computed 1, 3 and 16 at a time, at every offset. Computed once. */
+int ug_test_gemm_rows_invariant(void) {
+    static int known = -1;
+    if (known >= 0) return known;
+    enum { M = 40, N = 72, K = 96 };
+    float *a = malloc(sizeof(float) * M * K), *b = malloc(sizeof(float) * N * K),
+          *ref = malloc(sizeof(float) * M * N), *c = malloc(sizeof(float) * M * N);
+    ug_rng r = ug_rng_make(77, 0, 0);
+    ug_rng_normal(&r, a, M * K);
+    ug_rng_normal(&r, b, N * K);
+    int old = ug_get_threads(), same = 1;
+    ug_set_threads(1);
+    ug_k_gemm(0, 1, M, N, K, a, b, 0.0f, ref);
+    for (int threads = 1; threads <= 2; threads++) {
+        ug_set_threads(threads);
+        int chunks[4] = {M, 1, 3, 16};
+        for (int q = 0; q < 4; q++)
+            for (int i0 = 0; i0 < M; i0 += chunks[q]) {
+                int m = M - i0 < chunks[q] ? M - i0 : chunks[q];
+                ug_k_gemm(0, 1, m, N, K, a + i0 * K, b, 0.0f, c + i0 * N);
+            }
+        same &= !memcmp(c, ref, sizeof(float) * M * N);
+    }
+    ug_set_threads(old);
+    free(a); free(b); free(ref); free(c);
+    known = same;
+    if (!same)
+        printf("    (this sgemm's rows depend on their place in the call: batch invariance "
+               "checked to float rounding, not bitwise)\n");
+    return known;
+}
+
+int ug_test_same_rows_f64(const char *what, const double *got, const double *ref, int64_t n,
+                          double atol, double rtol) {
+    if (ug_test_gemm_rows_invariant()) {
+        int64_t bad = 0;
+        for (int64_t i = 0; i < n; i++) bad += memcmp(&got[i], &ref[i], sizeof *got) != 0;
+        if (bad) printf("    %s: %lld of %lld values not bit-identical\n", what, (long long)bad, (long long)n);
+        return bad == 0;
+    }
+    return ug_test_allclose_f64(what, got, ref, n, atol, rtol);
+}
+
+int ug_test_same_rows(const char *what, const float *got, const float *ref, int64_t n,
+                      double atol, double rtol) {
+    if (ug_test_gemm_rows_invariant()) {
+        int ok = !memcmp(got, ref, (size_t)n * sizeof *got);
+        if (!ok) printf("    %s: not bit-identical\n", what);
+        return ok;
+    }
+    return ug_test_allclose(what, got, ref, n, atol, rtol);
 }
 
 int ug_test_allclose(const char *what, const float *got, const float *ref, int64_t n,
