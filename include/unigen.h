@@ -77,11 +77,14 @@ int ug_get_threads(void);
 /* float32, contiguous, PyTorch shape order (last dimension contiguous). */
 typedef struct ug_tensor {
     float *data;
-    float *grad;          /* NULL unless requires_grad */
+    float *grad;          /* NULL unless requires_grad; an op's output gets its gradient
+                             buffer only while ug_backward runs (below) */
     int64_t shape[UG_MAX_DIMS];
     int64_t numel;
     int ndim;
     int requires_grad;
+    int grad_lazy;        /* an op's output: gradient allocated in the backward, freed after */
+    struct ug_tensor *base; /* a view of such an output: the tensor whose gradient it shares */
     const char *name;     /* parameters only */
 } ug_tensor;
 
@@ -113,8 +116,12 @@ int ug_tensor_same_shape(const ug_tensor *a, const ug_tensor *b);
 void *ug_ctx_alloc(ug_ctx *ctx, size_t bytes);
 
 /* Backward from a scalar (numel == 1) loss: seeds d loss = 1 and runs the tape in reverse.
- * Gradients ACCUMULATE into parameter and input grad buffers. The tape is consumed: build the
- * graph again (after ug_ctx_reset) for another backward. */
+ * Gradients ACCUMULATE into parameter and input grad buffers (the tensors given
+ * ug_tensor_requires_grad). The gradient of an op's output exists only during the backward:
+ * allocated when the first op that reads the output runs its backward, returned to the
+ * context's pool once the op that made it has run its own, so the backward holds the live
+ * gradients only. The tape is consumed: build the graph again (after ug_ctx_reset) for
+ * another backward. */
 ug_status ug_backward(ug_ctx *ctx, ug_tensor *loss);
 
 /* ---------------------------------------------------------------- random numbers */

@@ -52,6 +52,8 @@ struct ug_node {
     ug_tensor *out;
     ug_tensor *in[UG_NODE_MAX_IN];  /* NULL entries allowed (e.g. no bias) */
     int nin;
+    ug_tensor **more;               /* inputs beyond in[] (concat's list), nmore of them */
+    int nmore;
     void *saved[4];                 /* arena buffers kept for backward (mean, rstd, masks...) */
     int64_t i[8];                   /* integer arguments */
     double f[4];                    /* real arguments */
@@ -67,6 +69,7 @@ struct ug_ctx {
     ug_node *nodes;
     int64_t nnodes, cap_nodes;
     int grad_enabled;
+    void *free_grads;               /* gradient buffers the backward has finished with */
 };
 
 /* The gradient buffer a backward kernel may accumulate into: NULL for tensors that do not
@@ -77,16 +80,18 @@ static inline float *ug_grad_of(const ug_tensor *t) {
 
 /* 1 if an op with these inputs must record a node (grad mode on and any input needs grad). */
 int ug_any_requires_grad(const ug_ctx *ctx, int nin, ug_tensor *const *ins);
-/* Records a node if needed: marks out as requiring grad and gives it a zeroed gradient.
- * Returns the node (to fill saved/i/f) or NULL when nothing is recorded. */
+/* Records a node if needed: marks out as requiring grad, its gradient buffer to be allocated
+ * (zeroed) by the backward. Returns the node (to fill saved/i/f) or NULL when nothing is
+ * recorded. */
 ug_node *ug_tape_record(ug_ctx *ctx, const char *op, ug_backward_fn fn, ug_tensor *out,
                         int nin, ug_tensor *const *ins);
 
 /* Backward seeded with an arbitrary output gradient dout (out->numel values), as ug_backward
  * with a loss of sum(out * dout). Used by the gradient checker and vector-Jacobian products. */
 ug_status ug_backward_seed(ug_ctx *ctx, ug_tensor *out, const float *dout);
-/* Zeroes the gradient of every recorded node output, so one forward tape can be run backward
- * again (ug_backward_seed keeps the tape): d vector-Jacobian products for an exact divergence.
+/* Zeroes the gradient of every recorded node output that has a buffer of its own, so one
+ * forward tape can be run backward again (ug_backward_seed keeps the tape): d vector-Jacobian
+ * products for an exact divergence. (Outputs' pooled gradients start at zero in every pass.)
  * Leaf inputs (x, parameters) are the caller's to zero. */
 void ug_tape_zero_grads(ug_ctx *ctx);
 

@@ -78,6 +78,7 @@ void ug_ctx_reset(ug_ctx *ctx) {
     }
     if (ctx->head) ctx->head->used = 0;
     ctx->nnodes = 0;
+    ctx->free_grads = NULL;
 }
 
 void *ug_ctx_alloc(ug_ctx *ctx, size_t bytes) {
@@ -165,10 +166,14 @@ ug_tensor *ug_tensor_view(ug_ctx *ctx, ug_tensor *src, int ndim, const int64_t *
              (long long)t->numel, (long long)src->numel);
     t->data = src->data;
     /* Sharing the gradient buffer makes the view's backward a no-op: whatever flows into the
-     * view has already landed in the source's gradient. */
+     * view has already landed in the source's gradient. An op's output has no buffer yet: the
+     * view keeps the tensor (base) whose buffer the backward will give it. */
     if (ctx->grad_enabled && src->requires_grad) {
-        t->grad = src->grad;
         t->requires_grad = 1;
+        if (src->grad_lazy || src->base)
+            t->base = src->base ? src->base : src;
+        else
+            t->grad = src->grad;
     }
     return t;
 }
@@ -207,8 +212,48 @@ ug_node *ug_tape_record(ug_ctx *ctx, const char *op, ug_backward_fn fn, ug_tenso
     n->out = out;
     n->nin = nin;
     for (int i = 0; i < nin; i++) n->in[i] = ins[i];
-    ug_tensor_requires_grad(ctx, out);
+    if (!out->grad) out->grad_lazy = 1;   /* (an output the caller gave a buffer keeps it) */
+    out->requires_grad = 1;
     return n;
+}
+
+/* ---------------------------------------------------------------- gradient pool
+ * The backward's gradient buffers for op outputs: a list of the arena buffers whose op has run
+ * its backward, threaded through the buffers themselves; a request takes the smallest one that
+ * fits (within twice the size), else bumps the arena. The same graph makes the same requests
+ * every step, so after the first step the arena serves them without growing. */
+typedef struct free_grad { struct free_grad *next; size_t bytes; } free_grad;
+
+static float *pool_get(ug_ctx *ctx, int64_t numel) {
+    size_t bytes = align_up((size_t)numel * sizeof(float));
+    free_grad **best = NULL;
+    for (free_grad **p = (free_grad **)&ctx->free_grads; *p; p = &(*p)->next)
+        if ((*p)->bytes >= bytes && (*p)->bytes <= 2 * bytes && (!best || (*p)->bytes < (*best)->bytes))
+            best = p;
+    float *g;
+    if (best) {
+        g = (float *)*best;
+        *best = (*best)->next;
+    } else {
+        g = ug_ctx_alloc(ctx, bytes);
+    }
+    memset(g, 0, (size_t)numel * sizeof(float));
+    return g;
+}
+
+static void pool_put(ug_ctx *ctx, float *g, int64_t numel) {
+    free_grad *f = (free_grad *)(void *)g;   /* 64-byte aligned, at least 64 bytes */
+    f->bytes = align_up((size_t)numel * sizeof(float));
+    f->next = ctx->free_grads;
+    ctx->free_grads = f;
+}
+
+/* Gives t (an op's output, or a view of one) its gradient buffer before a backward writes it. */
+static void grad_resolve(ug_ctx *ctx, ug_tensor *t) {
+    if (!t || !t->requires_grad) return;
+    ug_tensor *o = t->base ? t->base : t;
+    if (o->grad_lazy && !o->grad) o->grad = pool_get(ctx, o->numel);
+    if (t->base) t->grad = o->grad;
 }
 
 ug_status ug_backward(ug_ctx *ctx, ug_tensor *loss) {
@@ -222,13 +267,24 @@ ug_status ug_backward(ug_ctx *ctx, ug_tensor *loss) {
 }
 
 ug_status ug_backward_seed(ug_ctx *ctx, ug_tensor *out, const float *dout) {
+    grad_resolve(ctx, out);
     if (!out->requires_grad || !out->grad)
         return ug_fail(UG_ERR_STATE,
                        "ug_backward: the output does not depend on any tensor that requires grad");
     for (int64_t j = 0; j < out->numel; j++) out->grad[j] += dout[j];
     for (int64_t i = ctx->nnodes - 1; i >= 0; i--) {
         ug_node *n = &ctx->nodes[i];
+        ug_tensor *o = n->out;
+        /* No gradient reached this output (nothing after it that the output depends on read
+         * it): the op adds nothing to its inputs. */
+        if (o->grad_lazy && !o->grad) continue;
+        for (int k = 0; k < n->nin; k++) grad_resolve(ctx, n->in[k]);
+        for (int k = 0; k < n->nmore; k++) grad_resolve(ctx, n->more[k]);
         if (n->backward) n->backward(n);
+        if (o->grad_lazy) {
+            pool_put(ctx, o->grad, o->numel);
+            o->grad = NULL;
+        }
     }
     return UG_OK;
 }
@@ -236,6 +292,6 @@ ug_status ug_backward_seed(ug_ctx *ctx, ug_tensor *out, const float *dout) {
 void ug_tape_zero_grads(ug_ctx *ctx) {
     for (int64_t i = 0; i < ctx->nnodes; i++) {
         ug_tensor *t = ctx->nodes[i].out;
-        if (t && t->grad) memset(t->grad, 0, (size_t)t->numel * sizeof(float));
+        if (t && t->grad && !t->grad_lazy) memset(t->grad, 0, (size_t)t->numel * sizeof(float));
     }
 }

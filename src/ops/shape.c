@@ -44,9 +44,9 @@ ug_tensor *ug_permute(ug_ctx *ctx, ug_tensor *x, const int *perm) {
 }
 
 /* ---------------------------------------------------------------- concat */
-/* saved[0] = the n input pointers; i[0] = n, i[1] = outer, i[2] = inner, i[3] = axis. */
+/* more = the n input pointers; i[0] = n, i[1] = outer, i[2] = inner, i[3] = axis. */
 static void concat_backward(ug_node *n) {
-    ug_tensor **xs = n->saved[0];
+    ug_tensor **xs = n->more;
     int64_t cnt = n->i[0], outer = n->i[1], inner = n->i[2];
     int axis = (int)n->i[3];
     int64_t row = n->out->shape[axis] * inner, off = 0;
@@ -86,14 +86,16 @@ ug_tensor *ug_concat(ug_ctx *ctx, ug_tensor *const *xs, int n, int axis) {
     }
     /* A node holds at most UG_NODE_MAX_IN inputs and concat takes any number. The whole list
      * decides whether to record; the node is then recorded through one input that requires
-     * grad (ug_tape_record's own test passes on it) and the full list lives in the arena. */
+     * grad (ug_tape_record's own test passes on it); the full list lives in the arena as the
+     * node's more[] (the backward gives those inputs their gradient buffers too). */
     if (!ug_any_requires_grad(ctx, n, xs)) return out;
     int first = 0;
     while (!xs[first]->requires_grad) first++;
     ug_node *node = ug_tape_record(ctx, "concat", concat_backward, out, 1, &xs[first]);
     ug_tensor **saved = ug_ctx_alloc(ctx, (size_t)n * sizeof *saved);
     memcpy(saved, xs, (size_t)n * sizeof *saved);
-    node->saved[0] = saved;
+    node->more = saved;
+    node->nmore = n;
     node->i[0] = n;
     node->i[1] = outer;
     node->i[2] = inner;
