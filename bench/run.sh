@@ -3,7 +3,8 @@
 # ../shared/peers (README there) on W5 gemm, W1 toy2d, W2 unet, W3 made, W4 nice, with the
 # peers' architectures, batch sizes and step protocols. Each round runs, workload by workload,
 # the unigen program (build/bench_<w>) and right after it the peer script (PyTorch's best
-# configuration: OMP_WAIT_POLICY=PASSIVE ATEN_CPU_CAPABILITY=avx512, --threads 2); the rounds
+# configuration: OMP_WAIT_POLICY=PASSIVE ATEN_CPU_CAPABILITY=avx512, --threads 2; the AVX-512
+# setting only where the CPU has AVX-512F: elsewhere ATen would die of SIGILL); the rounds
 # alternate unigen, peer, unigen, peer, ... and the table reports per-figure medians over rounds.
 # GFLOP/s = counted FLOPs (bench/NOTES.md) / measured time; the ceiling is unigen's measured
 # cblas_sgemm 2048^3 (W5, the median over this run's rounds). Peak RSS: ru_maxrss of each
@@ -109,13 +110,16 @@ record() {
             emit "$w.train" "$(jnum "$f" train_steps_per_s)" ;;
     esac
 }
+# PyTorch's best configuration (../shared/peers/README.md), AVX-512 kernels where the CPU has them.
+PEER_ENV="OMP_WAIT_POLICY=PASSIVE"
+grep -qw avx512f /proc/cpuinfo 2>/dev/null && PEER_ENV="$PEER_ENV ATEN_CPU_CAPABILITY=avx512"
 run_one() {   # run_one ROUND SIDE WORKLOAD COMMAND...
     local r=$1 side=$2 w=$3; shift 3
     local log="$OUT/logs/r${r}_${w}_$side.log" js="$OUT/logs/r${r}_${w}_$side.json"
     echo "# round $r: $w, $side: $*"
     local t0=$SECONDS
     if [ "$side" = pytorch ]; then
-        env OMP_WAIT_POLICY=PASSIVE ATEN_CPU_CAPABILITY=avx512 "$@" > "$log" 2>&1
+        env $PEER_ENV "$@" > "$log" 2>&1
     else
         "$@" > "$log" 2>&1
     fi
@@ -142,7 +146,7 @@ done
 # Table and JSON from raw.tsv. FLOPs per unit of each figure (bench/NOTES.md): per training step,
 # per sampling run, per sgemm call (a GFLOP/s figure: its own GFLOP/s).
 awk -F'\t' -v rounds="$ROUNDS" -v quick="$QUICK" -v threads="$THREADS" -v peers="$WITH_PEERS" \
-    -v note="$peer_note" -v json="$OUT/bench.json" -v wl="$WORKLOADS" '
+    -v note="$peer_note" -v json="$OUT/bench.json" -v wl="$WORKLOADS" -v penv="$PEER_ENV" '
 function median(key,   n, i, j, t, a) {
     n = cnt[key]; if (n == 0) return ""
     for (i = 1; i <= n; i++) a[i] = val[key, i] + 0
@@ -207,8 +211,8 @@ END {
         ceil == "" ? "unmeasured" : sprintf("%.1f", ceil), quick ? "; QUICK=1: pipeline check, not a measurement" : ""
     if (!peers) printf "# PyTorch peers skipped: %s\n", note
     printf "{\n  \"rounds\": %d, \"quick\": %s, \"threads\": %d, \"peers\": %s, \"peer_env\": " \
-        "\"OMP_WAIT_POLICY=PASSIVE ATEN_CPU_CAPABILITY=avx512\", \"sgemm_ceiling_gflops\": %s,\n" \
+        "\"%s\", \"sgemm_ceiling_gflops\": %s,\n" \
         "  \"rows\": [\n%s\n  ]\n}\n", rounds, quick ? "true" : "false", threads, peers ? "true" : "false",
-        jv(ceil), rows > json
+        penv, jv(ceil), rows > json
 }' "$RAW" | tee "$OUT/table.txt"
 echo "# wrote $OUT/bench.json, $OUT/table.txt, logs in $OUT/logs"
