@@ -121,15 +121,15 @@ TEST(conv_worker_rule) {
     int t = ug_get_threads();
     EXPECT(ug_conv_workers(&g) == t, "64 images: %d workers, expected the %d threads",
            ug_conv_workers(&g), t);
-    /* Direct path (AVX-512 builds): packed weights (32 x 96 x 9 both ways) + per worker the
+    /* Direct path (AVX-512 or AVX2 + FMA builds): packed weights (32 x 96 x 9 both ways) + per worker the
      * columns (larger than the padded image + accumulators) and the dw accumulator; elsewhere
      * the im2col path: no packed weights. */
-#if defined(__AVX512F__) && !defined(UG_NO_DIRECT_CONV)
+#if (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))) && !defined(UG_NO_DIRECT_CONV)
     const int64_t packed = 32 * 96 * 9;
     EXPECT(ug_conv_is_direct(&g), "3x3 stride 1 pad 1 is direct");
 #else
     const int64_t packed = 0;
-    EXPECT(!ug_conv_is_direct(&g), "3x3 stride 1 pad 1 is im2col without AVX-512");
+    EXPECT(!ug_conv_is_direct(&g), "3x3 stride 1 pad 1 is im2col without vector FMA");
 #endif
     EXPECT(ug_conv_scratch_size(&g, 2, 1) == packed + 2 * (96 * 9 * 784 + 32 * 96 * 9),
            "2 workers with dw: %lld floats", (long long)ug_conv_scratch_size(&g, 2, 1));

@@ -124,30 +124,44 @@ void ug_k_col2im(float *img, const float *col, const ug_conv_geom *g) {
  * convolution of dout with the kernel transposed and flipped), no columns: the image is copied
  * once into a zero-bordered buffer xp (C, H + 2, Wp = W + 2), and every output position p =
  * y Wp + x of the padded-width grid reads its 3x3 window at p + ky Wp + kx in every channel,
- * so a block of 32 consecutive positions is two contiguous 16-float loads per (channel, tap).
- * A register block of 8 output channels x 32 positions (16 accumulators) takes each tap's 8
- * weights as broadcasts; the two right-border columns of each row (x = W, W + 1) are computed
- * and dropped (7 % extra at 28 x 28). Sums run over (c, ky, kx) in that order in float, as a
- * dot product does; results match the im2col path to rounding. */
-#define DB_O 8                      /* output channels per register block */
-#define DB_P 32                     /* positions per register block: 2 vectors of 16 */
-typedef float ug_v16 __attribute__((vector_size(64)));
-/* a + s x with one rounding where the machine has AVX-512 (C's default -ffp-contract=off would
- * otherwise keep a multiply and an add: half the arithmetic rate). */
+ * so a block of DB_P consecutive positions is NV contiguous vector loads per (channel, tap).
+ * A register block of DB_O output channels x DB_P positions takes each tap's DB_O weights as
+ * broadcasts: with AVX-512 8 channels x 2 vectors of 16 (16 accumulators of 32), with AVX2 +
+ * FMA 4 channels x 3 vectors of 8 (12 accumulators of 16 registers, room for the loads). The
+ * two right-border columns of each row (x = W, W + 1) are computed and dropped (7 % extra at
+ * 28 x 28). Sums run over (c, ky, kx) in that order in float with one rounding per term (fma),
+ * as a dot product does; results match the im2col path to rounding. Other machines take the
+ * im2col path (ug_conv_is_direct). */
 #if defined(__AVX512F__)
 #include <immintrin.h>
-#define FMA16(a, s, x) ((ug_v16)_mm512_fmadd_ps(_mm512_set1_ps(s), (__m512)(x), (__m512)(a)))
+#define UG_DIRECT_CONV 1
+#define VW 16                       /* floats per vector */
+#define NV 2                        /* vectors per register block */
+#define DB_O 8                      /* output channels per register block */
+typedef float ug_vf __attribute__((vector_size(64)));
+#define FMAV(a, s, x) ((ug_vf)_mm512_fmadd_ps(_mm512_set1_ps(s), (__m512)(x), (__m512)(a)))
+#elif defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define UG_DIRECT_CONV 1
+#define VW 8
+#define NV 3
+#define DB_O 4
+typedef float ug_vf __attribute__((vector_size(32)));
+#define FMAV(a, s, x) ((ug_vf)_mm256_fmadd_ps(_mm256_set1_ps(s), (__m256)(x), (__m256)(a)))
 #else
-#define FMA16(a, s, x) ((a) + (s) * (x))
+#define VW 8                        /* (sizes for the scratch arithmetic; the path is off) */
+#define NV 3
+#define DB_O 4
+typedef float ug_vf __attribute__((vector_size(32)));
+#define FMAV(a, s, x) ((a) + (s) * (x))
 #endif
+#define DB_P (VW * NV)              /* positions per register block */
 
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
 int ug_conv_is_direct(const ug_conv_geom *g) {
-    /* The register block is written for 16-float vectors: without AVX-512 the compiler splits
-     * every vector operation (and spills the 16 accumulators), and the direct path ran W2 ~20x
-     * slower than im2col + sgemm on an AVX2 machine. UG_NO_DIRECT_CONV: the A/B build switch. */
-#if defined(UG_NO_DIRECT_CONV) || !defined(__AVX512F__)
+    /* UG_NO_DIRECT_CONV: the build switch for A/B timings, the im2col path everywhere. */
+#if defined(UG_NO_DIRECT_CONV) || !defined(UG_DIRECT_CONV)
     (void)g;
     return 0;
 #else
@@ -163,7 +177,7 @@ static int64_t direct_acc_size(const ug_conv_geom *g, int64_t rows) {
     return round_up(rows, DB_O) * round_up(g->H * (g->W + 2), DB_P);
 }
 
-/* wpk[ob][c][tap][8] = w[o][c][tap] with o = 8 ob + j (zero past O); transposed: the roles of
+/* wpk[ob][c][tap][DB_O] = w[o][c][tap] with o = DB_O ob + j (zero past O); transposed: the roles of
  * the weight's two channel axes swap and the taps run backwards (dx = conv(dout, w^T flipped)). */
 static void direct_pack(float *wpk, const float *w, int64_t O, int64_t C, int transposed) {
     const int64_t Ob = round_up(transposed ? C : O, DB_O), Ci = transposed ? O : C;
@@ -177,36 +191,33 @@ static void direct_pack(float *wpk, const float *w, int64_t O, int64_t C, int tr
             }
 }
 
-/* Unaligned 16-float load (a macro: a function returning the vector would change the ABI on
- * machines without AVX-512). */
-#define LOAD16(v, p) memcpy(&(v), (p), sizeof(ug_v16))
+/* Unaligned vector load (a macro: a function returning the vector would change the ABI on
+ * machines without the vector width). */
+#define LOADV(v, p) memcpy(&(v), (p), sizeof(ug_vf))
 
-/* acc[j][p0 .. p0 + 32) for the 8 output channels of wpk's block: sum over Ci channels of xp
- * (channel stride cs) and the 9 taps. */
+/* acc[j][p0 .. p0 + DB_P) for the DB_O output channels of wpk's block: sum over Ci channels of
+ * xp (channel stride cs) and the 9 taps. */
 static void direct_block(float *acc, int64_t lda, const float *xp, int64_t cs, int64_t Wp,
                          const float *wb, int64_t Ci, int64_t p0) {
-    ug_v16 a[DB_O][2];
+    ug_vf a[DB_O][NV];
     memset(a, 0, sizeof a);
     const int64_t off[9] = {0, 1, 2, Wp, Wp + 1, Wp + 2, 2 * Wp, 2 * Wp + 1, 2 * Wp + 2};
     for (int64_t c = 0; c < Ci; c++) {
         const float *xc = xp + c * cs + p0;
         const float *wc = wb + c * 9 * DB_O;
         for (int t = 0; t < 9; t++) {
-            ug_v16 x0, x1;
-            LOAD16(x0, xc + off[t]);
-            LOAD16(x1, xc + off[t] + 16);
+            ug_vf x[NV];
+#pragma GCC unroll 4
+            for (int v = 0; v < NV; v++) LOADV(x[v], xc + off[t] + v * VW);
             const float *wt = wc + t * DB_O;
 #pragma GCC unroll 8
-            for (int j = 0; j < DB_O; j++) {
-                a[j][0] = FMA16(a[j][0], wt[j], x0);
-                a[j][1] = FMA16(a[j][1], wt[j], x1);
-            }
+            for (int j = 0; j < DB_O; j++)
+#pragma GCC unroll 4
+                for (int v = 0; v < NV; v++) a[j][v] = FMAV(a[j][v], wt[j], x[v]);
         }
     }
-    for (int j = 0; j < DB_O; j++) {
-        memcpy(acc + j * lda + p0, &a[j][0], sizeof a[j][0]);
-        memcpy(acc + j * lda + p0 + 16, &a[j][1], sizeof a[j][1]);
-    }
+    for (int j = 0; j < DB_O; j++)
+        for (int v = 0; v < NV; v++) memcpy(acc + j * lda + p0 + v * VW, &a[j][v], sizeof a[j][v]);
 }
 
 /* out (Oc, H, W) = [out +] conv3x3(in (Ci, H, W)) [+ bias]; scratch: direct_xp_size(Ci) +
