@@ -109,7 +109,8 @@ ug_tensor *ug_tensor_new(ug_ctx *ctx, int ndim, const int64_t *shape);
 ug_tensor *ug_tensor_zeros(ug_ctx *ctx, int ndim, const int64_t *shape);
 /* Copy of data into a new arena tensor. */
 ug_tensor *ug_tensor_from(ug_ctx *ctx, int ndim, const int64_t *shape, const float *data);
-/* Marks an arena tensor as needing d/dx (allocates its zeroed gradient). */
+/* Marks an arena tensor as needing d/dx (allocates its zeroed gradient). On an op's output it
+ * keeps that gradient readable after the backward (instead of a pooled buffer). */
 void ug_tensor_requires_grad(ug_ctx *ctx, ug_tensor *t);
 int ug_tensor_same_shape(const ug_tensor *a, const ug_tensor *b);
 /* Arena scratch memory, 64-byte aligned (for ops and samplers). */

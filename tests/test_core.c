@@ -68,6 +68,41 @@ TEST(backward_requires_scalar_and_grad) {
     ug_ctx_free(ctx);
 }
 
+/* Op outputs get pooled gradient buffers in the backward: y = exp(x), z = reshape(y) * 3,
+ * loss = sum(z), and a dead branch exp(y) that the loss does not read. d loss/dx = 3 e^x; a
+ * gradient asked for on y (ug_tensor_requires_grad) stays readable after the backward, pooled
+ * ones are detached; the steady state allocates nothing. */
+TEST(backward_pooled_gradients) {
+    ug_ctx *ctx;
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    int64_t after_warmup = 0;
+    for (int step = 0; step < 4; step++) {
+        ug_tensor *x = ug_tensor_from(ctx, 1, (int64_t[]){6}, (float[]){-1, -0.5f, 0, 0.5f, 1, 2});
+        ug_tensor_requires_grad(ctx, x);
+        ug_tensor *y = ug_exp(ctx, x);
+        if (step == 0) ug_tensor_requires_grad(ctx, y);
+        ug_tensor *dead = ug_exp(ctx, y);   /* recorded, but nothing reads it */
+        ug_tensor *z = ug_mul(ctx, ug_reshape(ctx, y, 2, (int64_t[]){2, 3}),
+                              ug_tensor_from(ctx, 1, (int64_t[]){1}, (float[]){3}));
+        EXPECT(dead->grad == NULL && z->grad == NULL, "an op's output got a buffer at record");
+        ASSERT_OK(ug_backward(ctx, ug_sum_all(ctx, z)));
+        int ok = 1;
+        for (int j = 0; j < 6; j++) ok &= fabsf(x->grad[j] - 3 * expf(x->data[j])) <= 1e-6f * 3 * expf(x->data[j]);
+        EXPECT(ok, "step %d: d sum(3 exp(x)) / dx wrong", step);
+        if (step == 0) {
+            ok = y->grad != NULL;
+            for (int j = 0; ok && j < 6; j++) ok &= y->grad[j] == 3.0f;
+            EXPECT(ok, "the gradient asked for on an intermediate is not kept");
+        } else {
+            EXPECT(y->grad == NULL && z->grad == NULL, "pooled gradients still attached");
+        }
+        ug_ctx_reset(ctx);
+        if (step == 1) after_warmup = ug_ctx_arena_mallocs(ctx);
+    }
+    EXPECT(ug_ctx_arena_mallocs(ctx) == after_warmup, "the pool kept allocating after warm-up");
+    ug_ctx_free(ctx);
+}
+
 /* ---------------------------------------------------------------- gradient checks */
 static ug_tensor *f_linear(ug_ctx *ctx, ug_tensor **in, void *u) {
     return ug_linear(ctx, in[0], in[1], u ? NULL : in[2]);

@@ -154,6 +154,9 @@ ug_tensor *ug_tensor_from(ug_ctx *ctx, int ndim, const int64_t *shape, const flo
 }
 
 void ug_tensor_requires_grad(ug_ctx *ctx, ug_tensor *t) {
+    /* On an op's output: the caller wants to read its gradient after the backward, so it gets
+     * a buffer of its own now instead of a pooled one. */
+    t->grad_lazy = 0;
     if (t->grad) { t->requires_grad = 1; return; }
     t->grad = ug_ctx_alloc(ctx, (size_t)t->numel * sizeof(float));
     memset(t->grad, 0, (size_t)t->numel * sizeof(float));
