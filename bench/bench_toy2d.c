@@ -66,14 +66,16 @@ int main(int argc, char **argv) {
         if (ug_model_sample(m, &sc, n, NULL, NULL, x, &nfe)) return 1;
         if (rep >= 0) ts[rep] = bench_now_s() - t0;
     }
+    double sum = 0;   /* the last run's samples, summed: equal sums across builds = same samples */
+    for (int64_t i = 0; i < 2 * n; i++) sum += x[i];
     printf("{\"workload\": \"toy2d\", \"impl\": \"unigen\", \"threads\": %d, \"params\": %lld, "
            "\"batch\": %lld, \"warmup_steps\": %d, \"timed_steps\": %d, "
            "\"train_steps_per_s\": %.2f, \"train_step_ms_median\": %.3f, "
            "\"sample_points\": %lld, \"sample_nfe\": %lld, \"sample_s_median\": %.4f, "
-           "\"peak_rss_mib\": %.1f}\n",
+           "\"sample_sum\": %.17g, \"peak_rss_mib\": %.1f}\n",
            ug_get_threads(), (long long)ug_params_count(ps), (long long)B, warm, timed,
            1.0 / step_med, step_med * 1e3, (long long)n, (long long)nfe, bench_median(ts, sruns),
-           bench_peak_rss_mib());
+           sum, bench_peak_rss_mib());
     ug_adam_free(&adam);
     ug_ctx_free(ctx);
     ug_model_free(m);

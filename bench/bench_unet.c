@@ -80,6 +80,12 @@ int main(int argc, char **argv) {
     printf("# train: median step %.1f ms -> %.3f steps/s, last loss %.4f\n", med * 1e3, 1.0 / med,
            loss_last);
     fflush(stdout);   /* progress in the log before the long sampling runs */
+    /* Training is over: its arena (the activations and gradients of a step, kept at their
+     * high-water mark for allocation-free steps) goes back before sampling, as the peer's
+     * autograd graph is gone once its last backward has run. The sampler uses its own arenas. */
+    const double train_rss = bench_peak_rss_mib();
+    ug_ctx_free(ctx);
+    ctx = NULL;
 
     ug_sample_cfg sc = ug_sample_cfg_default();
     sc.sampler = "ddim";
@@ -101,15 +107,14 @@ int main(int argc, char **argv) {
            "\"batch\": %lld, \"data\": \"%s\", \"warmup_steps\": %d, \"timed_steps\": %d, "
            "\"train_step_ms_median\": %.2f, \"train_steps_per_s\": %.3f, \"train_loss_last\": %.5f, "
            "\"sample_images\": %lld, \"sample_nfe\": %lld, \"sample_s_median\": %.4f, "
-           "\"peak_rss_mib\": %.1f}\n",
+           "\"train_peak_rss_mib\": %.1f, \"peak_rss_mib\": %.1f}\n",
            ug_get_threads(), (long long)ug_params_count(ps), (long long)B,
            have ? "fashion-mnist" : "uniform", warm, steps, med * 1e3, 1.0 / med, loss_last,
-           (long long)nimg, (long long)nfe, bench_median(ts, sruns), bench_peak_rss_mib());
+           (long long)nimg, (long long)nfe, bench_median(ts, sruns), train_rss, bench_peak_rss_mib());
     free(x); free(t); free(out);
     if (have) ug_dataset_free(&ds);
     else free(data);
     ug_adam_free(&adam);
-    ug_ctx_free(ctx);
     ug_model_free(m);
     return 0;
 }
