@@ -122,14 +122,15 @@ void ug_k_col2im(float *img, const float *col, const ug_conv_geom *g) {
 /* ---------------------------------------------------------------- direct 3x3 convolution
  * For the U-Net's 3x3 stride-1 pad-1 convolutions (and their input gradient, which is the same
  * convolution of dout with the kernel transposed and flipped), no columns: the image is copied
- * once into a zero-bordered buffer xp (C, H + 2, Wp = W + 2), and every output position p =
+ * once into a zero-bordered buffer xp (C, H + 2, Wp = W + 1: one zero column between rows serves
+ * as the right border of a row and the left border of the next), and every output position p =
  * y Wp + x of the padded-width grid reads its 3x3 window at p + ky Wp + kx in every channel,
  * so a block of DB_P consecutive positions is NV contiguous vector loads per (channel, tap).
  * A register block of DB_O output channels x DB_P positions takes each tap's DB_O weights as
  * broadcasts: with AVX-512 8 channels x 2 vectors of 16 (16 accumulators of 32), with AVX2 +
  * FMA 4 channels x 3 vectors of 8 (12 accumulators of 16 registers, room for the loads). The
- * two right-border columns of each row (x = W, W + 1) are computed and dropped (7 % extra at
- * 28 x 28). Sums run over (c, ky, kx) in that order in float with one rounding per term (fma),
+ * border column of each row (x = W) is computed and dropped (3.6 % extra at 28 x 28, 7 % at
+ * 14 x 14). Sums run over (c, ky, kx) in that order in float with one rounding per term (fma),
  * as a dot product does; results match the im2col path to rounding. Other machines take the
  * im2col path (ug_conv_is_direct). */
 #if defined(__AVX512F__)
@@ -171,10 +172,10 @@ int ug_conv_is_direct(const ug_conv_geom *g) {
 
 /* Floats of the padded image (with read-past slack) and of the accumulator grid. */
 static int64_t direct_xp_size(const ug_conv_geom *g, int64_t ch) {
-    return ch * (g->H + 2) * (g->W + 2) + DB_P + 16;
+    return ch * (g->H + 2) * (g->W + 1) + DB_P + 16;
 }
 static int64_t direct_acc_size(const ug_conv_geom *g, int64_t rows) {
-    return round_up(rows, DB_O) * round_up(g->H * (g->W + 2), DB_P);
+    return round_up(rows, DB_O) * round_up(g->H * (g->W + 1), DB_P);
 }
 
 /* wpk[ob][c][tap][DB_O] = w[o][c][tap] with o = DB_O ob + j (zero past O); transposed: the roles of
@@ -225,18 +226,18 @@ static void direct_block(float *acc, int64_t lda, const float *xp, int64_t cs, i
 static void direct_image(float *out, int accumulate, const float *bias, const float *in,
                          int64_t Ci, int64_t Oc, const float *wpk, const ug_conv_geom *g,
                          float *scratch) {
-    const int64_t H = g->H, W = g->W, Wp = W + 2, cs = (H + 2) * Wp, L = H * Wp,
+    const int64_t H = g->H, W = g->W, Wp = W + 1, cs = (H + 2) * Wp, L = H * Wp,
                   Lq = round_up(L, DB_P), Ob = round_up(Oc, DB_O);
     float *xp = scratch, *acc = scratch + direct_xp_size(g, Ci);
-    /* Interior rows copied, only the border (top and bottom rows, the two border columns) and
-     * the read-past slack zeroed. */
+    /* Interior rows copied, only the border (top and bottom rows, the border column) and the
+     * read-past slack zeroed. */
     for (int64_t c = 0; c < Ci; c++) {
         float *pc = xp + c * cs;
         memset(pc, 0, (size_t)(Wp + 1) * sizeof *xp);
         for (int64_t y = 0; y < H; y++) {
             float *row = pc + (y + 1) * Wp;
             memcpy(row + 1, in + (c * H + y) * W, (size_t)W * sizeof *xp);
-            row[W + 1] = row[W + 2] = 0.0f;   /* right border, then the next row's left one */
+            row[W + 1] = 0.0f;   /* the right border, which is the next row's left one */
         }
         memset(pc + (H + 1) * Wp, 0, (size_t)Wp * sizeof *xp);
     }
