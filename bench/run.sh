@@ -8,8 +8,8 @@
 # alternate unigen, peer, unigen, peer, ... and the table reports per-figure medians over rounds.
 # GFLOP/s = counted FLOPs (bench/NOTES.md) / measured time; the ceiling is the best 2048^3 sgemm
 # figure of this run (W5: unigen's cblas_sgemm or the peer's torch.mm, any round: noise only
-# lowers a measurement, and a median ceiling let a noisy W5 round inflate every fraction). Peak RSS: ru_maxrss of each
-# process (the bench programs and the peers both read getrusage).
+# lowers a measurement, and a median ceiling let a noisy W5 round inflate every fraction).
+# Peak RSS: ru_maxrss of each process (the bench programs and the peers both read getrusage).
 #
 # Usage: bench/run.sh [--peers]       (make bench runs it with --peers)
 #   --peers      also run the PyTorch peers (needs /usr/bin/python3 with torch and $PEERS);
