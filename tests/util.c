@@ -69,12 +69,13 @@ int ug_test_gemm_rows_invariant(void) {
     for (int threads = 1; threads <= 2; threads++) {
         ug_set_threads(threads);
         int chunks[4] = {M, 1, 3, 16};
-        for (int q = 0; q < 4; q++)
+        for (int q = 0; q < 4; q++) {   /* each chunking compared on its own */
             for (int i0 = 0; i0 < M; i0 += chunks[q]) {
                 int m = M - i0 < chunks[q] ? M - i0 : chunks[q];
                 ug_k_gemm(0, 1, m, N, K, a + i0 * K, b, 0.0f, c + i0 * N);
             }
-        same &= !memcmp(c, ref, sizeof(float) * M * N);
+            same &= !memcmp(c, ref, sizeof(float) * M * N);
+        }
     }
     ug_set_threads(old);
     free(a); free(b); free(ref); free(c);
