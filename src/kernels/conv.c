@@ -202,20 +202,26 @@ static void direct_block(float *acc, int64_t lda, const float *xp, int64_t cs, i
                          const float *wb, int64_t Ci, int64_t p0) {
     ug_vf a[DB_O][NV];
     memset(a, 0, sizeof a);
-    const int64_t off[9] = {0, 1, 2, Wp, Wp + 1, Wp + 2, 2 * Wp, 2 * Wp + 1, 2 * Wp + 2};
     for (int64_t c = 0; c < Ci; c++) {
-        const float *xc = xp + c * cs + p0;
+        /* The three input rows of the window: the taps are constant displacements from them. */
+        const float *xc = xp + c * cs + p0, *row[3] = {xc, xc + Wp, xc + 2 * Wp};
         const float *wc = wb + c * 9 * DB_O;
-        for (int t = 0; t < 9; t++) {
-            ug_vf x[NV];
+#pragma GCC unroll 3
+        for (int ky = 0; ky < 3; ky++)
+#pragma GCC unroll 3
+            for (int kx = 0; kx < 3; kx++) {
+                ug_vf x[NV];
 #pragma GCC unroll 4
-            for (int v = 0; v < NV; v++) LOADV(x[v], xc + off[t] + v * VW);
-            const float *wt = wc + t * DB_O;
+                for (int v = 0; v < NV; v++) {
+                    LOADV(x[v], row[ky] + kx + v * VW);
+                    __asm__("" : "+x"(x[v]));   /* one load per vector, not one per use */
+                }
+                const float *wt = wc + (ky * 3 + kx) * DB_O;
 #pragma GCC unroll 8
-            for (int j = 0; j < DB_O; j++)
+                for (int j = 0; j < DB_O; j++)
 #pragma GCC unroll 4
-                for (int v = 0; v < NV; v++) a[j][v] = FMAV(a[j][v], wt[j], x[v]);
-        }
+                    for (int v = 0; v < NV; v++) a[j][v] = FMAV(a[j][v], wt[j], x[v]);
+            }
     }
     for (int j = 0; j < DB_O; j++)
         for (int v = 0; v < NV; v++) memcpy(acc + j * lda + p0 + v * VW, &a[j][v], sizeof a[j][v]);
