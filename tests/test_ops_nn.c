@@ -5,6 +5,7 @@
 #include "test.h"
 #include "core/core.h"
 #include "ref/nn_ref.h"
+#include "kernels/linear.h"
 
 #define ATOL 1e-5
 #define RTOL 1e-4
@@ -280,6 +281,51 @@ TEST(nn_group_norm_silu_matches_the_pair_bitwise) {
     ug_set_threads(threads0);
     EXPECT(ok, "fused group norm + SiLU");
     ug_test_tensor_free(x); ug_test_tensor_free(w); ug_test_tensor_free(b); ug_test_tensor_free(r);
+}
+
+/* The linear backward's two GEMMs, which run side by side on two threads for a layer this
+ * large: dx += dout w and dw += dout^T x (accumulating into non-zero buffers) against the sums in
+ * double, on 1 and 2 threads. */
+TEST(nn_linear_backward_pair_matches_double) {
+    enum { N = 64, D = 256, O = 320 };   /* N D O = 5.2M multiply-adds: above the pair's floor */
+    const int64_t sx[2] = {N, D}, sw[2] = {O, D}, sd[2] = {N, O};
+    ug_tensor *x = ug_test_tensor(2, sx, 21, -1, 1), *w = ug_test_tensor(2, sw, 22, -1, 1),
+              *dy = ug_test_tensor(2, sd, 23, -1, 1), *dx0 = ug_test_tensor(2, sx, 24, -1, 1),
+              *dw0 = ug_test_tensor(2, sw, 25, -1, 1);
+    float *dx = malloc(sizeof(float) * N * D), *dw = malloc(sizeof(float) * O * D),
+          *db = calloc(O, sizeof(float));
+    int threads0 = ug_get_threads();
+    for (int th = 1; th <= 2; th++) {
+        ug_set_threads(th);
+        memcpy(dx, dx0->data, sizeof(float) * N * D);
+        memcpy(dw, dw0->data, sizeof(float) * O * D);
+        memset(db, 0, sizeof(float) * O);
+        ug_k_linear_backward(dx, dw, db, dy->data, x->data, w->data, N, D, O);
+        double ex = 0, ew = 0, eb = 0;
+        for (int n = 0; n < N; n++)
+            for (int d = 0; d < D; d++) {
+                double r = dx0->data[n * D + d];
+                for (int o = 0; o < O; o++) r += (double)dy->data[n * O + o] * w->data[o * D + d];
+                ex = fmax(ex, fabs(dx[n * D + d] - r));
+            }
+        for (int o = 0; o < O; o++) {
+            double rb = 0;
+            for (int n = 0; n < N; n++) rb += dy->data[n * O + o];
+            eb = fmax(eb, fabs(db[o] - rb));
+            for (int d = 0; d < D; d++) {
+                double r = dw0->data[o * D + d];
+                for (int n = 0; n < N; n++) r += (double)dy->data[n * O + o] * x->data[n * D + d];
+                ew = fmax(ew, fabs(dw[o * D + d] - r));
+            }
+        }
+        /* Sums of 320 (dx) and 64 (dw, db) products of magnitude <= 1: float rounding is ~1e-5. */
+        EXPECT(ex < 2e-5 && ew < 1e-5 && eb < 1e-5, "%d thread(s): max error dx %.3g dw %.3g db %.3g",
+               th, ex, ew, eb);
+    }
+    ug_set_threads(threads0);
+    free(dx); free(dw); free(db);
+    ug_test_tensor_free(x); ug_test_tensor_free(w); ug_test_tensor_free(dy);
+    ug_test_tensor_free(dx0); ug_test_tensor_free(dw0);
 }
 
 TEST(nn_grad_layer_norm) {

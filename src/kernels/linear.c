@@ -28,10 +28,27 @@ void ug_k_linear_forward(float *out, const float *inp, const float *w, const flo
     ug_k_gemm(0, 1, N, O, Din, inp, w, bias ? 1.0f : 0.0f, out);
 }
 
+/* Multiply-adds of one backward GEMM above which the pair runs side by side. */
+#define UG_LINEAR_PAIR_MIN ((int64_t)1 << 22)
+
 void ug_k_linear_backward(float *dinp, float *dw, float *dbias, const float *dout,
                           const float *inp, const float *w, int64_t N, int64_t Din, int64_t O) {
-    if (dinp) ug_k_gemm(0, 0, N, Din, O, dout, w, 1.0f, dinp);
-    if (dw) ug_k_gemm(1, 0, O, Din, N, dout, inp, 1.0f, dw);
+    /* Two threads and both gradients of a large layer: the two GEMMs (equal FLOPs) run side by
+     * side, one sgemm per thread (OpenBLAS's OpenMP build runs single-threaded inside a parallel
+     * region), instead of one after the other on both threads: no synchronisation or partition
+     * losses inside each sgemm (bench/NOTES.md, session 8). */
+    if (dinp && dw && ug_get_threads() == 2 && N * Din * O >= UG_LINEAR_PAIR_MIN) {
+#pragma omp parallel num_threads(2)
+        {
+            if (ug_omp_tid() == 0)
+                ug_k_gemm(0, 0, N, Din, O, dout, w, 1.0f, dinp);
+            else
+                ug_k_gemm(1, 0, O, Din, N, dout, inp, 1.0f, dw);
+        }
+    } else {
+        if (dinp) ug_k_gemm(0, 0, N, Din, O, dout, w, 1.0f, dinp);
+        if (dw) ug_k_gemm(1, 0, O, Din, N, dout, inp, 1.0f, dw);
+    }
     if (dbias) {
         /* Column sums: split the columns across threads, each sums its slice over all rows. */
 #pragma omp parallel if (N * O >= UG_PAR_MIN)
