@@ -60,9 +60,13 @@ TEST(conv_workers_match_naive) {
                                                      {6, 3, 1, 1, 0}, {3, 2, 3, 1, 0},
                                                      {12, 17, 3, 1, 1}, {16, 20, 3, 1, 1},
                                                      {40, 16, 3, 1, 1}};
-    const int64_t N = 7, H = 11, W = 9;
+    /* 11 x 9 takes the columns for the direct path's dw, 17 x 16 (289 positions of the padded
+     * grid) the direct dw. */
+    const int64_t N = 7, sizes[2][2] = {{11, 9}, {17, 16}};
     const int wks[] = {1, 2, 3, 7};
+    for (int si = 0; si < 2; si++)
     for (int ci = 0; ci < NELEM(cfg); ci++) {
+        const int64_t H = sizes[si][0], W = sizes[si][1];
         ug_conv_geom g = {N, cfg[ci].C, H, W, cfg[ci].O, cfg[ci].k, cfg[ci].k, cfg[ci].s,
                           cfg[ci].p, 0, 0};
         ASSERT(ug_conv_geom_init(&g), "geometry %d", ci);
@@ -93,27 +97,34 @@ TEST(conv_workers_match_naive) {
             for (int64_t i = 0; i < nw; i++) gw[i] -= 1.0f;
             for (int64_t i = 0; i < g.O; i++) gb[i] -= 1.0f;
             char what[64];
-            snprintf(what, sizeof what, "cfg %d workers %d forward", ci, wk);
+            snprintf(what, sizeof what, "%lldx%lld cfg %d workers %d forward", (long long)H,
+                     (long long)W, ci, wk);
             EXPECT(close_f(what, out, y, ny, tol_y), "%s", what);
-            snprintf(what, sizeof what, "cfg %d workers %d dx", ci, wk);
+            snprintf(what, sizeof what, "%lldx%lld cfg %d workers %d dx", (long long)H,
+                     (long long)W, ci, wk);
             EXPECT(close_f(what, gx, dx, nx, tol_x), "%s", what);
-            snprintf(what, sizeof what, "cfg %d workers %d dw", ci, wk);
+            snprintf(what, sizeof what, "%lldx%lld cfg %d workers %d dw", (long long)H,
+                     (long long)W, ci, wk);
             EXPECT(close_f(what, gw, dw, nw, 1e-4), "%s", what);
-            snprintf(what, sizeof what, "cfg %d workers %d db", ci, wk);
+            snprintf(what, sizeof what, "%lldx%lld cfg %d workers %d db", (long long)H,
+                     (long long)W, ci, wk);
             EXPECT(close_f(what, gb, db, g.O, 1e-4), "%s", what);
             /* Only dx, then only dw: each NULL gradient is skipped, the other still right. */
             memset(gx, 0, (size_t)nx * sizeof *gx);
             ug_k_conv2d_backward(gx, NULL, NULL, scratch, wk, R, x, w, &g);
-            snprintf(what, sizeof what, "cfg %d workers %d dx alone", ci, wk);
+            snprintf(what, sizeof what, "%lldx%lld cfg %d workers %d dx alone", (long long)H,
+                     (long long)W, ci, wk);
             EXPECT(close_f(what, gx, dx, nx, tol_x), "%s", what);
             memset(gw, 0, (size_t)nw * sizeof *gw);
             ug_k_conv2d_backward(NULL, gw, NULL, scratch, wk, R, x, w, &g);
-            snprintf(what, sizeof what, "cfg %d workers %d dw alone", ci, wk);
+            snprintf(what, sizeof what, "%lldx%lld cfg %d workers %d dw alone", (long long)H,
+                     (long long)W, ci, wk);
             EXPECT(close_f(what, gw, dw, nw, 1e-4), "%s", what);
             /* The same call twice gives the same bits: dw does not depend on timing. */
             float *gw2 = calloc((size_t)nw, sizeof *gw2);
             ug_k_conv2d_backward(NULL, gw2, NULL, scratch, wk, R, x, w, &g);
-            EXPECT(!memcmp(gw, gw2, (size_t)nw * sizeof *gw), "cfg %d workers %d: dw repeats", ci, wk);
+            EXPECT(!memcmp(gw, gw2, (size_t)nw * sizeof *gw),
+                   "%lldx%lld cfg %d workers %d: dw repeats", (long long)H, (long long)W, ci, wk);
             free(gw2);
             free(scratch); free(out); free(gx); free(gw); free(gb);
         }
@@ -127,17 +138,26 @@ TEST(conv_worker_rule) {
     int t = ug_get_threads();
     EXPECT(ug_conv_workers(&g) == t, "64 images: %d workers, expected the %d threads",
            ug_conv_workers(&g), t);
-    /* Direct path (AVX-512 or AVX2 + FMA builds): packed weights (32 x 96 x 9 both ways) + per worker the
-     * columns (larger than the padded image + accumulators) and the dw accumulator; elsewhere
-     * the im2col path: no packed weights. */
+    /* Direct path (AVX-512 or AVX2 + FMA builds): packed weights (32 x 96 x 9 both ways) + per
+     * worker the backward's padded input (96 x 30 x 29 + slack), padded dout (32 channels) and
+     * dx accumulators (96 x the 812 positions of the 28 x 29 grid rounded up to whole blocks of
+     * 32 or 24), and the dw accumulator; elsewhere the im2col path: no packed weights, the
+     * columns per worker. */
 #if (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))) && !defined(UG_NO_DIRECT_CONV)
-    const int64_t packed = 32 * 96 * 9;
+#if defined(__AVX512F__)
+    const int64_t block = 32;
+#else
+    const int64_t block = 24;
+#endif
+    const int64_t packed = 32 * 96 * 9,
+                  per = (96 * 870 + block + 16) + (32 * 870 + block + 16) +
+                        96 * ((812 + block - 1) / block * block);
     EXPECT(ug_conv_is_direct(&g), "3x3 stride 1 pad 1 is direct");
 #else
-    const int64_t packed = 0;
+    const int64_t packed = 0, per = 96 * 9 * 784;
     EXPECT(!ug_conv_is_direct(&g), "3x3 stride 1 pad 1 is im2col without vector FMA");
 #endif
-    EXPECT(ug_conv_scratch_size(&g, 2, 1) == packed + 2 * (96 * 9 * 784 + 32 * 96 * 9),
+    EXPECT(ug_conv_scratch_size(&g, 2, 1) == packed + 2 * (per + 32 * 96 * 9),
            "2 workers with dw: %lld floats", (long long)ug_conv_scratch_size(&g, 2, 1));
     EXPECT(ug_conv_scratch_size(&g, 1, 1) == 96 * 9 * 784, "1 worker: the columns alone");
     g.N = 1;

@@ -131,8 +131,9 @@ void ug_k_col2im(float *img, const float *col, const ug_conv_geom *g) {
  * FMA 4 channels x 3 vectors of 8 (12 accumulators of 16 registers, room for the loads). The
  * border column of each row (x = W) is computed and dropped (3.6 % extra at 28 x 28, 7 % at
  * 14 x 14). Sums run over (c, ky, kx) in that order in float with one rounding per term (fma),
- * as a dot product does; results match the im2col path to rounding. Other machines take the
- * im2col path (ug_conv_is_direct). */
+ * as a dot product does; results match the im2col path to rounding. dw on images of 256+
+ * positions is direct too (direct_dw: padded input x padded dout, vectors along positions); on
+ * smaller ones it takes the columns. Other machines take the im2col path (ug_conv_is_direct). */
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define UG_DIRECT_CONV 1
@@ -141,6 +142,7 @@ void ug_k_col2im(float *img, const float *col, const ug_conv_geom *g) {
 #define DB_O 8                      /* output channels per register block */
 typedef float ug_vf __attribute__((vector_size(64)));
 #define FMAV(a, s, x) ((ug_vf)_mm512_fmadd_ps(_mm512_set1_ps(s), (__m512)(x), (__m512)(a)))
+#define FMAVV(a, y, x) ((ug_vf)_mm512_fmadd_ps((__m512)(y), (__m512)(x), (__m512)(a)))
 #elif defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
 #define UG_DIRECT_CONV 1
@@ -149,14 +151,23 @@ typedef float ug_vf __attribute__((vector_size(64)));
 #define DB_O 4
 typedef float ug_vf __attribute__((vector_size(32)));
 #define FMAV(a, s, x) ((ug_vf)_mm256_fmadd_ps(_mm256_set1_ps(s), (__m256)(x), (__m256)(a)))
+#define FMAVV(a, y, x) ((ug_vf)_mm256_fmadd_ps((__m256)(y), (__m256)(x), (__m256)(a)))
 #else
 #define VW 8                        /* (sizes for the scratch arithmetic; the path is off) */
 #define NV 3
 #define DB_O 4
 typedef float ug_vf __attribute__((vector_size(32)));
 #define FMAV(a, s, x) ((a) + (s) * (x))
+#define FMAVV(a, y, x) ((a) + (y) * (x))
 #endif
 #define DB_P (VW * NV)              /* positions per register block */
+/* Keeps a loaded vector in a register: without it GCC folds the load into every FMA that uses
+ * the vector (one load per use instead of one), and the block becomes load-bound (0.7x). */
+#if defined(UG_DIRECT_CONV)
+#define IN_REGISTER(v) __asm__("" : "+x"(v))
+#else
+#define IN_REGISTER(v) ((void)0)
+#endif
 
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
@@ -214,7 +225,7 @@ static void direct_block(float *acc, int64_t lda, const float *xp, int64_t cs, i
 #pragma GCC unroll 4
                 for (int v = 0; v < NV; v++) {
                     LOADV(x[v], row[ky] + kx + v * VW);
-                    __asm__("" : "+x"(x[v]));   /* one load per vector, not one per use */
+                    IN_REGISTER(x[v]);   /* one load per vector, not one per use */
                 }
                 const float *wt = wc + (ky * 3 + kx) * DB_O;
 #pragma GCC unroll 8
@@ -227,16 +238,10 @@ static void direct_block(float *acc, int64_t lda, const float *xp, int64_t cs, i
         for (int v = 0; v < NV; v++) memcpy(acc + j * lda + p0 + v * VW, &a[j][v], sizeof a[j][v]);
 }
 
-/* out (Oc, H, W) = [out +] conv3x3(in (Ci, H, W)) [+ bias]; scratch: direct_xp_size(Ci) +
- * direct_acc_size(Oc) floats. One image, one thread. */
-static void direct_image(float *out, int accumulate, const float *bias, const float *in,
-                         int64_t Ci, int64_t Oc, const float *wpk, const ug_conv_geom *g,
-                         float *scratch) {
-    const int64_t H = g->H, W = g->W, Wp = W + 1, cs = (H + 2) * Wp, L = H * Wp,
-                  Lq = round_up(L, DB_P), Ob = round_up(Oc, DB_O);
-    float *xp = scratch, *acc = scratch + direct_xp_size(g, Ci);
-    /* Interior rows copied, only the border (top and bottom rows, the border column) and the
-     * read-past slack zeroed. */
+/* xp (Ci, H + 2, Wp) = the image in (Ci, H, W) with its zero border, and the read-past slack
+ * zeroed: direct_xp_size(Ci) floats. Only the border is written besides the copied rows. */
+static void direct_pad(float *xp, const float *in, int64_t Ci, const ug_conv_geom *g) {
+    const int64_t H = g->H, W = g->W, Wp = W + 1, cs = (H + 2) * Wp;
     for (int64_t c = 0; c < Ci; c++) {
         float *pc = xp + c * cs;
         memset(pc, 0, (size_t)(Wp + 1) * sizeof *xp);
@@ -248,6 +253,15 @@ static void direct_image(float *out, int accumulate, const float *bias, const fl
         memset(pc + (H + 1) * Wp, 0, (size_t)Wp * sizeof *xp);
     }
     memset(xp + Ci * cs, 0, (size_t)(direct_xp_size(g, Ci) - Ci * cs) * sizeof *xp);
+}
+
+/* out (Oc, H, W) = [out +] conv3x3 of the padded xp (Ci channels) [+ bias]; acc:
+ * direct_acc_size(Oc) floats. One image, one thread. */
+static void direct_compute(float *out, int accumulate, const float *bias, const float *xp,
+                           int64_t Ci, int64_t Oc, const float *wpk, const ug_conv_geom *g,
+                           float *acc) {
+    const int64_t H = g->H, W = g->W, Wp = W + 1, cs = (H + 2) * Wp, L = H * Wp,
+                  Lq = round_up(L, DB_P), Ob = round_up(Oc, DB_O);
     for (int64_t p0 = 0; p0 < Lq; p0 += DB_P)
         for (int64_t ob = 0; ob < Ob; ob += DB_O)
             direct_block(acc + ob * Lq, Lq, xp, cs, Wp, wpk + ob * Ci * 9, Ci, p0);
@@ -264,22 +278,101 @@ static void direct_image(float *out, int accumulate, const float *bias, const fl
     }
 }
 
+/* dw by direct_dw on images of at least 256 positions (28 x 28 here): measured 1.3-1.6x the
+ * columns + sgemm there; on 14 x 14 even, on 7 x 7 0.65x (its lane sums are a large part of a
+ * sweep of 56 positions), so smaller images keep the columns (bench/NOTES.md, session 8). */
+static int direct_dw_pays(const ug_conv_geom *g) { return g->H * (g->W + 1) >= 256; }
+
+/* The backward's dw buffer per worker: the padded input, or the columns. */
+static int64_t direct_dw_region(const ug_conv_geom *g) {
+    return direct_dw_pays(g) ? direct_xp_size(g, g->C) : ug_conv_col_size(g);
+}
+
+/* The sum of a vector's lanes, as a tree: halves added until one lane is left. */
+static inline float lanes_sum(const ug_vf *pv) {   /* (a pointer: see LOADV) */
+    ug_vf v = *pv;
+#if defined(UG_DIRECT_CONV)
+#if VW == 16
+    __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd((__m512)v), 1)),
+           h = _mm256_add_ps(_mm512_castps512_ps256((__m512)v), hi);
+#else
+    __m256 h = (__m256)v;
+#endif
+    __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    q = _mm_add_ps(q, _mm_movehl_ps(q, q));
+    q = _mm_add_ss(q, _mm_movehdup_ps(q));
+    return _mm_cvtss_f32(q);
+#else
+    float l[VW];
+    memcpy(l, &v, sizeof l);
+    for (int w = VW / 2; w >= 1; w /= 2)
+        for (int k = 0; k < w; k++) l[k] += l[k + w];
+    return l[0];
+#endif
+}
+
+/* dw (O, C, 3, 3) += the weight gradient of one image, from its padded input xpx (C channels)
+ * and padded output gradient xpd (O channels): dw[o][c][ky][kx] = sum over the positions p =
+ * y Wp + x of the padded-width grid of dout[o][p] xpx[c][p + ky Wp + kx], where dout[o][p] =
+ * xpd[o][p + Wp + 1] (zero on the border column x = W and past the last row, so the positions
+ * run to a whole number of vectors). Register block: DB_O output channels x the 3 taps of one
+ * kernel row, one vector of positions each (12 accumulators with AVX2); each accumulator's
+ * lanes are summed at the end, lane by lane in order. Output channels past O read channel 0's
+ * gradient and are dropped. */
+static void direct_dw(float *dw, const float *xpx, const float *xpd, int64_t C, int64_t O,
+                      const ug_conv_geom *g) {
+    const int64_t Wp = g->W + 1, cs = (g->H + 2) * Wp, P = round_up(g->H * Wp, VW);
+    for (int64_t o0 = 0; o0 < O; o0 += DB_O) {
+        const float *d[DB_O];
+        for (int j = 0; j < DB_O; j++) d[j] = xpd + (o0 + j < O ? o0 + j : 0) * cs + Wp + 1;
+        for (int64_t c = 0; c < C; c++)
+            for (int ky = 0; ky < 3; ky++) {
+                const float *xr = xpx + c * cs + ky * Wp;
+                ug_vf a[DB_O][3];
+                memset(a, 0, sizeof a);
+                for (int64_t p = 0; p < P; p += VW) {
+                    ug_vf x[3];
+#pragma GCC unroll 3
+                    for (int kx = 0; kx < 3; kx++) {
+                        LOADV(x[kx], xr + p + kx);
+                        IN_REGISTER(x[kx]);
+                    }
+#pragma GCC unroll 8
+                    for (int j = 0; j < DB_O; j++) {
+                        ug_vf dv;
+                        LOADV(dv, d[j] + p);
+                        IN_REGISTER(dv);
+#pragma GCC unroll 3
+                        for (int kx = 0; kx < 3; kx++) a[j][kx] = FMAVV(a[j][kx], dv, x[kx]);
+                    }
+                }
+                /* Lane sums: halves added until one lane is left (a fixed tree). */
+                float sum[DB_O][3];
+                for (int j = 0; j < DB_O; j++)
+                    for (int kx = 0; kx < 3; kx++) sum[j][kx] = lanes_sum(&a[j][kx]);
+                for (int j = 0; j < DB_O && o0 + j < O; j++)
+                    for (int kx = 0; kx < 3; kx++)
+                        dw[((o0 + j) * C + c) * 9 + ky * 3 + kx] += sum[j][kx];
+            }
+    }
+}
+
 int ug_conv_workers(const ug_conv_geom *g) {
     int t = ug_get_threads();
     return g->N >= t ? t : 1;
 }
 
-/* Per worker: the columns (im2col path, and dw of the direct path), or the direct path's
- * padded image and accumulators for the forward and for dx, whichever is largest. */
+/* Per worker: the columns (im2col path), or the direct path's buffers for the forward or the
+ * backward, whichever is larger. */
 static int64_t per_worker(const ug_conv_geom *g, int workers) {
-    int64_t n = ug_conv_col_size(g);
     if (workers > 1 && ug_conv_is_direct(g)) {
+        /* Forward: padded input + accumulators; backward: the padded input for dw (the columns
+         * on small images), padded dout + dx's accumulators. */
         int64_t f = direct_xp_size(g, g->C) + direct_acc_size(g, g->O),
-                b = direct_xp_size(g, g->O) + direct_acc_size(g, g->C);
-        n = n > f ? n : f;
-        n = n > b ? n : b;
+                b = direct_dw_region(g) + direct_xp_size(g, g->O) + direct_acc_size(g, g->C);
+        return f > b ? f : b;
     }
-    return n;
+    return ug_conv_col_size(g);
 }
 
 /* The direct path's packed weights (shared by the workers), ahead of the per-worker parts. */
@@ -319,7 +412,11 @@ void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *i
             int nt = ug_omp_nthreads(), id = ug_omp_tid();
             float *col = scratch ? scratch + pk + per * id : NULL;   /* NULL: 1x1, no columns */
             for (int64_t n = N * id / nt; n < N * (id + 1) / nt; n++) {
-                if (direct) direct_image(out + n * O * L, 0, bias, inp + n * C * HW, C, O, scratch, g, col);
+                if (direct) {
+                    direct_pad(col, inp + n * C * HW, C, g);
+                    direct_compute(out + n * O * L, 0, bias, col, C, O, scratch, g,
+                                   col + direct_xp_size(g, C));
+                }
                 else forward_image(out + n * O * L, col, inp + n * C * HW, w, bias, g);
             }
         }
@@ -377,14 +474,27 @@ void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, 
             int nt = ug_omp_nthreads(), id = ug_omp_tid();
             float *col = scratch ? scratch + pk + per * id : NULL, *acc = dw ? col + ncol : NULL;
             int64_t n0 = N * id / nt, n1 = N * (id + 1) / nt;
-            if (acc && n1 == n0) memset(acc, 0, (size_t)(O * K) * sizeof(float));
+            if (acc && (n1 == n0 || direct)) memset(acc, 0, (size_t)(O * K) * sizeof(float));
             for (int64_t n = n0; n < n1; n++) {
                 float *dxn = dinp ? dinp + n * C * HW : NULL;
-                /* The direct path: dw from the columns, dx as the direct convolution of dout
-                 * with the transposed, flipped kernel (after dw: they share the buffer). */
-                backward_image(direct ? NULL : dxn, acc, n == n0 ? 0.0f : 1.0f, col,
-                               dout + n * O * L, inp + n * C * HW, w, g, 1);
-                if (direct && dxn) direct_image(dxn, 1, NULL, dout + n * O * L, O, C, scratch, g, col);
+                if (!direct) {
+                    backward_image(dxn, acc, n == n0 ? 0.0f : 1.0f, col, dout + n * O * L,
+                                   inp + n * C * HW, w, g, 1);
+                    continue;
+                }
+                /* The direct path: dout padded once, for dw (with the padded input) and for
+                 * dx, the direct convolution of dout with the transposed, flipped kernel. */
+                float *xpx = col, *xpd = col + direct_dw_region(g),
+                      *dacc = xpd + direct_xp_size(g, O);
+                if (acc && !direct_dw_pays(g))
+                    backward_image(NULL, acc, 1.0f, col, dout + n * O * L, inp + n * C * HW, w, g,
+                                   1);
+                direct_pad(xpd, dout + n * O * L, O, g);
+                if (acc && direct_dw_pays(g)) {
+                    direct_pad(xpx, inp + n * C * HW, C, g);
+                    direct_dw(acc, xpx, xpd, C, O, g);
+                }
+                if (dxn) direct_compute(dxn, 1, NULL, xpd, O, C, scratch, g, dacc);
             }
 #pragma omp barrier
             if (dw) {
