@@ -317,7 +317,7 @@ static inline float lanes_sum(const ug_vf *pv) {   /* (a pointer: see LOADV) */
  * xpd[o][p + Wp + 1] (zero on the border column x = W and past the last row, so the positions
  * run to a whole number of vectors). Register block: DB_O output channels x the 3 taps of one
  * kernel row, one vector of positions each (12 accumulators with AVX2); each accumulator's
- * lanes are summed at the end, lane by lane in order. Output channels past O read channel 0's
+ * lanes are summed at the end by lanes_sum's tree. Output channels past O read channel 0's
  * gradient and are dropped. */
 static void direct_dw(float *dw, const float *xpx, const float *xpd, int64_t C, int64_t O,
                       const ug_conv_geom *g) {
@@ -346,7 +346,6 @@ static void direct_dw(float *dw, const float *xpx, const float *xpd, int64_t C, 
                         for (int kx = 0; kx < 3; kx++) a[j][kx] = FMAVV(a[j][kx], dv, x[kx]);
                     }
                 }
-                /* Lane sums: halves added until one lane is left (a fixed tree). */
                 float sum[DB_O][3];
                 for (int j = 0; j < DB_O; j++)
                     for (int kx = 0; kx < 3; kx++) sum[j][kx] = lanes_sum(&a[j][kx]);
