@@ -39,9 +39,10 @@ typedef float ug_v4f __attribute__((vector_size(16)));
         (lo) = __builtin_convertvector(l_, ug_v4d);                        \
         (hi) = __builtin_convertvector(h_, ug_v4d);                        \
     } while (0)
-static void lanes_store(double *acc, ug_v4d lo, ug_v4d hi) {
-    memcpy(acc, &lo, sizeof lo);
-    memcpy(acc + 4, &hi, sizeof hi);
+/* (Pointers: a vector argument would change the ABI on machines without AVX.) */
+static void lanes_store(double *acc, const ug_v4d *lo, const ug_v4d *hi) {
+    memcpy(acc, lo, sizeof *lo);
+    memcpy(acc + 4, hi, sizeof *hi);
 }
 
 /* sum x[i] */
@@ -54,7 +55,7 @@ static double sum_f64(const float *x, int64_t n) {
         a1 += x1;
     }
     double acc[LANES];
-    lanes_store(acc, a0, a1);
+    lanes_store(acc, &a0, &a1);
     for (; i < n; i++) acc[i % LANES] += x[i];
     return lanes_total(acc);
 }
@@ -71,7 +72,7 @@ static double sumsq_dev_f64(const float *x, int64_t n, double mu) {
         a1 += x1 * x1;
     }
     double acc[LANES];
-    lanes_store(acc, a0, a1);
+    lanes_store(acc, &a0, &a1);
     for (; i < n; i++) {
         double d = x[i] - mu;
         acc[i % LANES] += d * d;
@@ -95,8 +96,8 @@ static void sums_dy_xhat(const float *dy, const float *x, int64_t n, float mu, f
         b1 += d1;
     }
     double a[LANES], b[LANES];
-    lanes_store(a, a0, a1);
-    lanes_store(b, b0, b1);
+    lanes_store(a, &a0, &a1);
+    lanes_store(b, &b0, &b1);
     for (; i < n; i++) {
         a[i % LANES] += (double)dy[i] * ((x[i] - mu) * rs);
         b[i % LANES] += dy[i];
