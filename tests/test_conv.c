@@ -60,9 +60,9 @@ TEST(conv_workers_match_naive) {
                                                      {6, 3, 1, 1, 0}, {3, 2, 3, 1, 0},
                                                      {12, 17, 3, 1, 1}, {16, 20, 3, 1, 1},
                                                      {40, 16, 3, 1, 1}};
-    /* 11 x 9 takes the columns for the direct path's dw, 17 x 16 (289 positions of the padded
-     * grid) the direct dw. */
-    const int64_t N = 7, sizes[2][2] = {{11, 9}, {17, 16}};
+    /* The direct path's dw sweeps 4 images at a time on 11 x 9 (110 positions of the padded
+     * grid; with 4 + 3 images per worker one group is partial), one at a time on 20 x 19. */
+    const int64_t N = 7, sizes[2][2] = {{11, 9}, {20, 19}};
     const int wks[] = {1, 2, 3, 7};
     for (int si = 0; si < 2; si++)
     for (int ci = 0; ci < NELEM(cfg); ci++) {

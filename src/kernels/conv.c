@@ -131,9 +131,9 @@ void ug_k_col2im(float *img, const float *col, const ug_conv_geom *g) {
  * FMA 4 channels x 3 vectors of 8 (12 accumulators of 16 registers, room for the loads). The
  * border column of each row (x = W) is computed and dropped (3.6 % extra at 28 x 28, 7 % at
  * 14 x 14). Sums run over (c, ky, kx) in that order in float with one rounding per term (fma),
- * as a dot product does; results match the im2col path to rounding. dw on images of 256+
- * positions is direct too (direct_dw: padded input x padded dout, vectors along positions); on
- * smaller ones it takes the columns. Other machines take the im2col path (ug_conv_is_direct). */
+ * as a dot product does; results match the im2col path to rounding. dw is direct too
+ * (direct_dw: padded input x padded dout, vectors along the positions of a group of images).
+ * Other machines take the im2col path (ug_conv_is_direct). */
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #define UG_DIRECT_CONV 1
@@ -278,14 +278,12 @@ static void direct_compute(float *out, int accumulate, const float *bias, const 
     }
 }
 
-/* dw by direct_dw on images of at least 256 positions (28 x 28 here): measured 1.3-1.6x the
- * columns + sgemm there; on 14 x 14 even, on 7 x 7 0.65x (its lane sums are a large part of a
- * sweep of 56 positions), so smaller images keep the columns (bench/NOTES.md, session 8). */
-static int direct_dw_pays(const ug_conv_geom *g) { return g->H * (g->W + 1) >= 256; }
-
-/* The backward's dw buffer per worker: the padded input, or the columns. */
-static int64_t direct_dw_region(const ug_conv_geom *g) {
-    return direct_dw_pays(g) ? direct_xp_size(g, g->C) : ug_conv_col_size(g);
+/* Images per dw sweep: enough for 400+ positions of the padded grid (28 x 28: 1, 14 x 14: 2,
+ * 7 x 7: 8). One image's sweep of 14 x 14 or 7 x 7 is too short for its 12 lane sums: measured
+ * 0.96x and 0.65x the columns + sgemm with one image per sweep (bench/NOTES.md, session 8). */
+static int64_t direct_dw_group(const ug_conv_geom *g) {
+    const int64_t L = g->H * (g->W + 1), k = (400 + L - 1) / L;
+    return k < 8 ? k : 8;
 }
 
 /* The sum of a vector's lanes, as a tree: halves added until one lane is left. */
@@ -311,39 +309,43 @@ static inline float lanes_sum(const ug_vf *pv) {   /* (a pointer: see LOADV) */
 #endif
 }
 
-/* dw (O, C, 3, 3) += the weight gradient of one image, from its padded input xpx (C channels)
- * and padded output gradient xpd (O channels): dw[o][c][ky][kx] = sum over the positions p =
+/* dw (O, C, 3, 3) += the weight gradient of nimg images, from their padded inputs xpx (C
+ * channels, direct_xp_size(C) floats apart) and padded output gradients xpd (O channels,
+ * direct_xp_size(O) apart): dw[o][c][ky][kx] = sum over the images and the positions p =
  * y Wp + x of the padded-width grid of dout[o][p] xpx[c][p + ky Wp + kx], where dout[o][p] =
  * xpd[o][p + Wp + 1] (zero on the border column x = W and past the last row, so the positions
  * run to a whole number of vectors). Register block: DB_O output channels x the 3 taps of one
- * kernel row, one vector of positions each (12 accumulators with AVX2); each accumulator's
- * lanes are summed at the end by lanes_sum's tree. Output channels past O read channel 0's
- * gradient and are dropped. */
-static void direct_dw(float *dw, const float *xpx, const float *xpd, int64_t C, int64_t O,
-                      const ug_conv_geom *g) {
-    const int64_t Wp = g->W + 1, cs = (g->H + 2) * Wp, P = round_up(g->H * Wp, VW);
+ * kernel row, one vector of positions each (12 accumulators with AVX2), one sweep over all the
+ * images; each accumulator's lanes are then summed by lanes_sum's tree. Output channels past O
+ * read channel 0's gradient and are dropped. */
+static void direct_dw(float *dw, const float *xpx, const float *xpd, int64_t nimg, int64_t C,
+                      int64_t O, const ug_conv_geom *g) {
+    const int64_t Wp = g->W + 1, cs = (g->H + 2) * Wp, P = round_up(g->H * Wp, VW),
+                  sx = direct_xp_size(g, C), sd = direct_xp_size(g, O);
     for (int64_t o0 = 0; o0 < O; o0 += DB_O) {
         const float *d[DB_O];
         for (int j = 0; j < DB_O; j++) d[j] = xpd + (o0 + j < O ? o0 + j : 0) * cs + Wp + 1;
         for (int64_t c = 0; c < C; c++)
             for (int ky = 0; ky < 3; ky++) {
-                const float *xr = xpx + c * cs + ky * Wp;
                 ug_vf a[DB_O][3];
                 memset(a, 0, sizeof a);
-                for (int64_t p = 0; p < P; p += VW) {
-                    ug_vf x[3];
+                for (int64_t i = 0; i < nimg; i++) {
+                    const float *xr = xpx + i * sx + c * cs + ky * Wp;
+                    for (int64_t p = 0; p < P; p += VW) {
+                        ug_vf x[3];
 #pragma GCC unroll 3
-                    for (int kx = 0; kx < 3; kx++) {
-                        LOADV(x[kx], xr + p + kx);
-                        IN_REGISTER(x[kx]);
-                    }
+                        for (int kx = 0; kx < 3; kx++) {
+                            LOADV(x[kx], xr + p + kx);
+                            IN_REGISTER(x[kx]);
+                        }
 #pragma GCC unroll 8
-                    for (int j = 0; j < DB_O; j++) {
-                        ug_vf dv;
-                        LOADV(dv, d[j] + p);
-                        IN_REGISTER(dv);
+                        for (int j = 0; j < DB_O; j++) {
+                            ug_vf dv;
+                            LOADV(dv, d[j] + i * sd + p);
+                            IN_REGISTER(dv);
 #pragma GCC unroll 3
-                        for (int kx = 0; kx < 3; kx++) a[j][kx] = FMAVV(a[j][kx], dv, x[kx]);
+                            for (int kx = 0; kx < 3; kx++) a[j][kx] = FMAVV(a[j][kx], dv, x[kx]);
+                        }
                     }
                 }
                 float sum[DB_O][3];
@@ -365,10 +367,11 @@ int ug_conv_workers(const ug_conv_geom *g) {
  * backward, whichever is larger. */
 static int64_t per_worker(const ug_conv_geom *g, int workers) {
     if (workers > 1 && ug_conv_is_direct(g)) {
-        /* Forward: padded input + accumulators; backward: the padded input for dw (the columns
-         * on small images), padded dout + dx's accumulators. */
+        /* Forward: padded input + accumulators; backward: a dw group's padded inputs and
+         * douts, and dx's accumulators. */
         int64_t f = direct_xp_size(g, g->C) + direct_acc_size(g, g->O),
-                b = direct_dw_region(g) + direct_xp_size(g, g->O) + direct_acc_size(g, g->C);
+                b = direct_dw_group(g) * (direct_xp_size(g, g->C) + direct_xp_size(g, g->O)) +
+                    direct_acc_size(g, g->C);
         return f > b ? f : b;
     }
     return ug_conv_col_size(g);
@@ -474,26 +477,28 @@ void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, 
             float *col = scratch ? scratch + pk + per * id : NULL, *acc = dw ? col + ncol : NULL;
             int64_t n0 = N * id / nt, n1 = N * (id + 1) / nt;
             if (acc && (n1 == n0 || direct)) memset(acc, 0, (size_t)(O * K) * sizeof(float));
-            for (int64_t n = n0; n < n1; n++) {
-                float *dxn = dinp ? dinp + n * C * HW : NULL;
+            const int64_t grp = direct ? direct_dw_group(g) : 1;
+            for (int64_t n = n0; n < n1; n += grp) {
                 if (!direct) {
-                    backward_image(dxn, acc, n == n0 ? 0.0f : 1.0f, col, dout + n * O * L,
-                                   inp + n * C * HW, w, g, 1);
+                    backward_image(dinp ? dinp + n * C * HW : NULL, acc, n == n0 ? 0.0f : 1.0f,
+                                   col, dout + n * O * L, inp + n * C * HW, w, g, 1);
                     continue;
                 }
-                /* The direct path: dout padded once, for dw (with the padded input) and for
-                 * dx, the direct convolution of dout with the transposed, flipped kernel. */
-                float *xpx = col, *xpd = col + direct_dw_region(g),
-                      *dacc = xpd + direct_xp_size(g, O);
-                if (acc && !direct_dw_pays(g))
-                    backward_image(NULL, acc, 1.0f, col, dout + n * O * L, inp + n * C * HW, w, g,
-                                   1);
-                direct_pad(xpd, dout + n * O * L, O, g);
-                if (acc && direct_dw_pays(g)) {
-                    direct_pad(xpx, inp + n * C * HW, C, g);
-                    direct_dw(acc, xpx, xpd, C, O, g);
+                /* The direct path, a group of images at a time: dout padded once, for dw (with
+                 * the padded input) and for dx, the direct convolution of dout with the
+                 * transposed, flipped kernel. */
+                const int64_t k = n1 - n < grp ? n1 - n : grp, sx = direct_xp_size(g, C),
+                              sd = direct_xp_size(g, O);
+                float *xpx = col, *xpd = col + grp * sx, *dacc = xpd + grp * sd;
+                for (int64_t i = 0; i < k; i++) {
+                    direct_pad(xpd + i * sd, dout + (n + i) * O * L, O, g);
+                    if (acc) direct_pad(xpx + i * sx, inp + (n + i) * C * HW, C, g);
                 }
-                if (dxn) direct_compute(dxn, 1, NULL, xpd, O, C, scratch, g, dacc);
+                if (acc) direct_dw(acc, xpx, xpd, k, C, O, g);
+                if (dinp)
+                    for (int64_t i = 0; i < k; i++)
+                        direct_compute(dinp + (n + i) * C * HW, 1, NULL, xpd + i * sd, O, C,
+                                       scratch, g, dacc);
             }
 #pragma omp barrier
             if (dw) {
