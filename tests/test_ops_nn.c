@@ -285,7 +285,8 @@ TEST(nn_group_norm_silu_matches_the_pair_bitwise) {
 
 /* The linear backward's two GEMMs, which run side by side on two threads for a layer this
  * large: dx += dout w and dw += dout^T x (accumulating into non-zero buffers) against the sums in
- * double, on 1 and 2 threads. */
+ * double, on 1 and 2 threads, and on 2 threads called from inside a parallel region (as the
+ * sampler's tiles call the network), where the pair's team has one thread. */
 TEST(nn_linear_backward_pair_matches_double) {
     enum { N = 64, D = 256, O = 320 };   /* N D O = 5.2M multiply-adds: above the pair's floor */
     const int64_t sx[2] = {N, D}, sw[2] = {O, D}, sd[2] = {N, O};
@@ -295,12 +296,21 @@ TEST(nn_linear_backward_pair_matches_double) {
     float *dx = malloc(sizeof(float) * N * D), *dw = malloc(sizeof(float) * O * D),
           *db = calloc(O, sizeof(float));
     int threads0 = ug_get_threads();
-    for (int th = 1; th <= 2; th++) {
+    for (int mode = 0; mode < 3; mode++) {
+        int th = mode == 0 ? 1 : 2;
         ug_set_threads(th);
         memcpy(dx, dx0->data, sizeof(float) * N * D);
         memcpy(dw, dw0->data, sizeof(float) * O * D);
         memset(db, 0, sizeof(float) * O);
-        ug_k_linear_backward(dx, dw, db, dy->data, x->data, w->data, N, D, O);
+        if (mode < 2) {
+            ug_k_linear_backward(dx, dw, db, dy->data, x->data, w->data, N, D, O);
+        } else {
+#pragma omp parallel num_threads(2)
+            {
+                if (ug_omp_tid() == 0)
+                    ug_k_linear_backward(dx, dw, db, dy->data, x->data, w->data, N, D, O);
+            }
+        }
         double ex = 0, ew = 0, eb = 0;
         for (int n = 0; n < N; n++)
             for (int d = 0; d < D; d++) {
@@ -319,8 +329,9 @@ TEST(nn_linear_backward_pair_matches_double) {
             }
         }
         /* Sums of 320 (dx) and 64 (dw, db) products of magnitude <= 1: float rounding is ~1e-5. */
-        EXPECT(ex < 2e-5 && ew < 1e-5 && eb < 1e-5, "%d thread(s): max error dx %.3g dw %.3g db %.3g",
-               th, ex, ew, eb);
+        EXPECT(ex < 2e-5 && ew < 1e-5 && eb < 1e-5,
+               "%d thread(s)%s: max error dx %.3g dw %.3g db %.3g", th,
+               mode == 2 ? " inside a parallel region" : "", ex, ew, eb);
     }
     ug_set_threads(threads0);
     free(dx); free(dw); free(db);

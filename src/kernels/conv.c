@@ -348,12 +348,9 @@ static void direct_dw(float *dw, const float *xpx, const float *xpd, int64_t nim
                         }
                     }
                 }
-                float sum[DB_O][3];
-                for (int j = 0; j < DB_O; j++)
-                    for (int kx = 0; kx < 3; kx++) sum[j][kx] = lanes_sum(&a[j][kx]);
                 for (int j = 0; j < DB_O && o0 + j < O; j++)
                     for (int kx = 0; kx < 3; kx++)
-                        dw[((o0 + j) * C + c) * 9 + ky * 3 + kx] += sum[j][kx];
+                        dw[((o0 + j) * C + c) * 9 + ky * 3 + kx] += lanes_sum(&a[j][kx]);
             }
     }
 }

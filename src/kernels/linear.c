@@ -40,10 +40,10 @@ void ug_k_linear_backward(float *dinp, float *dw, float *dbias, const float *dou
     if (dinp && dw && ug_get_threads() == 2 && N * Din * O >= UG_LINEAR_PAIR_MIN) {
 #pragma omp parallel num_threads(2)
         {
-            if (ug_omp_tid() == 0)
-                ug_k_gemm(0, 0, N, Din, O, dout, w, 1.0f, dinp);
-            else
-                ug_k_gemm(1, 0, O, Din, N, dout, inp, 1.0f, dw);
+            /* A team of one (called inside another parallel region: no nesting) does both. */
+            int nt = ug_omp_nthreads(), id = ug_omp_tid();
+            if (id == 0) ug_k_gemm(0, 0, N, Din, O, dout, w, 1.0f, dinp);
+            if (id == nt - 1) ug_k_gemm(1, 0, O, Din, N, dout, inp, 1.0f, dw);
         }
     } else {
         if (dinp) ug_k_gemm(0, 0, N, Din, O, dout, w, 1.0f, dinp);
