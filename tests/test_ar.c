@@ -298,6 +298,8 @@ TEST(ar_sample_frequencies) {
         ar_cfg("fvsbn", d, 0, "", 0, 0, 0, 0),
         ar_cfg("nade", d, 7, "", 0, 0, 0, 0),
         ar_cfg("made", d, 0, "9,9", 3, 0, 1, 1),
+        ar_cfg("made", d, 0, "11,6,8", 4, 0, 1, 0),
+        ar_cfg("made", d, 0, "13", 4, 1, 1, 1),
     };
     for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
         ug_model *m = make_model(&cases[t], 60 + t);

@@ -31,14 +31,15 @@
  *
  * Every model samples ancestrally: example i's uniforms u (d) are Philox (seed,
  * first_stream + i, sub 0), x_j = 1[u_j < sigmoid(logit_j)]. Temperature is ignored.
- * Evaluation and MADE's sampling run the network on tiles of AR_TILE rows (the last padded),
- * so an example's result never depends on the other rows of the call. */
+ * Evaluation runs the network on tiles of AR_TILE rows (the last padded) and MADE's sampling
+ * runs each row on its own, so an example's result never depends on the other rows of the call. */
 #include "models/ar.h"
 #include "ops/ar_ops.h"
+#include "kernels/linear.h"
 #include <math.h>
 
 #define AR_MAX_LAYERS 8                 /* MADE hidden layers */
-#define AR_TILE 64                      /* rows per evaluation / sampling network call */
+#define AR_TILE 64                      /* rows per evaluation network call */
 #define AR_MASK_SEED 0x4D414445ull      /* "MADE" */
 #define AR_PICK_STREAM (1ull << 40)     /* per-step mask choice, apart from the 2k, 2k+1 streams */
 #define AR_DEFAULT_HIDDEN 500
@@ -388,42 +389,90 @@ static void sample_fvsbn(const ar_impl *a, int64_t n, const float *u, float *out
     }
 }
 
-/* MADE: d passes of the hidden layers over a tile of rows sharing mask k; at position p only
- * the logit of variable order[p] is formed (one row of the output layer). */
-static ug_status sample_made_tile(ar_impl *a, int k, float *xt, const float *ut) {
-    ug_ctx *ctx = a->ctx;
-    int64_t d = a->d, T = AR_TILE, HL = a->nl ? a->width[a->nl - 1] : d;
-    made_build(a, &a->eval, k);
-    const made_maskset *ms = &a->eval;
-    const float *wo = a->w[a->nl]->data, *bo = a->b[a->nl]->data, *mo = ms->m[a->nl];
-    memset(xt, 0, (size_t)(T * d) * sizeof *xt);
+/* MADE sampling, mask by mask. The mask's weights are masked once (the first layer transposed,
+ * so column j of W1 is contiguous); then every row runs the d positions of its ordering on its
+ * own, so a sample never depends on the other rows of the call. The first layer's
+ * pre-activation is kept running as in NADE, a_1 += W1[:, j] x_j, O(H1) per position; deeper
+ * layers are recomputed at every position from relu(a_1) and only the logit of variable
+ * order[p] is formed (one row of the output layer, in double). Rows go in blocks of
+ * AR_SAMPLE_ROWS with the positions outermost, so each weight row read serves the block. */
+#define AR_SAMPLE_ROWS 16
+
+typedef struct made_sampler {
+    float *w1t;                         /* (d, H1): masked fc1.weight, transposed */
+    float *wm[AR_MAX_LAYERS + 1];       /* masked fc2 ... fc{L+1}.weight, (out, in) */
+    float *wdm;                         /* masked direct.weight (d, d) or NULL */
+} made_sampler;
+
+static void made_sample_block(const ar_impl *a, const made_sampler *s, const int64_t *order,
+                              int64_t m, const float *u, float *x, float *work) {
+    int64_t d = a->d, H1 = a->width[0], HL = a->width[a->nl - 1], W = 0;
+    for (int l = 0; l < a->nl; l++) W = a->width[l] > W ? a->width[l] : W;
+    float *act = work, *h = act + m * H1, *g = h + W;          /* a_1 per row; two layer buffers */
+    const float *b1 = a->b[0]->data, *bo = a->b[a->nl]->data;
+    for (int64_t r = 0; r < m; r++) memcpy(act + r * H1, b1, (size_t)H1 * sizeof *act);
+    memset(x, 0, (size_t)(m * d) * sizeof *x);
     for (int64_t p = 0; p < d; p++) {
-        int64_t j = ms->order[p];
-        ug_tensor *x = ug_tensor_from(ctx, 2, (int64_t[]){T, d}, xt), *h = x;
-        for (int l = 0; l < a->nl; l++)
-            h = ug_relu(ctx, ug_masked_linear(ctx, h, a->w[l], ms->m[l], a->b[l]));
-        for (int64_t r = 0; r < T; r++) {
-            double z = bo[j];
-            const float *hr = h->data + r * HL, *wj = wo + j * HL, *mj = mo + j * HL;
-            for (int64_t q = 0; q < HL; q++) z += (double)(wj[q] * mj[q]) * hr[q];
-            if (a->direct) {
-                const float *wdj = a->wd->data + j * d, *mdj = ms->direct + j * d;
-                for (int64_t q = 0; q < d; q++) z += (double)(wdj[q] * mdj[q]) * xt[r * d + q];
+        int64_t j = order[p];
+        const float *wo = s->wm[a->nl] + j * HL, *w1j = s->w1t + j * H1;
+        for (int64_t r = 0; r < m; r++) {
+            const float *ar = act + r * H1;
+            float *xr = x + r * d;
+            for (int64_t q = 0; q < H1; q++) h[q] = ar[q] > 0.0f ? ar[q] : 0.0f;
+            const float *hl = h;
+            for (int l = 1; l < a->nl; l++) {
+                int64_t in = a->width[l - 1], out = a->width[l];
+                const float *wl = s->wm[l], *bl = a->b[l]->data;
+                float *o = hl == h ? g : h;
+                for (int64_t k = 0; k < out; k++) {
+                    float z = 0.0f;
+#pragma omp simd reduction(+ : z)
+                    for (int64_t q = 0; q < in; q++) z += wl[k * in + q] * hl[q];
+                    z += bl[k];
+                    o[k] = z > 0.0f ? z : 0.0f;
+                }
+                hl = o;
             }
-            xt[r * d + j] = ut[r * d + j] < sigmoid_d(z) ? 1.0f : 0.0f;
+            double z = bo[j];
+            for (int64_t q = 0; q < HL; q++) z += (double)wo[q] * hl[q];
+            if (s->wdm)
+                for (int64_t q = 0; q < d; q++) z += (double)s->wdm[j * d + q] * xr[q];
+            xr[j] = u[r * d + j] < sigmoid_d(z) ? 1.0f : 0.0f;
+            if (xr[j] != 0.0f) {
+                float *aw = act + r * H1;
+#pragma omp simd
+                for (int64_t q = 0; q < H1; q++) aw[q] += w1j[q];
+            }
         }
-        ug_ctx_reset(ctx);
     }
-    return UG_OK;
 }
 
 static ug_status sample_made(ar_impl *a, int64_t n, uint64_t seed, uint64_t first_stream,
                              const float *u, float *out) {
-    int64_t d = a->d, T = AR_TILE;
+    int64_t d = a->d, H1 = a->width[0], W = 0, in = H1, wsize = d * H1;
+    for (int l = 0; l < a->nl; l++) W = a->width[l] > W ? a->width[l] : W;
+    for (int l = 1; l <= a->nl; l++) {
+        int64_t o = l < a->nl ? a->width[l] : d;
+        wsize += o * in;
+        in = o;
+    }
+    if (a->direct) wsize += d * d;
+    made_sampler s = {0};
     int *mk = malloc((size_t)(n > 0 ? n : 1) * sizeof *mk);
-    int64_t *rows = malloc((size_t)T * sizeof *rows);
-    float *xt = malloc((size_t)(2 * T * d) * sizeof *xt), *ut = xt + T * d;
-    ug_status st = mk && rows && xt ? UG_OK : ug_fail(UG_ERR_NOMEM, "sample: out of memory");
+    int64_t *rows = malloc((size_t)(n > 0 ? n : 1) * sizeof *rows);
+    s.w1t = malloc((size_t)wsize * sizeof *s.w1t);
+    ug_status st = mk && rows && s.w1t ? UG_OK : ug_fail(UG_ERR_NOMEM, "sample: out of memory");
+    if (!st) {
+        float *p = s.w1t + d * H1;
+        in = H1;
+        for (int l = 1; l <= a->nl; l++) {
+            int64_t o = l < a->nl ? a->width[l] : d;
+            s.wm[l] = p;
+            p += o * in;
+            in = o;
+        }
+        if (a->direct) s.wdm = p;
+    }
     for (int64_t i = 0; !st && i < n; i++) {
         mk[i] = 0;
         if (a->K > 1) {
@@ -433,24 +482,49 @@ static ug_status sample_made(ar_impl *a, int64_t n, uint64_t seed, uint64_t firs
             mk[i] = (int)(v * a->K) < a->K ? (int)(v * a->K) : a->K - 1;
         }
     }
-    int old = ug_ctx_set_grad(a->ctx, 0);
+    int failed = 0;
     for (int k = 0; !st && k < a->K; k++) {
-        int64_t i = 0;
-        while (!st) {
-            int64_t m = 0;
-            for (; i < n && m < T; i++)
-                if (mk[i] == k) rows[m++] = i;
-            if (!m) break;
-            memset(ut, 0, (size_t)(T * d) * sizeof *ut);
-            for (int64_t r = 0; r < m; r++) memcpy(ut + r * d, u + rows[r] * d, (size_t)d * sizeof *u);
-            st = sample_made_tile(a, k, xt, ut);
-            for (int64_t r = 0; r < m; r++) memcpy(out + rows[r] * d, xt + r * d, (size_t)d * sizeof *xt);
+        int64_t m = 0;
+        for (int64_t i = 0; i < n; i++)
+            if (mk[i] == k) rows[m++] = i;
+        if (!m) continue;
+        made_build(a, &a->eval, k);
+        const made_maskset *ms = &a->eval;
+        const float *w1 = a->w[0]->data, *m1 = ms->m[0];
+#pragma omp parallel for schedule(static) if (d * H1 >= UG_PAR_MIN)
+        for (int64_t j = 0; j < d; j++)
+            for (int64_t q = 0; q < H1; q++) s.w1t[j * H1 + q] = w1[q * d + j] * m1[q * d + j];
+        for (int l = 1; l <= a->nl; l++) {
+            int64_t o = l < a->nl ? a->width[l] : d;
+            ug_k_mask_mul(s.wm[l], a->w[l]->data, ms->m[l], o * a->width[l - 1]);
         }
+        if (a->direct) ug_k_mask_mul(s.wdm, a->wd->data, ms->direct, d * d);
+        int64_t nb = (m + AR_SAMPLE_ROWS - 1) / AR_SAMPLE_ROWS;
+#pragma omp parallel if (nb > 1)
+        {
+            float *work = malloc((size_t)(AR_SAMPLE_ROWS * (H1 + 2 * d) + 2 * W) * sizeof *work);
+            float *xb = work ? work + AR_SAMPLE_ROWS * H1 + 2 * W : NULL, *ub = xb ? xb + AR_SAMPLE_ROWS * d : NULL;
+            if (!work) {
+#pragma omp atomic write
+                failed = 1;
+            }
+#pragma omp for schedule(dynamic)
+            for (int64_t b = 0; b < nb; b++) {
+                if (!work) continue;
+                int64_t r0 = b * AR_SAMPLE_ROWS, mb = m - r0 < AR_SAMPLE_ROWS ? m - r0 : AR_SAMPLE_ROWS;
+                for (int64_t r = 0; r < mb; r++)
+                    memcpy(ub + r * d, u + rows[r0 + r] * d, (size_t)d * sizeof *u);
+                made_sample_block(a, &s, ms->order, mb, ub, xb, work);
+                for (int64_t r = 0; r < mb; r++)
+                    memcpy(out + rows[r0 + r] * d, xb + r * d, (size_t)d * sizeof *xb);
+            }
+            free(work);
+        }
+        if (failed) st = ug_fail(UG_ERR_NOMEM, "sample: out of memory for the row buffers");
     }
-    ug_ctx_set_grad(a->ctx, old);
     free(mk);
     free(rows);
-    free(xt);
+    free(s.w1t);
     return st;
 }
 
