@@ -268,11 +268,13 @@ static void direct_compute(float *out, int accumulate, const float *bias, const 
     for (int64_t o = 0; o < Oc; o++) {
         const float b = bias ? bias[o] : 0.0f;
         for (int64_t y = 0; y < H; y++) {
-            float *dst = out + (o * H + y) * W;
-            const float *src = acc + o * Lq + y * Wp;
+            float *restrict dst = out + (o * H + y) * W;
+            const float *restrict src = acc + o * Lq + y * Wp;
             if (accumulate)
+#pragma omp simd
                 for (int64_t x = 0; x < W; x++) dst[x] += src[x] + b;
             else
+#pragma omp simd
                 for (int64_t x = 0; x < W; x++) dst[x] = src[x] + b;
         }
     }
