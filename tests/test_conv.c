@@ -61,10 +61,12 @@ TEST(conv_workers_match_naive) {
                                                      {12, 17, 3, 1, 1}, {16, 20, 3, 1, 1},
                                                      {40, 16, 3, 1, 1}};
     /* The direct path's dw sweeps 4 images at a time on 11 x 9 (110 positions of the padded
-     * grid; with 4 + 3 images per worker one group is partial), one at a time on 20 x 19. */
-    const int64_t N = 7, sizes[2][2] = {{11, 9}, {20, 19}};
+     * grid; with 4 + 3 images per worker one group is partial), one at a time on 20 x 19. 7 x 7
+     * and 5 x 6 pad images in stacks of 2 (3 images a worker: one stack is partial) and sweep
+     * up to 4 stacks for dw. */
+    const int64_t N = 7, sizes[4][2] = {{11, 9}, {20, 19}, {7, 7}, {5, 6}};
     const int wks[] = {1, 2, 3, 7};
-    for (int si = 0; si < 2; si++)
+    for (int si = 0; si < 4; si++)
     for (int ci = 0; ci < NELEM(cfg); ci++) {
         const int64_t H = sizes[si][0], W = sizes[si][1];
         ug_conv_geom g = {N, cfg[ci].C, H, W, cfg[ci].O, cfg[ci].k, cfg[ci].k, cfg[ci].s,
@@ -76,10 +78,11 @@ TEST(conv_workers_match_naive) {
         double *y = calloc((size_t)ny, sizeof *y), *dx = calloc((size_t)nx, sizeof *dx),
                *dw = calloc((size_t)nw, sizeof *dw), *db = calloc((size_t)g.O, sizeof *db);
         naive_conv(y, dx, dw, db, x, w, b, R, &g);
-        /* Float sums of K unit-normal products: rounding grows like sqrt(K); 1e-5 up to K = 100
-         * (the forward sums C k k terms, dx O k k). */
-        const double tol_y = 1e-5 * fmax(1.0, sqrt(g.C * g.kh * g.kw / 100.0)),
-                     tol_x = 1e-5 * fmax(1.0, sqrt(g.O * g.kh * g.kw / 100.0));
+        /* Float sums of K unit-normal products: K roundings of partial sums of size ~sqrt(K),
+         * so the error grows like K (sqrt(K) gave 1.9e-5 at K = 360, and sgemm erred by 2.1e-5
+         * on 5 x 6); 1e-5 up to K = 100 (the forward sums C k k terms, dx O k k). */
+        const double tol_y = 1e-5 * fmax(1.0, g.C * g.kh * g.kw / 100.0),
+                     tol_x = 1e-5 * fmax(1.0, g.O * g.kh * g.kw / 100.0);
         for (int wi = 0; wi < NELEM(wks); wi++) {
             int wk = wks[wi];
             int64_t ns = ug_conv_scratch_size(&g, wk, 1);
@@ -160,6 +163,16 @@ TEST(conv_worker_rule) {
     EXPECT(ug_conv_scratch_size(&g, 2, 1) == packed + 2 * (per + 32 * 96 * 9),
            "2 workers with dw: %lld floats", (long long)ug_conv_scratch_size(&g, 2, 1));
     EXPECT(ug_conv_scratch_size(&g, 1, 1) == 96 * 9 * 784, "1 worker: the columns alone");
+#if (defined(__AVX2__) && defined(__FMA__)) && !defined(__AVX512F__) && !defined(UG_NO_DIRECT_CONV)
+    /* 7 x 7, 64 -> 64 with AVX2: stacks of 2 images (17 padded rows of 8 = 136 floats a
+     * channel, a grid of 120 positions: five blocks of 24), dw over groups of 4 stacks. The
+     * backward's part is the larger: 4 x (2 padded stacks) + dx's accumulators. */
+    ug_conv_geom s = {64, 64, 7, 7, 64, 3, 3, 1, 1, 0, 0};
+    ASSERT(ug_conv_geom_init(&s), "geometry 7 x 7");
+    const int64_t xp7 = 64 * 136 + 24 + 16, per7 = 4 * (2 * xp7) + 64 * 120;
+    EXPECT(ug_conv_scratch_size(&s, 2, 1) == 64 * 64 * 9 + 2 * (per7 + 64 * 64 * 9),
+           "7 x 7, 2 workers with dw: %lld floats", (long long)ug_conv_scratch_size(&s, 2, 1));
+#endif
     g.N = 1;
     EXPECT(ug_conv_workers(&g) == 1, "one image: one worker (OpenBLAS threads the sgemm)");
 }

@@ -181,12 +181,36 @@ int ug_conv_is_direct(const ug_conv_geom *g) {
 #endif
 }
 
-/* Floats of the padded image (with read-past slack) and of the accumulator grid. */
-static int64_t direct_xp_size(const ug_conv_geom *g, int64_t ch) {
-    return ch * (g->H + 2) * (g->W + 1) + DB_P + 16;
+/* A stack: k images padded one above the other in one buffer, each pair sharing a zero row
+ * (channel c: zero row, image 0's H rows, zero row, image 1's, ..., zero row). Its grid has
+ * k (H + 1) - 1 rows of Wp positions; the k - 1 rows on the shared zero rows are computed and
+ * dropped like the border column. Small images waste less that way: 7 x 7 computes 120
+ * positions for 2 images (15 rows of 8, five blocks of 24) instead of 2 x 72. direct_stack
+ * picks the k of 1..4 with the fewest computed positions per image (ties: the smaller k). */
+static int64_t stack_grid(const ug_conv_geom *g, int64_t k) {   /* positions of the grid */
+    return (k * (g->H + 1) - 1) * (g->W + 1);
 }
-static int64_t direct_acc_size(const ug_conv_geom *g, int64_t rows) {
-    return round_up(rows, DB_O) * round_up(g->H * (g->W + 1), DB_P);
+static int64_t stack_cs(const ug_conv_geom *g, int64_t k) {     /* floats per channel */
+    return (k * (g->H + 1) + 1) * (g->W + 1);
+}
+static int64_t direct_stack(const ug_conv_geom *g) {
+    int64_t best = 1, bq = round_up(stack_grid(g, 1), DB_P);
+    for (int64_t k = 2; k <= 4; k++) {
+        int64_t q = round_up(stack_grid(g, k), DB_P);
+        if (q * best < bq * k) {
+            best = k;
+            bq = q;
+        }
+    }
+    return best;
+}
+
+/* Floats of a padded stack of k images (with read-past slack) and of its accumulator grid. */
+static int64_t direct_xp_size(const ug_conv_geom *g, int64_t ch, int64_t k) {
+    return ch * stack_cs(g, k) + DB_P + 16;
+}
+static int64_t direct_acc_size(const ug_conv_geom *g, int64_t rows, int64_t k) {
+    return round_up(rows, DB_O) * round_up(stack_grid(g, k), DB_P);
 }
 
 /* wpk[ob][c][tap][DB_O] = w[o][c][tap] with o = DB_O ob + j (zero past O); transposed: the roles of
@@ -238,38 +262,44 @@ static void direct_block(float *acc, int64_t lda, const float *xp, int64_t cs, i
         for (int v = 0; v < NV; v++) memcpy(acc + j * lda + p0 + v * VW, &a[j][v], sizeof a[j][v]);
 }
 
-/* xp (Ci, H + 2, Wp) = the image in (Ci, H, W) with its zero border, and the read-past slack
- * zeroed: direct_xp_size(Ci) floats. Only the border is written besides the copied rows. */
-static void direct_pad(float *xp, const float *in, int64_t Ci, const ug_conv_geom *g) {
-    const int64_t H = g->H, W = g->W, Wp = W + 1, cs = (H + 2) * Wp;
+/* xp (Ci, k (H + 1) + 1, Wp) = the stack of k images (Ci, H, W), istride floats apart, with
+ * their zero borders, and the read-past slack zeroed: direct_xp_size(Ci, k) floats. Only the
+ * borders are written besides the copied rows. */
+static void direct_pad(float *xp, const float *in, int64_t istride, int64_t k, int64_t Ci,
+                       const ug_conv_geom *g) {
+    const int64_t H = g->H, W = g->W, Wp = W + 1, cs = stack_cs(g, k);
     for (int64_t c = 0; c < Ci; c++) {
         float *pc = xp + c * cs;
-        memset(pc, 0, (size_t)(Wp + 1) * sizeof *xp);
-        for (int64_t y = 0; y < H; y++) {
-            float *row = pc + (y + 1) * Wp;
-            memcpy(row + 1, in + (c * H + y) * W, (size_t)W * sizeof *xp);
-            row[W + 1] = 0.0f;   /* the right border, which is the next row's left one */
+        for (int64_t i = 0; i < k; i++) {
+            /* The zero row above image i and its first row's left border. */
+            memset(pc + i * (H + 1) * Wp, 0, (size_t)(Wp + 1) * sizeof *xp);
+            for (int64_t y = 0; y < H; y++) {
+                float *row = pc + (i * (H + 1) + y + 1) * Wp;
+                memcpy(row + 1, in + i * istride + (c * H + y) * W, (size_t)W * sizeof *xp);
+                row[W + 1] = 0.0f;   /* the right border, which is the next row's left one */
+            }
         }
-        memset(pc + (H + 1) * Wp, 0, (size_t)Wp * sizeof *xp);
+        memset(pc + k * (H + 1) * Wp, 0, (size_t)Wp * sizeof *xp);
     }
-    memset(xp + Ci * cs, 0, (size_t)(direct_xp_size(g, Ci) - Ci * cs) * sizeof *xp);
+    memset(xp + Ci * cs, 0, (size_t)(direct_xp_size(g, Ci, k) - Ci * cs) * sizeof *xp);
 }
 
-/* out (Oc, H, W) = [out +] conv3x3 of the padded xp (Ci channels) [+ bias]; acc:
- * direct_acc_size(Oc) floats. One image, one thread. */
-static void direct_compute(float *out, int accumulate, const float *bias, const float *xp,
-                           int64_t Ci, int64_t Oc, const float *wpk, const ug_conv_geom *g,
-                           float *acc) {
-    const int64_t H = g->H, W = g->W, Wp = W + 1, cs = (H + 2) * Wp, L = H * Wp,
-                  Lq = round_up(L, DB_P), Ob = round_up(Oc, DB_O);
+/* out (Oc, H, W) of each of the stack's k images, ostride floats apart, = [out +] conv3x3 of
+ * the padded stack xp (Ci channels) [+ bias]; acc: direct_acc_size(Oc, k) floats. One thread. */
+static void direct_compute(float *out, int64_t ostride, int64_t k, int accumulate,
+                           const float *bias, const float *xp, int64_t Ci, int64_t Oc,
+                           const float *wpk, const ug_conv_geom *g, float *acc) {
+    const int64_t H = g->H, W = g->W, Wp = W + 1, cs = stack_cs(g, k),
+                  Lq = round_up(stack_grid(g, k), DB_P), Ob = round_up(Oc, DB_O);
     for (int64_t p0 = 0; p0 < Lq; p0 += DB_P)
         for (int64_t ob = 0; ob < Ob; ob += DB_O)
             direct_block(acc + ob * Lq, Lq, xp, cs, Wp, wpk + ob * Ci * 9, Ci, p0);
+    for (int64_t i = 0; i < k; i++)
     for (int64_t o = 0; o < Oc; o++) {
         const float b = bias ? bias[o] : 0.0f;
         for (int64_t y = 0; y < H; y++) {
-            float *restrict dst = out + (o * H + y) * W;
-            const float *restrict src = acc + o * Lq + y * Wp;
+            float *restrict dst = out + i * ostride + (o * H + y) * W;
+            const float *restrict src = acc + o * Lq + (i * (H + 1) + y) * Wp;
             if (accumulate)
 #pragma omp simd
                 for (int64_t x = 0; x < W; x++) dst[x] += src[x] + b;
@@ -280,12 +310,13 @@ static void direct_compute(float *out, int accumulate, const float *bias, const 
     }
 }
 
-/* Images per dw sweep: enough for 400+ positions of the padded grid (28 x 28: 1, 14 x 14: 2,
- * 7 x 7: 8). One image's sweep of 14 x 14 or 7 x 7 is too short for its 12 lane sums: measured
- * 0.96x and 0.65x the columns + sgemm with one image per sweep (bench/NOTES.md, session 8). */
+/* Stacks per dw sweep: enough for 400+ positions of the grids, at most 8 images (28 x 28: 1
+ * image, 14 x 14: 2 stacks of 1, 7 x 7: 4 stacks of 2). One image's sweep of 14 x 14 or 7 x 7
+ * is too short for its 12 lane sums: measured 0.96x and 0.65x the columns + sgemm with one
+ * image per sweep (bench/NOTES.md, session 8). */
 static int64_t direct_dw_group(const ug_conv_geom *g) {
-    const int64_t L = g->H * (g->W + 1), k = (400 + L - 1) / L;
-    return k < 8 ? k : 8;
+    const int64_t k = direct_stack(g), L = stack_grid(g, k), n = (400 + L - 1) / L, cap = 8 / k;
+    return n < cap ? n : cap;
 }
 
 /* The sum of a vector's lanes, as a tree: halves added until one lane is left. */
@@ -311,29 +342,41 @@ static inline float lanes_sum(const ug_vf *pv) {   /* (a pointer: see LOADV) */
 #endif
 }
 
-/* dw (O, C, 3, 3) += the weight gradient of nimg images, from their padded inputs xpx (C
- * channels, direct_xp_size(C) floats apart) and padded output gradients xpd (O channels,
- * direct_xp_size(O) apart): dw[o][c][ky][kx] = sum over the images and the positions p =
- * y Wp + x of the padded-width grid of dout[o][p] xpx[c][p + ky Wp + kx], where dout[o][p] =
- * xpd[o][p + Wp + 1] (zero on the border column x = W and past the last row, so the positions
- * run to a whole number of vectors). Register block: DB_O output channels x the 3 taps of one
- * kernel row, one vector of positions each (12 accumulators with AVX2), one sweep over all the
- * images; each accumulator's lanes are then summed by lanes_sum's tree. Output channels past O
- * read channel 0's gradient and are dropped. */
-static void direct_dw(float *dw, const float *xpx, const float *xpd, int64_t nimg, int64_t C,
-                      int64_t O, const ug_conv_geom *g) {
-    const int64_t Wp = g->W + 1, cs = (g->H + 2) * Wp, P = round_up(g->H * Wp, VW),
-                  sx = direct_xp_size(g, C), sd = direct_xp_size(g, O);
+/* dw (O, C, 3, 3) += the weight gradient of nimg images in stacks of k (the last may hold
+ * fewer), from their padded inputs xpx (C channels, direct_xp_size(C, k) floats a stack) and
+ * padded output gradients xpd (O channels, direct_xp_size(O, k) a stack): dw[o][c][ky][kx] =
+ * sum over the stacks and the positions p = y Wp + x of each grid of dout[o][p]
+ * xpx[c][p + ky Wp + kx], where dout[o][p] = xpd[o][p + Wp + 1] (zero on the border column
+ * x = W, on the shared rows and past the last row, so the positions run to a whole number of
+ * vectors). Register block: DB_O output channels x the 3 taps of one kernel row, one vector of
+ * positions each (12 accumulators with AVX2), one sweep over all the stacks; each
+ * accumulator's lanes are then summed by lanes_sum's tree. Output channels past O read channel
+ * 0's gradient and are dropped. */
+static void direct_dw(float *dw, const float *xpx, const float *xpd, int64_t nimg, int64_t k,
+                      int64_t C, int64_t O, const ug_conv_geom *g) {
+    const int64_t Wp = g->W + 1, sx = direct_xp_size(g, C, k), sd = direct_xp_size(g, O, k),
+                  ns = (nimg + k - 1) / k;
+    /* Per stack (at most 8): its channel stride, its positions and, per block of output
+     * channels, its DB_O dout rows: set up once, out of the sweeps (7 x 7 sweeps 15 vectors a
+     * stack, where computing them per sweep cost 10 %). */
+    int64_t cs[8], P[8];
+    const float *d[8][DB_O];
+    for (int64_t i = 0; i < ns; i++) {
+        const int64_t kk = nimg - i * k < k ? nimg - i * k : k;
+        cs[i] = stack_cs(g, kk);
+        P[i] = round_up(stack_grid(g, kk), VW);
+    }
     for (int64_t o0 = 0; o0 < O; o0 += DB_O) {
-        const float *d[DB_O];
-        for (int j = 0; j < DB_O; j++) d[j] = xpd + (o0 + j < O ? o0 + j : 0) * cs + Wp + 1;
+        for (int64_t i = 0; i < ns; i++)
+            for (int j = 0; j < DB_O; j++)
+                d[i][j] = xpd + i * sd + (o0 + j < O ? o0 + j : 0) * cs[i] + Wp + 1;
         for (int64_t c = 0; c < C; c++)
             for (int ky = 0; ky < 3; ky++) {
                 ug_vf a[DB_O][3];
                 memset(a, 0, sizeof a);
-                for (int64_t i = 0; i < nimg; i++) {
-                    const float *xr = xpx + i * sx + c * cs + ky * Wp;
-                    for (int64_t p = 0; p < P; p += VW) {
+                for (int64_t i = 0; i < ns; i++) {
+                    const float *xr = xpx + i * sx + c * cs[i] + ky * Wp;
+                    for (int64_t p = 0; p < P[i]; p += VW) {
                         ug_vf x[3];
 #pragma GCC unroll 3
                         for (int kx = 0; kx < 3; kx++) {
@@ -343,7 +386,7 @@ static void direct_dw(float *dw, const float *xpx, const float *xpd, int64_t nim
 #pragma GCC unroll 8
                         for (int j = 0; j < DB_O; j++) {
                             ug_vf dv;
-                            LOADV(dv, d[j] + i * sd + p);
+                            LOADV(dv, d[i][j] + p);
                             IN_REGISTER(dv);
 #pragma GCC unroll 3
                             for (int kx = 0; kx < 3; kx++) a[j][kx] = FMAVV(a[j][kx], dv, x[kx]);
@@ -366,11 +409,12 @@ int ug_conv_workers(const ug_conv_geom *g) {
  * backward, whichever is larger. */
 static int64_t per_worker(const ug_conv_geom *g, int workers) {
     if (workers > 1 && ug_conv_is_direct(g)) {
-        /* Forward: padded input + accumulators; backward: a dw group's padded inputs and
-         * douts, and dx's accumulators. */
-        int64_t f = direct_xp_size(g, g->C) + direct_acc_size(g, g->O),
-                b = direct_dw_group(g) * (direct_xp_size(g, g->C) + direct_xp_size(g, g->O)) +
-                    direct_acc_size(g, g->C);
+        /* Forward: a padded stack + accumulators; backward: a dw group's padded stacks of
+         * inputs and douts, and dx's accumulators. */
+        const int64_t k = direct_stack(g);
+        int64_t f = direct_xp_size(g, g->C, k) + direct_acc_size(g, g->O, k),
+                b = direct_dw_group(g) * (direct_xp_size(g, g->C, k) + direct_xp_size(g, g->O, k)) +
+                    direct_acc_size(g, g->C, k);
         return f > b ? f : b;
     }
     return ug_conv_col_size(g);
@@ -412,11 +456,13 @@ void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *i
         {
             int nt = ug_omp_nthreads(), id = ug_omp_tid();
             float *col = scratch ? scratch + pk + per * id : NULL;   /* NULL: 1x1, no columns */
-            for (int64_t n = N * id / nt; n < N * (id + 1) / nt; n++) {
+            const int64_t n1 = N * (id + 1) / nt, k = direct ? direct_stack(g) : 1;
+            for (int64_t n = N * id / nt; n < n1; n += k) {
                 if (direct) {
-                    direct_pad(col, inp + n * C * HW, C, g);
-                    direct_compute(out + n * O * L, 0, bias, col, C, O, scratch, g,
-                                   col + direct_xp_size(g, C));
+                    const int64_t kk = n1 - n < k ? n1 - n : k;
+                    direct_pad(col, inp + n * C * HW, C * HW, kk, C, g);
+                    direct_compute(out + n * O * L, O * L, kk, 0, bias, col, C, O, scratch, g,
+                                   col + direct_xp_size(g, C, k));
                 }
                 else forward_image(out + n * O * L, col, inp + n * C * HW, w, bias, g);
             }
@@ -476,28 +522,32 @@ void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, 
             float *col = scratch ? scratch + pk + per * id : NULL, *acc = dw ? col + ncol : NULL;
             int64_t n0 = N * id / nt, n1 = N * (id + 1) / nt;
             if (acc && (n1 == n0 || direct)) memset(acc, 0, (size_t)(O * K) * sizeof(float));
-            const int64_t grp = direct ? direct_dw_group(g) : 1;
+            const int64_t ks = direct ? direct_stack(g) : 1,
+                          grp = direct ? direct_dw_group(g) * ks : 1;   /* images */
             for (int64_t n = n0; n < n1; n += grp) {
                 if (!direct) {
                     backward_image(dinp ? dinp + n * C * HW : NULL, acc, n == n0 ? 0.0f : 1.0f,
                                    col, dout + n * O * L, inp + n * C * HW, w, g, 1);
                     continue;
                 }
-                /* The direct path, a group of images at a time: dout padded once, for dw (with
+                /* The direct path, a group of stacks at a time: dout padded once, for dw (with
                  * the padded input) and for dx, the direct convolution of dout with the
                  * transposed, flipped kernel. */
-                const int64_t k = n1 - n < grp ? n1 - n : grp, sx = direct_xp_size(g, C),
-                              sd = direct_xp_size(g, O);
-                float *xpx = col, *xpd = col + grp * sx, *dacc = xpd + grp * sd;
-                for (int64_t i = 0; i < k; i++) {
-                    direct_pad(xpd + i * sd, dout + (n + i) * O * L, O, g);
-                    if (acc) direct_pad(xpx + i * sx, inp + (n + i) * C * HW, C, g);
+                const int64_t m = n1 - n < grp ? n1 - n : grp, sx = direct_xp_size(g, C, ks),
+                              sd = direct_xp_size(g, O, ks);
+                float *xpx = col, *xpd = col + (grp / ks) * sx, *dacc = xpd + (grp / ks) * sd;
+                for (int64_t i = 0; i * ks < m; i++) {
+                    const int64_t i0 = n + i * ks, kk = n + m - i0 < ks ? n + m - i0 : ks;
+                    direct_pad(xpd + i * sd, dout + i0 * O * L, O * L, kk, O, g);
+                    if (acc) direct_pad(xpx + i * sx, inp + i0 * C * HW, C * HW, kk, C, g);
                 }
-                if (acc) direct_dw(acc, xpx, xpd, k, C, O, g);
+                if (acc) direct_dw(acc, xpx, xpd, m, ks, C, O, g);
                 if (dinp)
-                    for (int64_t i = 0; i < k; i++)
-                        direct_compute(dinp + (n + i) * C * HW, 1, NULL, xpd + i * sd, O, C,
-                                       scratch, g, dacc);
+                    for (int64_t i = 0; i * ks < m; i++) {
+                        const int64_t i0 = n + i * ks, kk = n + m - i0 < ks ? n + m - i0 : ks;
+                        direct_compute(dinp + i0 * C * HW, C * HW, kk, 1, NULL, xpd + i * sd, O,
+                                       C, scratch, g, dacc);
+                    }
             }
 #pragma omp barrier
             if (dw) {
