@@ -1,9 +1,11 @@
-/* test_conv.c — the im2col + sgemm convolution of src/kernels/conv.c under both schedules
- * (one image at a time with threaded sgemm; whole images across 2, 3 and 7 workers, uneven
- * shares included) against a naive double-precision convolution, forward, dx, dw and db, for
- * 3x3 (stride 1 and 2, padded or not) and 1x1 kernels; and the worker rule. */
+/* test_conv.c — the convolutions of src/kernels/conv.c under both schedules (one image at a
+ * time with threaded sgemm; whole images across 2, 3 and 7 workers, uneven shares included:
+ * the im2col, direct and Winograd paths) against a naive double-precision convolution,
+ * forward, dx, dw and db, for 3x3 (stride 1 and 2, padded or not) and 1x1 kernels; the
+ * Winograd kernel alone on odd and tiny images; and the worker rule. */
 #include "test.h"
 #include "kernels/conv.h"
+#include "kernels/winograd.h"
 #include "core/core.h"
 
 #define NELEM(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -56,10 +58,12 @@ TEST(conv_workers_match_naive) {
     /* 3x3 stride-1 pad-1 (the direct path with > 1 worker): 5 -> 4 channels (one padded block of
      * 8) and 12 -> 17 (three blocks, the last partial; dx's transposed kernel 17 -> 12);
      * 16 -> 20 and 40 -> 16 (several blocks both ways, 360 terms a sum). */
+    /* 48 -> 48 (C O >= UG_WINO_MIN_CO) runs the forward and dx by Winograd on the images of at
+     * least 8 x 8 (11 x 9, 20 x 19) and directly on the others. */
     const struct { int64_t C, O, k, s, p; } cfg[] = {{5, 4, 3, 1, 1}, {5, 4, 3, 2, 1},
                                                      {6, 3, 1, 1, 0}, {3, 2, 3, 1, 0},
                                                      {12, 17, 3, 1, 1}, {16, 20, 3, 1, 1},
-                                                     {40, 16, 3, 1, 1}};
+                                                     {40, 16, 3, 1, 1}, {48, 48, 3, 1, 1}};
     /* The direct path's dw sweeps 4 images at a time on 11 x 9 (110 positions of the padded
      * grid; with 4 + 3 images per worker one group is partial), one at a time on 20 x 19. 7 x 7
      * and 5 x 6 pad images in stacks of 2 (3 images a worker: one stack is partial) and sweep
@@ -135,6 +139,59 @@ TEST(conv_workers_match_naive) {
     }
 }
 
+TEST(conv_winograd_matches_naive) {
+    /* The Winograd kernel alone (whatever the size rule of ug_conv_is_winograd): forward with
+     * bias, and dx (the transposed, flipped kernel, added to what is there), on 1 x 1 ... 20 x 19
+     * images, odd sizes included (their last tile half outside), 1 to 17 channels (partial
+     * register blocks). Three images in one call, and again one call per image: the same bits
+     * (each tile is computed the same way wherever its chunk starts). */
+    const struct { int64_t C, O; } ch[] = {{5, 4}, {12, 17}, {9, 3}, {1, 1}};
+    const int64_t sizes[][2] = {{1, 1}, {2, 3}, {5, 6}, {7, 7}, {11, 9}, {8, 16}, {20, 19}};
+    const int64_t N = 3;
+    for (int si = 0; si < NELEM(sizes); si++)
+    for (int ci = 0; ci < NELEM(ch); ci++) {
+        ug_conv_geom g = {N, ch[ci].C, sizes[si][0], sizes[si][1], ch[ci].O, 3, 3, 1, 1, 0, 0};
+        ASSERT(ug_conv_geom_init(&g), "geometry");
+        const int64_t C = g.C, O = g.O, HW = g.H * g.W, nx = N * C * HW, ny = N * O * HW,
+                      nw = O * C * 9;
+        float *x = randf(nx, 41 + ci), *w = randf(nw, 51 + ci), *b = randf(O, 61 + ci),
+              *R = randf(ny, 71 + ci);
+        double *y = calloc((size_t)ny, sizeof *y), *dx = calloc((size_t)nx, sizeof *dx),
+               *dw = calloc((size_t)nw, sizeof *dw), *db = calloc((size_t)O, sizeof *db);
+        naive_conv(y, dx, dw, db, x, w, b, R, &g);
+        const int64_t nu = ug_wino_packed_size(O, C) > ug_wino_packed_size(C, O)
+                               ? ug_wino_packed_size(O, C) : ug_wino_packed_size(C, O),
+                      nk = ug_wino_work_size(&g, C, O) > ug_wino_work_size(&g, O, C)
+                               ? ug_wino_work_size(&g, C, O) : ug_wino_work_size(&g, O, C);
+        float *U = malloc((size_t)nu * sizeof *U), *work = malloc((size_t)nk * sizeof *work),
+              *out = malloc((size_t)ny * sizeof *out), *out1 = malloc((size_t)ny * sizeof *out1),
+              *gx = malloc((size_t)nx * sizeof *gx), *gx1 = malloc((size_t)nx * sizeof *gx1);
+        char what[64];
+        ug_wino_pack(U, w, O, C, 0);
+        ug_wino_images(out, O * HW, 0, b, x, C * HW, N, C, O, U, &g, work);
+        for (int64_t n = 0; n < N; n++)
+            ug_wino_images(out1 + n * O * HW, O * HW, 0, b, x + n * C * HW, C * HW, 1, C, O, U,
+                           &g, work);
+        snprintf(what, sizeof what, "%lldx%lld %lld->%lld forward", (long long)g.H,
+                 (long long)g.W, (long long)C, (long long)O);
+        EXPECT(close_f(what, out, y, ny, 1e-5), "%s", what);
+        EXPECT(!memcmp(out, out1, (size_t)ny * sizeof *out), "%s: split", what);
+        ug_wino_pack(U, w, O, C, 1);
+        for (int64_t i = 0; i < nx; i++) gx[i] = gx1[i] = 1.0f;
+        ug_wino_images(gx, C * HW, 1, NULL, R, O * HW, N, O, C, U, &g, work);
+        for (int64_t n = 0; n < N; n++)
+            ug_wino_images(gx1 + n * C * HW, C * HW, 1, NULL, R + n * O * HW, O * HW, 1, O, C, U,
+                           &g, work);
+        EXPECT(!memcmp(gx, gx1, (size_t)nx * sizeof *gx), "%s: dx split", what);
+        for (int64_t i = 0; i < nx; i++) gx[i] -= 1.0f;
+        snprintf(what, sizeof what, "%lldx%lld %lld->%lld dx", (long long)g.H, (long long)g.W,
+                 (long long)C, (long long)O);
+        EXPECT(close_f(what, gx, dx, nx, 1e-5), "%s", what);
+        free(x); free(w); free(b); free(R); free(y); free(dx); free(dw); free(db);
+        free(U); free(work); free(out); free(out1); free(gx); free(gx1);
+    }
+}
+
 TEST(conv_worker_rule) {
     ug_conv_geom g = {64, 96, 28, 28, 32, 3, 3, 1, 1, 0, 0};
     ASSERT(ug_conv_geom_init(&g), "geometry");
@@ -148,14 +205,31 @@ TEST(conv_worker_rule) {
      * columns per worker. */
 #if (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))) && !defined(UG_NO_DIRECT_CONV)
 #if defined(__AVX512F__)
-    const int64_t block = 32;
+    const int64_t block = 32, vw = 16;
 #else
-    const int64_t block = 24;
+    const int64_t block = 24, vw = 8;
 #endif
+    EXPECT(ug_conv_is_direct(&g), "3x3 stride 1 pad 1 is direct");
+#if !defined(UG_NO_WINOGRAD)
+    /* 96 x 32 >= UG_WINO_MIN_CO at 28 x 28: the forward and dx by Winograd. Its buffers for Ci
+     * input and Oc output channels: 4 planes of (14 + 1) tile rows of 16 positions (14 tiles + 1
+     * rounded up to whole vectors) + one vector, per input channel; a chunk of transformed
+     * inputs and products, 16 x NQ x (Ci + Oc rounded up to the register block), NQ = 65536 /
+     * (16 x 128) = 32 positions rounded down to whole blocks (24 or 32). Packed: 16 x 96 x 32
+     * both ways. */
+    EXPECT(ug_conv_is_winograd(&g), "96 -> 32 at 28 x 28 is Winograd");
+    const int64_t ps = 15 * 16 + vw, nq = 32 / block * block,
+                  wf = 4 * 96 * ps + 16 * nq * (96 + 32), wb = 4 * 32 * ps + 16 * nq * (32 + 96),
+                  packed = 16 * 96 * 32, bwd = (96 * 870 + block + 16) + (32 * 870 + block + 16) + wb,
+                  per = wf > bwd ? wf : bwd;
+#else
+    /* Packed weights (32 x 96 x 9 both ways) + per worker the backward's padded input (96 x
+     * 30 x 29 + slack), padded dout (32 channels) and dx accumulators (96 x the 812 positions
+     * of the 28 x 29 grid rounded up to whole blocks of 32 or 24). */
     const int64_t packed = 32 * 96 * 9,
                   per = (96 * 870 + block + 16) + (32 * 870 + block + 16) +
                         96 * ((812 + block - 1) / block * block);
-    EXPECT(ug_conv_is_direct(&g), "3x3 stride 1 pad 1 is direct");
+#endif
 #else
     const int64_t packed = 0, per = 96 * 9 * 784;
     EXPECT(!ug_conv_is_direct(&g), "3x3 stride 1 pad 1 is im2col without vector FMA");

@@ -134,42 +134,8 @@ void ug_k_col2im(float *img, const float *col, const ug_conv_geom *g) {
  * as a dot product does; results match the im2col path to rounding. dw is direct too
  * (direct_dw: padded input x padded dout, vectors along the positions of a group of images).
  * Other machines take the im2col path (ug_conv_is_direct). */
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#define UG_DIRECT_CONV 1
-#define VW 16                       /* floats per vector */
-#define NV 2                        /* vectors per register block */
-#define DB_O 8                      /* output channels per register block */
-typedef float ug_vf __attribute__((vector_size(64)));
-#define FMAV(a, s, x) ((ug_vf)_mm512_fmadd_ps(_mm512_set1_ps(s), (__m512)(x), (__m512)(a)))
-#define FMAVV(a, y, x) ((ug_vf)_mm512_fmadd_ps((__m512)(y), (__m512)(x), (__m512)(a)))
-#elif defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define UG_DIRECT_CONV 1
-#define VW 8
-#define NV 3
-#define DB_O 4
-typedef float ug_vf __attribute__((vector_size(32)));
-#define FMAV(a, s, x) ((ug_vf)_mm256_fmadd_ps(_mm256_set1_ps(s), (__m256)(x), (__m256)(a)))
-#define FMAVV(a, y, x) ((ug_vf)_mm256_fmadd_ps((__m256)(y), (__m256)(x), (__m256)(a)))
-#else
-#define VW 8                        /* (sizes for the scratch arithmetic; the path is off) */
-#define NV 3
-#define DB_O 4
-typedef float ug_vf __attribute__((vector_size(32)));
-#define FMAV(a, s, x) ((a) + (s) * (x))
-#define FMAVV(a, y, x) ((a) + (y) * (x))
-#endif
-#define DB_P (VW * NV)              /* positions per register block */
-/* Keeps a loaded vector in a register: without it GCC folds the load into every FMA that uses
- * the vector (one load per use instead of one), and the block becomes load-bound (0.7x). */
-#if defined(UG_DIRECT_CONV)
-#define IN_REGISTER(v) __asm__("" : "+x"(v))
-#else
-#define IN_REGISTER(v) ((void)0)
-#endif
-
-static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
+#include "conv_simd.h"
+#include "winograd.h"
 
 int ug_conv_is_direct(const ug_conv_geom *g) {
     /* UG_NO_DIRECT_CONV: the build switch for A/B timings, the im2col path everywhere. */
@@ -178,6 +144,16 @@ int ug_conv_is_direct(const ug_conv_geom *g) {
     return 0;
 #else
     return g->kh == 3 && g->kw == 3 && g->stride == 1 && g->pad == 1;
+#endif
+}
+
+int ug_conv_is_winograd(const ug_conv_geom *g) {
+    /* UG_NO_WINOGRAD: the build switch for A/B timings, the direct convolution instead. */
+#if defined(UG_NO_WINOGRAD)
+    return 0;
+#else
+    return ug_conv_is_direct(g) && g->H >= UG_WINO_MIN && g->W >= UG_WINO_MIN &&
+           g->C * g->O >= UG_WINO_MIN_CO;
 #endif
 }
 
@@ -226,10 +202,6 @@ static void direct_pack(float *wpk, const float *w, int64_t O, int64_t C, int tr
                 wpk[(((o / DB_O) * Ci + c) * 9 + t) * DB_O + o % DB_O] = v;
             }
 }
-
-/* Unaligned vector load (a macro: a function returning the vector would change the ABI on
- * machines without the vector width). */
-#define LOADV(v, p) memcpy(&(v), (p), sizeof(ug_vf))
 
 /* acc[j][p0 .. p0 + DB_P) for the DB_O output channels of wpk's block: sum over Ci channels of
  * xp (channel stride cs) and the 9 taps. */
@@ -412,9 +384,11 @@ static int64_t per_worker(const ug_conv_geom *g, int workers) {
         /* Forward: a padded stack + accumulators; backward: a dw group's padded stacks of
          * inputs and douts, and dx's accumulators. */
         const int64_t k = direct_stack(g);
-        int64_t f = direct_xp_size(g, g->C, k) + direct_acc_size(g, g->O, k),
+        const int wino = ug_conv_is_winograd(g);
+        int64_t f = wino ? ug_wino_work_size(g, g->C, g->O)
+                         : direct_xp_size(g, g->C, k) + direct_acc_size(g, g->O, k),
                 b = direct_dw_group(g) * (direct_xp_size(g, g->C, k) + direct_xp_size(g, g->O, k)) +
-                    direct_acc_size(g, g->C, k);
+                    (wino ? ug_wino_work_size(g, g->O, g->C) : direct_acc_size(g, g->C, k));
         return f > b ? f : b;
     }
     return ug_conv_col_size(g);
@@ -423,7 +397,9 @@ static int64_t per_worker(const ug_conv_geom *g, int workers) {
 /* The direct path's packed weights (shared by the workers), ahead of the per-worker parts. */
 static int64_t packed_size(const ug_conv_geom *g, int workers) {
     if (workers <= 1 || !ug_conv_is_direct(g)) return 0;
-    int64_t f = round_up(g->O, DB_O) * g->C * 9, b = round_up(g->C, DB_O) * g->O * 9;
+    const int wino = ug_conv_is_winograd(g);
+    int64_t f = wino ? ug_wino_packed_size(g->O, g->C) : round_up(g->O, DB_O) * g->C * 9,
+            b = wino ? ug_wino_packed_size(g->C, g->O) : round_up(g->C, DB_O) * g->O * 9;
     return f > b ? f : b;
 }
 
@@ -450,14 +426,19 @@ void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *i
     const int pw = ug_conv_is_pointwise(g);
     if (workers > 1) {
         const int64_t per = per_worker(g, workers), pk = packed_size(g, workers);
-        const int direct = ug_conv_is_direct(g);
-        if (direct) direct_pack(scratch, w, O, C, 0);
+        const int direct = ug_conv_is_direct(g), wino = ug_conv_is_winograd(g);
+        if (wino) ug_wino_pack(scratch, w, O, C, 0);
+        else if (direct) direct_pack(scratch, w, O, C, 0);
 #pragma omp parallel num_threads(workers)
         {
             int nt = ug_omp_nthreads(), id = ug_omp_tid();
             float *col = scratch ? scratch + pk + per * id : NULL;   /* NULL: 1x1, no columns */
-            const int64_t n1 = N * (id + 1) / nt, k = direct ? direct_stack(g) : 1;
-            for (int64_t n = N * id / nt; n < n1; n += k) {
+            const int64_t n0 = N * id / nt, n1 = N * (id + 1) / nt,
+                          k = direct ? direct_stack(g) : 1;
+            if (wino && n1 > n0)
+                ug_wino_images(out + n0 * O * L, O * L, 0, bias, inp + n0 * C * HW, C * HW,
+                               n1 - n0, C, O, scratch, g, col);
+            for (int64_t n = n0; n < n1 && !wino; n += k) {
                 if (direct) {
                     const int64_t kk = n1 - n < k ? n1 - n : k;
                     direct_pad(col, inp + n * C * HW, C * HW, kk, C, g);
@@ -514,8 +495,9 @@ void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, 
     if (workers > 1 && (dinp || dw)) {
         const int64_t ncol = per_worker(g, workers), per = ncol + (dw ? O * K : 0),
                       pk = packed_size(g, workers);
-        const int direct = ug_conv_is_direct(g);
-        if (direct && dinp) direct_pack(scratch, w, O, C, 1);
+        const int direct = ug_conv_is_direct(g), wino = ug_conv_is_winograd(g);
+        if (wino && dinp) ug_wino_pack(scratch, w, O, C, 1);
+        else if (direct && dinp) direct_pack(scratch, w, O, C, 1);
 #pragma omp parallel num_threads(workers)
         {
             int nt = ug_omp_nthreads(), id = ug_omp_tid();
@@ -524,15 +506,16 @@ void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, 
             if (acc && (n1 == n0 || direct)) memset(acc, 0, (size_t)(O * K) * sizeof(float));
             const int64_t ks = direct ? direct_stack(g) : 1,
                           grp = direct ? direct_dw_group(g) * ks : 1;   /* images */
-            for (int64_t n = n0; n < n1; n += grp) {
+            /* With Winograd, the direct loop is for dw alone; dx follows over all the images. */
+            for (int64_t n = n0; n < n1 && !(wino && !acc); n += grp) {
                 if (!direct) {
                     backward_image(dinp ? dinp + n * C * HW : NULL, acc, n == n0 ? 0.0f : 1.0f,
                                    col, dout + n * O * L, inp + n * C * HW, w, g, 1);
                     continue;
                 }
                 /* The direct path, a group of stacks at a time: dout padded once, for dw (with
-                 * the padded input) and for dx, the direct convolution of dout with the
-                 * transposed, flipped kernel. */
+                 * the padded input) and for dx (unless by Winograd), the direct convolution of
+                 * dout with the transposed, flipped kernel. */
                 const int64_t m = n1 - n < grp ? n1 - n : grp, sx = direct_xp_size(g, C, ks),
                               sd = direct_xp_size(g, O, ks);
                 float *xpx = col, *xpd = col + (grp / ks) * sx, *dacc = xpd + (grp / ks) * sd;
@@ -542,12 +525,19 @@ void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, 
                     if (acc) direct_pad(xpx + i * sx, inp + i0 * C * HW, C * HW, kk, C, g);
                 }
                 if (acc) direct_dw(acc, xpx, xpd, m, ks, C, O, g);
-                if (dinp)
+                if (dinp && !wino)
                     for (int64_t i = 0; i * ks < m; i++) {
                         const int64_t i0 = n + i * ks, kk = n + m - i0 < ks ? n + m - i0 : ks;
                         direct_compute(dinp + i0 * C * HW, C * HW, kk, 1, NULL, xpd + i * sd, O,
                                        C, scratch, g, dacc);
                     }
+            }
+            if (wino && dinp && n1 > n0) {
+                /* dx by Winograd, in the buffers after the dw group's padded stacks. */
+                const int64_t g8 = direct_dw_group(g);
+                ug_wino_images(dinp + n0 * C * HW, C * HW, 1, NULL, dout + n0 * O * L, O * L,
+                               n1 - n0, O, C, scratch, g,
+                               col + g8 * (direct_xp_size(g, C, ks) + direct_xp_size(g, O, ks)));
             }
 #pragma omp barrier
             if (dw) {

@@ -18,6 +18,13 @@ int ug_conv_is_pointwise(const ug_conv_geom *g);
 /* 1 for 3x3, stride 1, pad 1: with whole images across threads, the forward and dx run the
  * direct convolution (no columns); dw still goes through the columns and sgemm. */
 int ug_conv_is_direct(const ug_conv_geom *g);
+/* 1 where the direct path's forward and dx run by Winograd F(2x2, 3x3) instead (winograd.c):
+ * images of at least UG_WINO_MIN x UG_WINO_MIN with C O >= UG_WINO_MIN_CO; dw stays direct.
+ * Below those the transforms cost more than the 2.25x fewer products save (measured: 7 x 7
+ * 0.78x, 32 -> 32 channels at 28 x 28 0.9x the direct path; bench/NOTES.md). */
+#define UG_WINO_MIN 8
+#define UG_WINO_MIN_CO 2048
+int ug_conv_is_winograd(const ug_conv_geom *g);
 /* Floats of the per-image column scratch: C kh kw Ho Wo (0 when pointwise). */
 int64_t ug_conv_col_size(const ug_conv_geom *g);
 
