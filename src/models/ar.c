@@ -105,22 +105,36 @@ static void made_build(const ar_impl *a, made_maskset *ms, int k) {
         prev_min = cur[0];
         for (int64_t j = 0; j < H; j++)
             if (cur[j] < prev_min) prev_min = cur[j];
-        /* (rebuilt every step when a mask is drawn per minibatch: 13 M entries at 8000 units) */
+        /* (rebuilt every step when the masks change per minibatch: 13 M entries at 8000 units;
+         * branch-free, so it vectorizes: with `? 1.0f : 0.0f` GCC emitted a compare and branch
+         * per entry, mispredicted on random degrees, 14 % of a 2 x 4000 training step) */
 #pragma omp parallel for schedule(static) if (H * nprev >= UG_PAR_MIN)
-        for (int64_t j = 0; j < H; j++)
-            for (int64_t i = 0; i < nprev; i++) m[j * nprev + i] = cur[j] >= prev[i] ? 1.0f : 0.0f;
+        for (int64_t j = 0; j < H; j++) {
+            const int32_t cj = cur[j];
+            float *restrict mj = m + j * nprev;
+#pragma omp simd
+            for (int64_t i = 0; i < nprev; i++) mj[i] = (float)(cj >= prev[i]);
+        }
         prev = cur;
         cur += H;
         nprev = H;
     }
     float *mo = ms->m[a->nl];
 #pragma omp parallel for schedule(static) if (d * nprev >= UG_PAR_MIN)
-    for (int64_t j = 0; j < d; j++)
-        for (int64_t i = 0; i < nprev; i++) mo[j * nprev + i] = m0[j] > prev[i] ? 1.0f : 0.0f;
+    for (int64_t j = 0; j < d; j++) {
+        const int32_t mj0 = m0[j];
+        float *restrict mj = mo + j * nprev;
+#pragma omp simd
+        for (int64_t i = 0; i < nprev; i++) mj[i] = (float)(mj0 > prev[i]);
+    }
     if (ms->direct)
 #pragma omp parallel for schedule(static) if (d * d >= UG_PAR_MIN)
-        for (int64_t j = 0; j < d; j++)
-            for (int64_t i = 0; i < d; i++) ms->direct[j * d + i] = m0[j] > m0[i] ? 1.0f : 0.0f;
+        for (int64_t j = 0; j < d; j++) {
+            const int32_t mj0 = m0[j];
+            float *restrict mj = ms->direct + j * d;
+#pragma omp simd
+            for (int64_t i = 0; i < d; i++) mj[i] = (float)(mj0 > m0[i]);
+        }
     ms->k = k;
 }
 
