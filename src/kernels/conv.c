@@ -11,7 +11,10 @@
  *   the end, so the result does not depend on timing. Per image the products are small
  *   (32 x 784 x 288 ... 64 x 49 x 576); threading each of them costs a fork/join and the
  *   threads' hand-offs inside OpenBLAS, which is where the time went (bench/NOTES.md).
- * - one image at a time (N < threads, e.g. sampling one image): OpenBLAS threads each sgemm. */
+ * - one image at a time (N < threads, e.g. sampling one image): OpenBLAS threads each sgemm.
+ * With whole images across threads, 3x3 stride-1 pad-1 convolutions skip the columns: the
+ * direct convolution below, or for the forward and dx of larger layers Winograd's F(2x2, 3x3)
+ * (winograd.c; ug_conv_is_winograd has the rule). */
 #include "conv.h"
 #include "linear.h"
 #include "core/core.h"

@@ -1,6 +1,7 @@
-/* conv.h — spatial kernels on raw (N, C, H, W) floats: 2-D convolution as im2col + sgemm,
- * nearest 2x upsampling and average pooling. Backward kernels accumulate (+=); a NULL gradient
- * pointer skips that input. */
+/* conv.h — spatial kernels on raw (N, C, H, W) floats: 2-D convolution (im2col + sgemm; for
+ * 3x3 stride-1 pad-1 with whole images across threads, the direct convolution or Winograd's
+ * F(2x2, 3x3), winograd.c), nearest 2x upsampling and average pooling. Backward kernels
+ * accumulate (+=); a NULL gradient pointer skips that input. */
 #ifndef UG_K_CONV_H
 #define UG_K_CONV_H
 #include <stdint.h>
