@@ -221,20 +221,11 @@ static void direct_block(float *acc, int64_t lda, const float *xp, int64_t cs, i
 #pragma GCC unroll 3
             for (int kx = 0; kx < 3; kx++) {
                 ug_vf x[NV];
-#pragma GCC unroll 4
-                for (int v = 0; v < NV; v++) {
-                    LOADV(x[v], row[ky] + kx + v * VW);
-                    IN_REGISTER(x[v]);   /* one load per vector, not one per use */
-                }
-                const float *wt = wc + (ky * 3 + kx) * DB_O;
-#pragma GCC unroll 8
-                for (int j = 0; j < DB_O; j++)
-#pragma GCC unroll 4
-                    for (int v = 0; v < NV; v++) a[j][v] = FMAV(a[j][v], wt[j], x[v]);
+                block_load(x, row[ky] + kx);
+                block_fma(a, wc + (ky * 3 + kx) * DB_O, x);
             }
     }
-    for (int j = 0; j < DB_O; j++)
-        for (int v = 0; v < NV; v++) memcpy(acc + j * lda + p0 + v * VW, &a[j][v], sizeof a[j][v]);
+    block_store(acc, lda, p0, a);
 }
 
 /* xp (Ci, k (H + 1) + 1, Wp) = the stack of k images (Ci, H, W), istride floats apart, with

@@ -47,4 +47,27 @@ static inline int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * 
 /* Unaligned vector load (a macro: a function returning the vector would change the ABI on
  * machines without the vector width). */
 #define LOADV(v, p) memcpy(&(v), (p), sizeof(ug_vf))
+
+/* A register block of DB_O output channels x NV vectors of positions (the direct and Winograd
+ * kernels' inner step): load NV vectors from p (kept in registers: see IN_REGISTER), add the DB_O
+ * broadcast weights w times them, store the accumulators to rows dst + j ld from position p0. */
+static inline __attribute__((always_inline)) void block_load(ug_vf x[NV], const float *p) {
+#pragma GCC unroll 4
+    for (int v = 0; v < NV; v++) {
+        LOADV(x[v], p + v * VW);
+        IN_REGISTER(x[v]);   /* one load per vector, not one per use */
+    }
+}
+static inline __attribute__((always_inline)) void block_fma(ug_vf a[DB_O][NV], const float *w,
+                                                            const ug_vf x[NV]) {
+#pragma GCC unroll 8
+    for (int j = 0; j < DB_O; j++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; v++) a[j][v] = FMAV(a[j][v], w[j], x[v]);
+}
+static inline __attribute__((always_inline)) void block_store(float *dst, int64_t ld, int64_t p0,
+                                                              ug_vf a[DB_O][NV]) {
+    for (int j = 0; j < DB_O; j++)
+        for (int v = 0; v < NV; v++) memcpy(dst + j * ld + p0 + v * VW, &a[j][v], sizeof a[j][v]);
+}
 #endif

@@ -188,18 +188,10 @@ static void wino_block(float *m, const float *v, int64_t NQ, const float *u, int
 #pragma GCC unroll 2
     for (int64_t c = 0; c < Ci; c++, vc += NQ, u += DB_O) {
         ug_vf x[NV];
-#pragma GCC unroll 4
-        for (int k = 0; k < NV; k++) {
-            LOADV(x[k], vc + k * VW);
-            IN_REGISTER(x[k]);
-        }
-#pragma GCC unroll 8
-        for (int j = 0; j < DB_O; j++)
-#pragma GCC unroll 4
-            for (int k = 0; k < NV; k++) a[j][k] = FMAV(a[j][k], u[j], x[k]);
+        block_load(x, vc);
+        block_fma(a, u, x);
     }
-    for (int j = 0; j < DB_O; j++)
-        for (int k = 0; k < NV; k++) memcpy(m + j * NQ + p0 + k * VW, &a[j][k], sizeof a[j][k]);
+    block_store(m, NQ, p0, a);
 }
 
 /* The first n lanes of *pv to dst (0 <= n <= VW), [+=]: a masked store, nothing past them is
