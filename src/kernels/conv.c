@@ -375,8 +375,9 @@ int ug_conv_workers(const ug_conv_geom *g) {
  * backward, whichever is larger. */
 static int64_t per_worker(const ug_conv_geom *g, int workers) {
     if (workers > 1 && ug_conv_is_direct(g)) {
-        /* Forward: a padded stack + accumulators; backward: a dw group's padded stacks of
-         * inputs and douts, and dx's accumulators. */
+        /* Forward: a padded stack + accumulators (Winograd: its planes and chunk buffers);
+         * backward: a dw group's padded stacks of inputs and douts, and dx's accumulators (or
+         * Winograd's buffers for dx). */
         const int64_t k = direct_stack(g);
         const int wino = ug_conv_is_winograd(g);
         int64_t f = wino ? ug_wino_work_size(g, g->C, g->O)
