@@ -88,7 +88,8 @@ const opt_def cli_options[] = {
     {"unet-heads", OPT_INT, OFF(unet_heads), "0", CMD_TRAIN, 1,
      "--model unet: attention heads (0: 1)"},
     {"dropout", OPT_FLOAT, OFF(dropout), "0", CMD_TRAIN, 1,
-     "U-Net dropout in every ResBlock while training (also unet-fmnist / unet-small)"},
+     "dropout while training: in every U-Net ResBlock (also unet-fmnist / unet-small), or on "
+     "made's hidden units"},
     {"classes", OPT_INT, OFF(classes), "0", CMD_TRAIN, 1,
      "class-conditional with this many classes (0: unconditional)"},
     {"cond", OPT_STRING, OFF(cond), "none", CMD_TRAIN, 0,

@@ -381,7 +381,7 @@ typedef struct ug_model_cfg {
     char unet_attn[32];      /* feature-map sizes with attention after every ResBlock, e.g.
                                 "14,7"; "" or "none": only the middle one */
     int unet_heads;          /* attention heads (1) */
-    double dropout;          /* ResBlock dropout while training, [0, 1) (0) */
+    double dropout;          /* dropout while training, [0, 1) (0): U-Net ResBlocks, made hidden */
     /* classifier */
     int noisy;               /* 1: trained on x + sigma eps and conditioned on sigma (guidance) */
     /* likelihood families (flow, ar, vae); net names the model ("nice", "made", "vae", ...).

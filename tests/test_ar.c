@@ -6,7 +6,8 @@
  * over all 2^d vectors, single masks and the MADE ensemble; samples whose frequencies match
  * the exact probabilities and do not depend on the batch; the MADE preset against the peer
  * ../shared/peers/made.py (fixture tests/ref/gen_made_ref.py); a short training run reaching
- * the entropy of a small binary mixture; the mask schedule; an allocation-free training step. */
+ * the entropy of a small binary mixture; the mask schedule; an allocation-free training step;
+ * made's dropout (training loss only, per-example streams). */
 #include "test.h"
 #include "core/core.h"
 #include "models/ar.h"
@@ -553,6 +554,62 @@ TEST(ar_made_step_allocation_free) {
            (long long)settled, (long long)end);
     free(x);
     ug_model_free(m);
+}
+
+TEST(ar_made_dropout) {
+    /* Dropout on made's hidden units, in the training loss only. Two models with the same
+     * parameters, p = 0.3 and p = 0: the same NLL (evaluation uses the whole network) and, with
+     * the dropout drawn, a different loss; the same seed and streams give the same loss, another
+     * seed another. A split batch draws the same masks (each example from its own stream): the
+     * loss of rows 0..4 and 5..9 averages to the whole batch's. */
+    enum { d = 10, B = 10 };
+    ug_model_cfg c0 = ar_cfg("made", d, 0, "16,12", 4, 1, 1, 1), c1 = c0;
+    c1.dropout = 0.3;
+    ug_model *m0 = make_model(&c0, 5), *m1 = make_model(&c1, 5);
+    const ug_params *p0 = ug_model_params(m0);
+    ug_params *p1 = ug_model_params(m1);
+    memcpy(ug_params_data(p1), ug_params_data((ug_params *)p0),
+           (size_t)ug_params_count(p1) * sizeof(float));
+    float x[B * d];
+    for (int i = 0; i < B * d; i++) x[i] = (float)((i * 7 + i / 3) % 3 == 0);
+    double n0[B], n1[B];
+    ASSERT_OK(ug_model_nll(m0, NULL, B, x, n0));
+    ASSERT_OK(ug_model_nll(m1, NULL, B, x, n1));
+    EXPECT(!memcmp(n0, n1, sizeof n0), "dropout changed the NLL");
+    ug_ctx *ctx;
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    ug_tensor *l;
+    float l0, la, lb, lc, lh[2];
+    ASSERT_OK(ug_model_loss(m0, ctx, x, B, NULL, 7, 100, &l));
+    l0 = l->data[0];
+    ASSERT_OK(ug_model_loss(m1, ctx, x, B, NULL, 7, 100, &l));
+    la = l->data[0];
+    ASSERT_OK(ug_model_loss(m1, ctx, x, B, NULL, 7, 100, &l));
+    lb = l->data[0];
+    ASSERT_OK(ug_model_loss(m1, ctx, x, B, NULL, 8, 100, &l));
+    lc = l->data[0];
+    for (int h = 0; h < 2; h++) {
+        ASSERT_OK(ug_model_loss(m1, ctx, x + h * (B / 2) * d, B / 2, NULL, 7, 100 + h * (B / 2), &l));
+        lh[h] = l->data[0];
+    }
+    EXPECT(isfinite(la) && la != l0, "p = 0.3: loss %g, without dropout %g", (double)la, (double)l0);
+    EXPECT(la == lb, "same seed: %g then %g", (double)la, (double)lb);
+    EXPECT(lc != la, "another seed, the same loss %g", (double)la);
+    EXPECT(fabs(0.5 * (lh[0] + lh[1]) - la) <= 1e-5 * fabs(la), "halves %g %g, whole %g",
+           (double)lh[0], (double)lh[1], (double)la);
+    ug_ctx_free(ctx);
+    ug_model_free(m0);
+    ug_model_free(m1);
+    /* Only made takes it, and p in [0, 1). */
+    ug_model *m = NULL;
+    ug_model_cfg c = ar_cfg("nade", 8, 4, "", 0, 0, 0, 0);
+    c.dropout = 0.1;
+    EXPECT(ug_model_create(&c, 1, &m) == UG_ERR_INVALID_ARG && strstr(ug_last_error(), "dropout"),
+           "nade with dropout: %s", ug_last_error());
+    c = ar_cfg("made", 8, 4, "", 0, 0, 0, 0);
+    c.dropout = 1.0;
+    EXPECT(ug_model_create(&c, 1, &m) == UG_ERR_INVALID_ARG && strstr(ug_last_error(), "dropout"),
+           "made with dropout 1: %s", ug_last_error());
 }
 
 TEST(ar_config_errors) {

@@ -25,6 +25,8 @@
  *   Training step s uses mask s mod K (mask_cycle 1) or floor(u K) with u the uniform at
  *   Philox (AR_MASK_SEED, stream AR_PICK_STREAM + s) (mask_cycle 0: resampled per minibatch,
  *   among the same K masks, so the ensemble evaluates the masks that were trained).
+ *   dropout p > 0: inverted dropout on every hidden layer's ReLU output in the training loss
+ *   only (evaluation and sampling use the whole network).
  *   nll is the ensemble -log((1/K) sum_k p_k(x)) over K = ug_nll_cfg.ensemble (0: the model's
  *   masks; at most them), the logsumexp in double. Sampling draws the mixture: example i picks
  *   its mask from stream first_stream + i (sub 1), then samples ancestrally in its ordering.
@@ -35,6 +37,7 @@
  * runs each row on its own, so an example's result never depends on the other rows of the call. */
 #include "models/ar.h"
 #include "ops/ar_ops.h"
+#include "ops/embed_ops.h"
 #include "kernels/linear.h"
 #include <math.h>
 
@@ -60,6 +63,7 @@ typedef struct ar_impl {
     int nl;                             /* made: hidden layers */
     int width[AR_MAX_LAYERS];           /* made: hidden widths; nade: width[0] = H */
     int K, cycle, order_random, direct;
+    float dropout;                      /* made: dropout on the hidden units while training */
     /* fvsbn: w[0], b[0]; nade: w[0] = W, b[0] = c, w[1] = V, b[1] = b; made: layers 0..nl */
     ug_tensor *w[AR_MAX_LAYERS + 1], *b[AR_MAX_LAYERS + 1];
     ug_tensor *wd;                      /* made: direct.weight */
@@ -147,7 +151,13 @@ int ug_ar_step_mask(const void *impl, int64_t step) {
 }
 
 /* ---------------------------------------------------------------- the networks */
-static ug_tensor *forward(ar_impl *a, ug_ctx *ctx, ug_tensor *x, const made_maskset *ms) {
+/* Training's dropout on MADE's hidden units: each example's masks come from its own stream
+ * (first_stream + row), sub-stream l + 1 for hidden layer l, so a batch split over threads or
+ * MPI ranks drops the same units. NULL in evaluation and sampling. */
+typedef struct { float p; uint64_t seed, first_stream; } ar_dropout;
+
+static ug_tensor *forward(ar_impl *a, ug_ctx *ctx, ug_tensor *x, const made_maskset *ms,
+                          const ar_dropout *dr) {
     switch (a->kind) {
     case AR_FVSBN:
         return ug_masked_linear(ctx, x, a->w[0], a->tri, a->b[0]);
@@ -156,8 +166,11 @@ static ug_tensor *forward(ar_impl *a, ug_ctx *ctx, ug_tensor *x, const made_mask
     case AR_MADE:
     default: {
         ug_tensor *h = x;
-        for (int l = 0; l < a->nl; l++)
+        for (int l = 0; l < a->nl; l++) {
             h = ug_relu(ctx, ug_masked_linear(ctx, h, a->w[l], ms->m[l], a->b[l]));
+            if (dr && dr->p > 0)
+                h = ug_dropout_rows(ctx, h, dr->p, dr->seed, dr->first_stream, (uint32_t)l + 1);
+        }
         ug_tensor *out = ug_masked_linear(ctx, h, a->w[a->nl], ms->m[a->nl], a->b[a->nl]);
         if (a->direct) out = ug_add(ctx, out, ug_masked_linear(ctx, x, a->wd, ms->direct, NULL));
         return out;
@@ -168,7 +181,7 @@ static ug_tensor *forward(ar_impl *a, ug_ctx *ctx, ug_tensor *x, const made_mask
 ug_tensor *ug_ar_logits(void *impl, ug_ctx *ctx, ug_tensor *x, int mask) {
     ar_impl *a = impl;
     if (a->kind == AR_MADE) made_build(a, &a->eval, mask);
-    return forward(a, ctx, x, &a->eval);
+    return forward(a, ctx, x, &a->eval, NULL);
 }
 
 const int64_t *ug_ar_order(void *impl, int mask) {
@@ -254,6 +267,11 @@ static ug_status ar_declare(const ug_model_cfg *cfg, ug_params *ps, void **impl)
         return ug_fail(UG_ERR_INVALID_ARG, "model: masks %d, order_random %d, direct %d: only made "
                        "takes them (%s has one fixed natural order)", cfg->masks,
                        cfg->order_random, cfg->direct, cfg->net);
+    if (cfg->dropout != 0 && kind != AR_MADE)
+        return ug_fail(UG_ERR_INVALID_ARG, "model: dropout %g: of the ar models only made takes it",
+                       cfg->dropout);
+    if (!(cfg->dropout >= 0 && cfg->dropout < 1))
+        return ug_fail(UG_ERR_INVALID_ARG, "model: dropout %g, expected in [0, 1)", cfg->dropout);
     ar_impl *a = calloc(1, sizeof *a);
     if (!a) return ug_fail(UG_ERR_NOMEM, "model: out of memory");
     a->kind = kind;
@@ -262,6 +280,7 @@ static ug_status ar_declare(const ug_model_cfg *cfg, ug_params *ps, void **impl)
     a->cycle = cfg->mask_cycle != 0;
     a->order_random = cfg->order_random != 0;
     a->direct = cfg->direct != 0;
+    a->dropout = (float)cfg->dropout;
     ug_status st = UG_OK;
     if (kind != AR_FVSBN) {
         int dflt = cfg->hidden > 0 ? cfg->hidden : AR_DEFAULT_HIDDEN;
@@ -314,15 +333,14 @@ static ug_status ar_declare(const ug_model_cfg *cfg, ug_params *ps, void **impl)
 
 static ug_status ar_loss(void *impl, ug_ctx *ctx, const float *x, int64_t B, uint64_t seed,
                          uint64_t first_stream, int64_t step, ug_tensor **loss) {
-    (void)seed;
-    (void)first_stream;   /* no noise: the loss is the exact NLL */
-    ar_impl *a = impl;
+    ar_impl *a = impl;   /* the exact NLL; seed and first_stream only draw made's dropout */
     if (B < 1) return ug_fail(UG_ERR_INVALID_ARG, "loss: batch of %lld rows, expected >= 1", (long long)B);
     ug_status st = check_binary("loss", x, B, a->d);
     if (st) return st;
     if (a->kind == AR_MADE) made_build(a, &a->train, ug_ar_step_mask(a, step));
     ug_tensor *xt = ug_tensor_from(ctx, 2, (int64_t[]){B, a->d}, x);
-    ug_tensor *logits = forward(a, ctx, xt, &a->train);
+    const ar_dropout dr = {a->dropout, seed, first_stream};
+    ug_tensor *logits = forward(a, ctx, xt, &a->train, &dr);
     *loss = ug_mean_all(ctx, ug_bce_logits(ctx, logits, xt));
     return UG_OK;
 }

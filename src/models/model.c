@@ -193,10 +193,12 @@ ug_status ug_model_create(const ug_model_cfg *cfg, uint64_t seed, ug_model **out
     *out = NULL;
     if ((unsigned)cfg->family >= UG_FAMILY_COUNT)
         return ug_fail(UG_ERR_INVALID_ARG, "model: family %d unknown", (int)cfg->family);
-    if (cfg->family != UG_FAMILY_DIFFUSION && (unet_structure_set(cfg) || cfg->dropout != 0))
+    /* (made takes dropout too: the ar family checks it.) */
+    if (cfg->family != UG_FAMILY_DIFFUSION &&
+        (unet_structure_set(cfg) || (cfg->dropout != 0 && cfg->family != UG_FAMILY_AR)))
         return ug_fail(UG_ERR_INVALID_ARG,
-                       "model: unet_* options and dropout %g are for the diffusion U-Net, not "
-                       "family %s", cfg->dropout, ug_family_name(cfg->family));
+                       "model: unet_* options and dropout %g are for the diffusion U-Net (dropout "
+                       "also for made), not family %s", cfg->dropout, ug_family_name(cfg->family));
     if (cfg->family == UG_FAMILY_CLASSIFIER) return classifier_create(cfg, seed, out);
     if (lfamily_of(cfg->family)) return lfamily_create(cfg, seed, out);
     if (cfg->data_dim < 1)
