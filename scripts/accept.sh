@@ -63,7 +63,8 @@ for m in $MODELS; do
                 --lr-schedule cosine && evaluate made500 ;;
     # 32 masks, each its own random ordering and connectivity ("Full" shuffling of the original
     # code), cycled one per minibatch; one hidden layer of 8000 with direct connections (the
-    # paper's 86.64 is its 1-hidden-layer, 32-mask row; the single-mask recipe above at 5e-4);
+    # single-mask recipe above at 5e-4; the original code's README gives two hidden layers of
+    # 8000 and Adagrad 0.01 as the command for the paper's best, 86.64);
     # validation = the 32-mask ensemble on 2,000 validation images every 10 epochs; a checkpoint
     # every 1,000 steps (RESUME=1 continues). At step 10,000 the validation ensemble was 91.75
     # nats here, 95.34 with two hidden layers of 2000 (session 6).
