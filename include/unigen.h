@@ -163,6 +163,13 @@ ug_tensor *ug_linear(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b);
 /* MADE's masked linear: y = x (W * M)^T + b, mask (out, in) of 0/1 held by the caller. */
 ug_tensor *ug_masked_linear(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, const float *mask,
                             ug_tensor *b);
+/* The same layer with its units sorted by degree, so that every masked row is a prefix:
+ * y[:, r] = b[rows[r]] + sum_{c < len[r]} x[:, c] w[rows[r], cols[c]]. x (..., in) holds the
+ * inputs in the sorted order (input c is w's column cols[c]), y (..., out) the outputs in it
+ * (output r is w's row rows[r]); rows and cols are permutations, len nondecreasing in
+ * [0, in]. It skips the masked-out blocks: about half the multiply-adds of ug_masked_linear. */
+ug_tensor *ug_prefix_linear(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b,
+                            const int32_t *rows, const int32_t *cols, const int32_t *len);
 /* Batched matrix product. a (B, M, K) [or (B, K, M) when ta], b (B, K, N) [or (B, N, K) when
  * tb] -> (B, M, N). 2-D operands are a batch of one. */
 ug_tensor *ug_matmul(ug_ctx *ctx, ug_tensor *a, ug_tensor *b, int ta, int tb);
@@ -222,6 +229,9 @@ ug_tensor *ug_permute(ug_ctx *ctx, ug_tensor *x, const int *perm);
 ug_tensor *ug_concat(ug_ctx *ctx, ug_tensor *const *xs, int n, int axis);
 /* Splits x into n parts of sizes[i] along axis, written to outs[0..n-1]. */
 void ug_split(ug_ctx *ctx, ug_tensor *x, int axis, const int64_t *sizes, int n, ug_tensor **outs);
+/* Columns of the last axis: y[..., j] = x[..., idx[j]] for j < m (idx held by the caller until
+ * the backward; repeats allowed, their gradients add). */
+ug_tensor *ug_gather_cols(ug_ctx *ctx, ug_tensor *x, const int32_t *idx, int64_t m);
 /* Same data, no gradient flows back (stop-gradient). */
 ug_tensor *ug_detach(ug_ctx *ctx, ug_tensor *x);
 

@@ -139,6 +139,43 @@ TEST(grad_masked_linear) {
     ug_test_tensor_free(x); ug_test_tensor_free(w); ug_test_tensor_free(b);
 }
 
+/* Prefix linear over 2 panels' worth of rows would be too slow to probe; one panel, rows of
+ * length 0 to the full width, shuffled rows and columns. */
+static const int32_t g_prows[5] = {3, 0, 4, 1, 2}, g_pcols[6] = {5, 2, 0, 4, 1, 3},
+                     g_plen[5] = {0, 2, 2, 5, 6};
+static ug_tensor *f_prefix(ug_ctx *ctx, ug_tensor **in, void *u) {
+    return ug_prefix_linear(ctx, in[0], in[1], u ? NULL : in[2], g_prows, g_pcols, g_plen);
+}
+
+TEST(grad_prefix_linear) {
+    ug_tensor *x = ug_test_tensor(3, (int64_t[]){2, 3, 6}, 7, -1, 1);
+    ug_tensor *w = ug_test_tensor(2, (int64_t[]){5, 6}, 8, -1, 1);
+    ug_tensor *b = ug_test_tensor(1, (int64_t[]){5}, 9, -1, 1);
+    ug_tensor *ins[3] = {x, w, b};
+    EXPECT(ug_gradcheck("prefix_linear", f_prefix, NULL, ins, 3, ug_gc_default()), "prefix");
+    EXPECT(ug_gradcheck("prefix_linear(no bias)", f_prefix, (void *)1, ins, 2, ug_gc_default()),
+           "prefix without bias");
+    /* w's entries outside the prefixes receive exactly zero gradient. */
+    int64_t moved = 0;
+    for (int r = 0; r < 5; r++)
+        for (int c = g_plen[r]; c < 6; c++) moved += w->grad[g_prows[r] * 6 + g_pcols[c]] != 0.0f;
+    EXPECT(moved == 0, "%lld masked weights received gradient", (long long)moved);
+    ug_test_tensor_free(x); ug_test_tensor_free(w); ug_test_tensor_free(b);
+}
+
+static const int32_t g_gidx[7] = {4, 0, 0, 3, 1, 4, 2};
+static ug_tensor *f_gather(ug_ctx *ctx, ug_tensor **in, void *u) {
+    (void)u;
+    return ug_gather_cols(ctx, in[0], g_gidx, 7);
+}
+
+TEST(grad_gather_cols) {
+    ug_tensor *x = ug_test_tensor(3, (int64_t[]){2, 3, 5}, 10, -1, 1);
+    ug_tensor *ins[1] = {x};
+    EXPECT(ug_gradcheck("gather_cols", f_gather, NULL, ins, 1, ug_gc_default()), "gather_cols");
+    ug_test_tensor_free(x);
+}
+
 static ug_tensor *f_matmul(ug_ctx *ctx, ug_tensor **in, void *u) {
     int t = (int)(intptr_t)u;
     return ug_matmul(ctx, in[0], in[1], t & 1, t >> 1);

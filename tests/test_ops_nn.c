@@ -339,6 +339,81 @@ TEST(nn_linear_backward_pair_matches_double) {
     ug_test_tensor_free(dx0); ug_test_tensor_free(dw0);
 }
 
+/* The prefix linear (MADE's sorted layers) against the masked layer in double: values, all three
+ * gradients accumulated onto nonzero buffers, exact zeros at w's masked entries, over 4 panels
+ * (first rows of length 0, last of the full width), on one thread and on two. */
+TEST(nn_prefix_linear_matches_double) {
+    enum { N = 100, D = 150, O = 200 };
+    const int64_t sx[2] = {N, D}, sw[2] = {O, D}, sb[1] = {O}, sd[2] = {N, O};
+    ug_tensor *x = ug_test_tensor(2, sx, 31, -1, 1), *w = ug_test_tensor(2, sw, 32, -1, 1),
+              *b = ug_test_tensor(1, sb, 33, -1, 1), *dy = ug_test_tensor(2, sd, 34, -1, 1);
+    int32_t rows[O], cols[D], len[O];
+    int64_t perm[O > D ? O : D];
+    ug_data_permutation(perm, O, 5, 0);
+    for (int r = 0; r < O; r++) rows[r] = (int32_t)perm[r];
+    ug_data_permutation(perm, D, 5, 1);
+    for (int c = 0; c < D; c++) cols[c] = (int32_t)perm[c];
+    float u[O];
+    ug_rng g = ug_rng_make(5, 2, 0);
+    ug_rng_uniform(&g, u, O);
+    for (int r = 0; r < O; r++) {
+        int l = r < 7 ? 0 : r >= O - 9 ? D : (r - 7) * D / (O - 16) + (int)(u[r] * 7) - 3;
+        l = l < 0 ? 0 : l > D ? D : l;
+        len[r] = r && l < len[r - 1] ? len[r - 1] : l;
+    }
+    ug_prefix_plan pl;
+    ug_k_prefix_plan(&pl, len, O);
+    EXPECT(pl.np == 4 && ug_k_prefix_macs(&pl) < (int64_t)O * D * 3 / 4,
+           "plan: %d panels, %lld multiply-adds a row (dense %d)", pl.np,
+           (long long)ug_k_prefix_macs(&pl), O * D);
+    int threads0 = ug_get_threads();
+    for (int th = 1; th <= 2; th++) {
+        ug_set_threads(th);
+        ug_ctx *ctx;
+        ASSERT_OK(ug_ctx_create(&ctx, 0));
+        for (int i = 0; i < N * D; i++) x->grad[i] = 0.5f;
+        for (int i = 0; i < O * D; i++) w->grad[i] = 0.25f;
+        for (int i = 0; i < O; i++) b->grad[i] = -1.0f;
+        ug_tensor *y = ug_prefix_linear(ctx, x, w, b, rows, cols, len);
+        ASSERT_OK(ug_backward_seed(ctx, y, dy->data));
+        double ey = 0, ex = 0, ew = 0, eb = 0;
+        int64_t leak = 0;
+        for (int n = 0; n < N; n++)
+            for (int r = 0; r < O; r++) {
+                double ref = b->data[rows[r]];
+                for (int c = 0; c < len[r]; c++)
+                    ref += (double)x->data[n * D + c] * w->data[rows[r] * D + cols[c]];
+                ey = fmax(ey, fabs(y->data[n * O + r] - ref));
+            }
+        for (int n = 0; n < N; n++)
+            for (int c = 0; c < D; c++) {
+                double ref = 0.5;
+                for (int r = 0; r < O; r++)
+                    if (c < len[r]) ref += (double)dy->data[n * O + r] * w->data[rows[r] * D + cols[c]];
+                ex = fmax(ex, fabs(x->grad[n * D + c] - ref));
+            }
+        for (int r = 0; r < O; r++) {
+            double rb = -1.0;
+            for (int n = 0; n < N; n++) rb += dy->data[n * O + r];
+            eb = fmax(eb, fabs(b->grad[rows[r]] - rb));
+            for (int c = 0; c < D; c++) {
+                double ref = 0.25;
+                if (c < len[r])
+                    for (int n = 0; n < N; n++) ref += (double)dy->data[n * O + r] * x->data[n * D + c];
+                float got = w->grad[rows[r] * D + cols[c]];
+                ew = fmax(ew, fabs(got - ref));
+                leak += c >= len[r] && got != 0.25f;
+            }
+        }
+        EXPECT(ey < 2e-5 && ex < 2e-5 && ew < 1e-5 && eb < 1e-5 && leak == 0,
+               "%d thread(s): max error y %.3g dx %.3g dw %.3g db %.3g; %lld masked weights moved",
+               th, ey, ex, ew, eb, (long long)leak);
+        ug_ctx_free(ctx);
+    }
+    ug_set_threads(threads0);
+    ug_test_tensor_free(x); ug_test_tensor_free(w); ug_test_tensor_free(b); ug_test_tensor_free(dy);
+}
+
 TEST(nn_grad_layer_norm) {
     static const struct { int ndim; int64_t shape[3]; norm_args a; } cfg[] = {
         {3, {2, 3, 6}, {0, 1, 1}}, {2, {4, 5, 0}, {0, 1, 0}}, {2, {3, 7, 0}, {0, 0, 0}},

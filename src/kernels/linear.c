@@ -76,3 +76,153 @@ void ug_k_mask_inplace(float *dw, const float *mask, int64_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= UG_PAR_MIN)
     for (int64_t j = 0; j < n; j++) dw[j] *= mask[j];
 }
+
+/* ---------------------------------------------------------------- prefix (staircase) linear */
+/* Panels of at least this many rows (the GEMMs of thinner ones run far below the kernel's rate). */
+#define UG_PREFIX_MIN_ROWS 48
+
+void ug_k_prefix_plan(ug_prefix_plan *pl, const int32_t *len, int64_t O) {
+    int64_t np = O / UG_PREFIX_MIN_ROWS;
+    np = np < 1 ? 1 : np > UG_PREFIX_MAXP ? UG_PREFIX_MAXP : np;
+    pl->np = (int)np;
+    for (int p = 0; p <= pl->np; p++) pl->r0[p] = O * p / np;
+    for (int p = 0; p < pl->np; p++) pl->k[p] = pl->r0[p + 1] > pl->r0[p] ? len[pl->r0[p + 1] - 1] : 0;
+}
+
+int64_t ug_k_prefix_macs(const ug_prefix_plan *pl) {
+    int64_t s = 0;
+    for (int p = 0; p < pl->np; p++) s += (pl->r0[p + 1] - pl->r0[p]) * pl->k[p];
+    return s;
+}
+
+/* Panels to threads, largest first to the least loaded (the same answer on every thread). */
+static void prefix_owner(const ug_prefix_plan *pl, int nt, int *owner) {
+    int64_t load[64] = {0}, cost[UG_PREFIX_MAXP];
+    int done[UG_PREFIX_MAXP] = {0};
+    nt = nt < 1 ? 1 : nt > 64 ? 64 : nt;
+    for (int p = 0; p < pl->np; p++) cost[p] = (pl->r0[p + 1] - pl->r0[p]) * pl->k[p];
+    for (int i = 0; i < pl->np; i++) {
+        int best = -1, t = 0;
+        for (int p = 0; p < pl->np; p++)
+            if (!done[p] && (best < 0 || cost[p] > cost[best])) best = p;
+        for (int u = 1; u < nt; u++)
+            if (load[u] < load[t]) t = u;
+        done[best] = 1;
+        owner[best] = t;
+        load[t] += cost[best];
+    }
+}
+
+static void sgemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *a, int64_t lda,
+                     const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
+    if (M == 0 || N == 0) return;
+    if (K == 0) {
+        if (beta == 0)
+            for (int64_t i = 0; i < M; i++) memset(c + i * ldc, 0, (size_t)N * sizeof(float));
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                (int)M, (int)N, (int)K, 1.0f, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
+}
+
+/* Work (multiply-adds) above which the panels are shared out among the threads, each running
+ * single-threaded GEMMs (OpenBLAS's OpenMP build does inside a parallel region). */
+#define UG_PREFIX_PAR_MIN ((int64_t)1 << 20)
+
+/* The rows are gathered from and scattered to in a random column order, which defeats the
+ * hardware prefetcher: with the gather straight from memory the loads stalled (5 cycles an
+ * entry, a fifth of a 1 x 8000 MADE step). So a row is first copied in order into a per-thread
+ * buffer that stays in L1/L2, and gathered from (or scattered into, then copied back) there. */
+#define UG_PREFIX_ROWBUF 16384
+static _Thread_local float t_rowbuf[UG_PREFIX_ROWBUF];
+
+void ug_k_prefix_pack(float *wp, const float *w, int64_t Din, const int32_t *rows,
+                      const int32_t *cols, const int32_t *len, const ug_prefix_plan *pl) {
+#pragma omp parallel if (pl->r0[pl->np] * Din >= UG_PAR_MIN)
+    for (int p = 0; p < pl->np; p++) {
+        int64_t k = pl->k[p];
+#pragma omp for schedule(static) nowait
+        for (int64_t r = pl->r0[p]; r < pl->r0[p + 1]; r++) {
+            const float *src = w + (int64_t)rows[r] * Din;
+            float *dst = wp + r * Din;
+            int64_t l = len[r];
+            if (Din <= UG_PREFIX_ROWBUF) {
+                memcpy(t_rowbuf, src, (size_t)Din * sizeof(float));
+                src = t_rowbuf;
+            }
+            for (int64_t c = 0; c < l; c++) dst[c] = src[cols[c]];
+            for (int64_t c = l; c < k; c++) dst[c] = 0.0f;
+        }
+    }
+}
+
+void ug_k_prefix_forward(float *y, const float *x, const float *wp, const float *bias,
+                         const int32_t *rows, int64_t N, int64_t Din, int64_t O,
+                         const ug_prefix_plan *pl) {
+    if (bias) {
+#pragma omp parallel for schedule(static) if (N * O >= UG_PAR_MIN)
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t r = 0; r < O; r++) y[n * O + r] = bias[rows[r]];
+    }
+#pragma omp parallel if (N * ug_k_prefix_macs(pl) >= UG_PREFIX_PAR_MIN)
+    {
+        int owner[UG_PREFIX_MAXP], id = ug_omp_tid();
+        prefix_owner(pl, ug_omp_nthreads(), owner);
+        for (int p = 0; p < pl->np; p++) {
+            int64_t r0 = pl->r0[p];
+            if (owner[p] == id)
+                sgemm_ld(0, 1, N, pl->r0[p + 1] - r0, pl->k[p], x, Din, wp + r0 * Din, Din,
+                         bias ? 1.0f : 0.0f, y + r0, O);
+        }
+    }
+}
+
+void ug_k_prefix_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x,
+                          const float *wp, float *dwp, const int32_t *rows, const int32_t *cols,
+                          const int32_t *len, int64_t N, int64_t Din, int64_t O,
+                          const ug_prefix_plan *pl) {
+    /* dx: every thread its share of the batch through all the panels (the panels' columns of dx
+     * overlap); dw and dbias: whole panels, each scattered back to w's layout as it is done. */
+#pragma omp parallel if (N * ug_k_prefix_macs(pl) >= UG_PREFIX_PAR_MIN)
+    {
+        int owner[UG_PREFIX_MAXP], id = ug_omp_tid(), nt = ug_omp_nthreads();
+        prefix_owner(pl, nt, owner);
+        if (dx) {
+            int64_t n0 = N * id / nt, n1 = N * (id + 1) / nt;
+            for (int p = 0; p < pl->np && n1 > n0; p++) {
+                int64_t r0 = pl->r0[p];
+                sgemm_ld(0, 0, n1 - n0, pl->k[p], pl->r0[p + 1] - r0, dy + n0 * O + r0, O,
+                         wp + r0 * Din, Din, 1.0f, dx + n0 * Din, Din);
+            }
+        }
+        for (int p = 0; p < pl->np; p++) {
+            int64_t r0 = pl->r0[p], r1 = pl->r0[p + 1];
+            if (owner[p] != id) continue;
+            if (dw) {
+                sgemm_ld(1, 0, r1 - r0, pl->k[p], N, dy + r0, O, x, Din, 0.0f, dwp + r0 * Din, Din);
+                for (int64_t r = r0; r < r1; r++) {
+                    float *g = dw + (int64_t)rows[r] * Din, *acc = g;
+                    const float *s = dwp + r * Din;
+                    int64_t l = len[r];
+                    if (Din <= UG_PREFIX_ROWBUF) {
+                        memcpy(t_rowbuf, g, (size_t)Din * sizeof(float));
+                        acc = t_rowbuf;
+                    }
+                    for (int64_t c = 0; c < l; c++) acc[cols[c]] += s[c];
+                    if (acc != g) memcpy(g, t_rowbuf, (size_t)Din * sizeof(float));
+                }
+            }
+            if (dbias) {
+                for (int64_t c0 = r0; c0 < r1; c0 += 256) {
+                    int64_t c1 = r1 - c0 < 256 ? r1 : c0 + 256;
+                    float acc[256] = {0};
+                    for (int64_t n = 0; n < N; n++) {
+                        const float *row = dy + n * O;
+                        for (int64_t r = c0; r < c1; r++) acc[r - c0] += row[r];
+                    }
+                    for (int64_t r = c0; r < c1; r++) dbias[rows[r]] += acc[r - c0];
+                }
+            }
+        }
+    }
+}

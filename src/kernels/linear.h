@@ -18,3 +18,30 @@ void ug_k_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *a, 
 void ug_k_mask_mul(float *out, const float *w, const float *mask, int64_t n);
 void ug_k_mask_inplace(float *dw, const float *mask, int64_t n);
 #endif
+
+/* Prefix ("staircase") linear: a MADE layer with its input and output units sorted by degree,
+ * so that row r of the masked weight, in that order, is the prefix [0, len[r]) (len
+ * nondecreasing). y (N, O) = x (N, Din) Wp^T + bias[rows], Wp[r][c] = w[rows[r]][cols[c]] for
+ * c < len[r], else 0. The rows are cut into panels of equal height; each panel's GEMMs stop at
+ * the panel's longest prefix, so about half the multiply-adds of the dense masked layer run. */
+#define UG_PREFIX_MAXP 16
+typedef struct ug_prefix_plan {
+    int np;                              /* panels */
+    int64_t r0[UG_PREFIX_MAXP + 1];      /* panel p: rows [r0[p], r0[p + 1]) */
+    int64_t k[UG_PREFIX_MAXP];           /* its longest prefix (len of its last row) */
+} ug_prefix_plan;
+void ug_k_prefix_plan(ug_prefix_plan *pl, const int32_t *len, int64_t O);
+/* Multiply-adds of one row of the batch through the layer as the panels run it. */
+int64_t ug_k_prefix_macs(const ug_prefix_plan *pl);
+/* wp (O, Din): row r gathered from w on [0, len[r]) and zero on [len[r], its panel's k). */
+void ug_k_prefix_pack(float *wp, const float *w, int64_t Din, const int32_t *rows,
+                      const int32_t *cols, const int32_t *len, const ug_prefix_plan *pl);
+void ug_k_prefix_forward(float *y, const float *x, const float *wp, const float *bias,
+                         const int32_t *rows, int64_t N, int64_t Din, int64_t O,
+                         const ug_prefix_plan *pl);
+/* dx (N, Din) += dy Wp; dw[rows[r]][cols[c]] += (dy^T x)[r][c] for c < len[r]; dbias[rows[r]]
+ * += colsum(dy)[r]. dwp is (O, Din) scratch. NULL dx / dw / dbias skips that gradient. */
+void ug_k_prefix_backward(float *dx, float *dw, float *dbias, const float *dy, const float *x,
+                          const float *wp, float *dwp, const int32_t *rows, const int32_t *cols,
+                          const int32_t *len, int64_t N, int64_t Din, int64_t O,
+                          const ug_prefix_plan *pl);

@@ -65,3 +65,17 @@ void ug_k_copy_rows(float *dst, int64_t drow, int64_t doff, const float *src, in
             memcpy(d, s, (size_t)len * sizeof(float));
     }
 }
+
+void ug_k_gather_cols_forward(float *out, const float *x, const int32_t *idx, int64_t outer,
+                              int64_t n, int64_t m) {
+#pragma omp parallel for schedule(static) if (outer * m >= UG_PAR_MIN)
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < m; j++) out[o * m + j] = x[o * n + idx[j]];
+}
+
+void ug_k_gather_cols_backward(float *dx, const float *dout, const int32_t *idx, int64_t outer,
+                               int64_t n, int64_t m) {
+#pragma omp parallel for schedule(static) if (outer * m >= UG_PAR_MIN)
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < m; j++) dx[o * n + idx[j]] += dout[o * m + j];
+}

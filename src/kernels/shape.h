@@ -15,4 +15,10 @@ void ug_k_permute_backward(float *dx, const float *dout, int nd, const int64_t *
  * Concat and split both are this with (outer, axis * inner) row views. */
 void ug_k_copy_rows(float *dst, int64_t drow, int64_t doff, const float *src, int64_t srow,
                     int64_t soff, int64_t len, int64_t outer, int accumulate);
+/* Columns of rows: out[o][j] = x[o][idx[j]], j < m, o < outer (x rows of n). The backward
+ * dx[o][idx[j]] += dout[o][j]. */
+void ug_k_gather_cols_forward(float *out, const float *x, const int32_t *idx, int64_t outer,
+                              int64_t n, int64_t m);
+void ug_k_gather_cols_backward(float *dx, const float *dout, const int32_t *idx, int64_t outer,
+                               int64_t n, int64_t m);
 #endif

@@ -27,6 +27,10 @@
  *   among the same K masks, so the ensemble evaluates the masks that were trained).
  *   dropout p > 0: inverted dropout on every hidden layer's ReLU output in the training loss
  *   only (evaluation and sampling use the whole network).
+ *   Every layer runs as a prefix linear (ops/linear.c): the inputs in position order and each
+ *   hidden layer's units sorted by degree (stable), so that each masked weight row is a prefix
+ *   of the previous layer's sorted units, and the GEMMs skip the masked-out half. Only sampling
+ *   and ug_ar_made_mask build the float masks.
  *   nll is the ensemble -log((1/K) sum_k p_k(x)) over K = ug_nll_cfg.ensemble (0: the model's
  *   masks; at most them), the logsumexp in double. Sampling draws the mixture: example i picks
  *   its mask from stream first_stream + i (sub 1), then samples ancestrally in its ordering.
@@ -49,12 +53,21 @@
 
 typedef enum { AR_FVSBN, AR_NADE, AR_MADE } ar_kind;
 
-/* The float masks of one MADE connectivity, built on demand into buffers sized at declare. */
+/* One MADE connectivity. Training and evaluation run every layer as a prefix linear: the units
+ * of each layer sorted by degree (inputs and outputs by position), so that every masked weight
+ * row is a prefix of the previous layer's sorted units. The float masks (out, in) are built only
+ * for sampling and ug_ar_made_mask, into buffers allocated on first use. */
 typedef struct made_maskset {
-    int k;                              /* the mask held (-1: none yet) */
+    int k;                              /* the connectivity held (-1: none yet) */
+    int fk;                             /* the one whose float masks m[], direct hold (-1: none) */
     float *m[AR_MAX_LAYERS + 1];        /* layer l: (out, in) */
     float *direct;                      /* (d, d) or NULL */
     int64_t *order;                     /* (d): order[p] = the variable at position p */
+    int32_t *ord32;                     /* (d): the same, the rows and columns of the prefix layers */
+    int32_t *pos32;                     /* (d): pos32[order[p]] = p */
+    int32_t *perm[AR_MAX_LAYERS];       /* hidden layer l's units by degree (stable) */
+    int32_t *len[AR_MAX_LAYERS + 2];    /* prefix lengths of layer l's sorted rows (l = nl: the
+                                         * outputs by position; nl + 1: direct, len[p] = p) */
 } made_maskset;
 
 typedef struct ar_impl {
@@ -71,36 +84,22 @@ typedef struct ar_impl {
     int64_t *natural;                   /* (d) identity ordering */
     made_maskset train, eval;           /* training keeps its mask while eval builds others */
     int32_t *deg;                       /* (d + sum widths) degrees while building a mask */
+    int32_t *cnt;                       /* (d + 1) degree histogram while building a mask */
     ug_ctx *ctx;                        /* evaluation and sampling */
 } ar_impl;
 
 /* ---------------------------------------------------------------- MADE's masks */
-/* One row of a mask: dst[i] = 1[dj >= deg[i]] (strict: dj > deg[i]). Branch-free, so it
- * vectorizes: with `? 1.0f : 0.0f` GCC emitted a compare and a branch per entry, mispredicted on
- * random degrees, and the rebuild was 15.7 % of a 2 x 4000, 32-mask training step. */
-static inline void mask_row(float *restrict dst, int32_t dj, const int32_t *restrict deg,
-                            int64_t n, const int strict) {
-    if (strict) {
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) dst[i] = (float)(dj > deg[i]);
-    } else {
-#pragma omp simd
-        for (int64_t i = 0; i < n; i++) dst[i] = (float)(dj >= deg[i]);
-    }
-}
-
-static void made_build(const ar_impl *a, made_maskset *ms, int k) {
-    if (ms->k == k) return;
+/* Connectivity k's ordering (ord, d) and degrees: deg = m_0 (d, by variable), then each hidden
+ * layer's (width[l], by unit). */
+static void made_degrees(const ar_impl *a, int k, int64_t *ord, int32_t *deg) {
     int64_t d = a->d;
-    int64_t *ord = ms->order;
     if (a->order_random) {
         ug_data_permutation(ord, d, AR_MASK_SEED, 2 * (uint64_t)k);
     } else {
         for (int64_t p = 0; p < d; p++) ord[p] = p;
     }
-    int32_t *m0 = a->deg, *prev = m0, *cur = a->deg + d;
-    for (int64_t p = 0; p < d; p++) m0[ord[p]] = (int32_t)(p + 1);
-    int64_t nprev = d;
+    int32_t *cur = deg + d;
+    for (int64_t p = 0; p < d; p++) deg[ord[p]] = (int32_t)(p + 1);
     int32_t prev_min = 1;
     for (int l = 0; l < a->nl; l++) {
         int64_t H = a->width[l];
@@ -119,11 +118,91 @@ static void made_build(const ar_impl *a, made_maskset *ms, int k) {
                                           : (int32_t)(lo + (int64_t)(u[j] * (double)(hi - lo + 1)));
             }
         }
-        float *m = ms->m[l];
         prev_min = cur[0];
         for (int64_t j = 0; j < H; j++)
             if (cur[j] < prev_min) prev_min = cur[j];
-        /* (rebuilt every step when the masks change per minibatch: 13 M entries at 8000 units) */
+        cur += H;
+    }
+}
+
+/* cnt[v] = the number of units of deg[0..n) with degree <= v, v = 0..d. */
+static void degree_cdf(int32_t *cnt, const int32_t *deg, int64_t n, int64_t d) {
+    memset(cnt, 0, (size_t)(d + 1) * sizeof *cnt);
+    for (int64_t j = 0; j < n; j++) cnt[deg[j]]++;
+    for (int64_t v = 1; v <= d; v++) cnt[v] += cnt[v - 1];
+}
+
+/* The prefix layers of connectivity k: a layer's row r (its units sorted by degree) sees the
+ * previous layer's units of degree <= its own (hidden) or < its own (outputs, direct), which
+ * are the first len[r] of that layer's sorted units. */
+static void made_build(const ar_impl *a, made_maskset *ms, int k) {
+    if (ms->k == k) return;
+    int64_t d = a->d;
+    made_degrees(a, k, ms->order, a->deg);
+    for (int64_t p = 0; p < d; p++) {
+        ms->ord32[p] = (int32_t)ms->order[p];
+        ms->pos32[ms->order[p]] = (int32_t)p;
+    }
+    const int32_t *prev = a->deg, *cur = a->deg + d;
+    int64_t nprev = d;
+    int32_t *cnt = a->cnt;
+    for (int l = 0; l < a->nl; l++) {
+        int64_t H = a->width[l];
+        degree_cdf(cnt, prev, nprev, d);
+        for (int64_t j = 0; j < H; j++) ms->len[l][j] = cnt[cur[j]];
+        /* Sort the units by degree (counting sort, stable) and their lengths with them. */
+        degree_cdf(cnt, cur, H, d);
+        int32_t *perm = ms->perm[l], *len = ms->len[l], *tmp = a->cnt + d + 1;
+        for (int64_t j = H - 1; j >= 0; j--) {
+            int32_t r = --cnt[cur[j]];
+            perm[r] = (int32_t)j;
+            tmp[r] = len[j];
+        }
+        memcpy(len, tmp, (size_t)H * sizeof *len);
+        prev = cur;
+        cur += H;
+        nprev = H;
+    }
+    degree_cdf(cnt, prev, nprev, d);
+    for (int64_t p = 0; p < d; p++) ms->len[a->nl][p] = cnt[p];      /* degree < p + 1 */
+    if (a->direct)
+        for (int64_t p = 0; p < d; p++) ms->len[a->nl + 1][p] = (int32_t)p;
+    ms->k = k;
+}
+
+/* One row of a float mask: dst[i] = 1[dj >= deg[i]] (strict: dj > deg[i]). Branch-free, so it
+ * vectorizes: with `? 1.0f : 0.0f` GCC emitted a compare and a branch per entry. */
+static inline void mask_row(float *restrict dst, int32_t dj, const int32_t *restrict deg,
+                            int64_t n, const int strict) {
+    if (strict) {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) dst[i] = (float)(dj > deg[i]);
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) dst[i] = (float)(dj >= deg[i]);
+    }
+}
+
+/* The float masks of connectivity k (sampling, ug_ar_made_mask), allocated on first use. */
+static ug_status made_build_float(const ar_impl *a, made_maskset *ms, int k) {
+    made_build(a, ms, k);
+    if (ms->fk == k) return UG_OK;
+    int64_t d = a->d, in = d;
+    for (int l = 0; l <= a->nl; l++) {
+        int64_t out = l < a->nl ? a->width[l] : d;
+        if (!ms->m[l] && !(ms->m[l] = malloc((size_t)(out * in) * sizeof(float))))
+            return ug_fail(UG_ERR_NOMEM, "made: out of memory for a (%lld, %lld) mask",
+                           (long long)out, (long long)in);
+        in = out;
+    }
+    if (a->direct && !ms->direct && !(ms->direct = malloc((size_t)(d * d) * sizeof(float))))
+        return ug_fail(UG_ERR_NOMEM, "made: out of memory for the direct mask");
+    made_degrees(a, k, ms->order, a->deg);
+    const int32_t *m0 = a->deg, *prev = m0, *cur = a->deg + d;
+    int64_t nprev = d;
+    for (int l = 0; l < a->nl; l++) {
+        int64_t H = a->width[l];
+        float *m = ms->m[l];
 #pragma omp parallel for schedule(static) if (H * nprev >= UG_PAR_MIN)
         for (int64_t j = 0; j < H; j++) mask_row(m + j * nprev, cur[j], prev, nprev, 0);
         prev = cur;
@@ -133,10 +212,11 @@ static void made_build(const ar_impl *a, made_maskset *ms, int k) {
     float *mo = ms->m[a->nl];
 #pragma omp parallel for schedule(static) if (d * nprev >= UG_PAR_MIN)
     for (int64_t j = 0; j < d; j++) mask_row(mo + j * nprev, m0[j], prev, nprev, 1);
-    if (ms->direct)
+    if (a->direct)
 #pragma omp parallel for schedule(static) if (d * d >= UG_PAR_MIN)
         for (int64_t j = 0; j < d; j++) mask_row(ms->direct + j * d, m0[j], m0, d, 1);
-    ms->k = k;
+    ms->fk = k;
+    return UG_OK;
 }
 
 int ug_ar_step_mask(const void *impl, int64_t step) {
@@ -165,15 +245,23 @@ static ug_tensor *forward(ar_impl *a, ug_ctx *ctx, ug_tensor *x, const made_mask
         return ug_add(ctx, ug_nade_logits(ctx, x, a->w[0], a->b[0], a->w[1]), a->b[1]);
     case AR_MADE:
     default: {
-        ug_tensor *h = x;
+        /* In position order: the inputs, every hidden layer's units by degree, the logits. */
+        int64_t d = a->d;
+        ug_tensor *xs = ug_gather_cols(ctx, x, ms->ord32, d), *h = xs;
+        const int32_t *cols = ms->ord32;
         for (int l = 0; l < a->nl; l++) {
-            h = ug_relu(ctx, ug_masked_linear(ctx, h, a->w[l], ms->m[l], a->b[l]));
+            h = ug_relu(ctx, ug_prefix_linear(ctx, h, a->w[l], a->b[l], ms->perm[l], cols,
+                                              ms->len[l]));
             if (dr && dr->p > 0)
                 h = ug_dropout_rows(ctx, h, dr->p, dr->seed, dr->first_stream, (uint32_t)l + 1);
+            cols = ms->perm[l];
         }
-        ug_tensor *out = ug_masked_linear(ctx, h, a->w[a->nl], ms->m[a->nl], a->b[a->nl]);
-        if (a->direct) out = ug_add(ctx, out, ug_masked_linear(ctx, x, a->wd, ms->direct, NULL));
-        return out;
+        ug_tensor *out = ug_prefix_linear(ctx, h, a->w[a->nl], a->b[a->nl], ms->ord32, cols,
+                                          ms->len[a->nl]);
+        if (a->direct)
+            out = ug_add(ctx, out, ug_prefix_linear(ctx, xs, a->wd, NULL, ms->ord32, ms->ord32,
+                                                    ms->len[a->nl + 1]));
+        return ug_gather_cols(ctx, out, ms->pos32, d);
     }
     }
 }
@@ -194,7 +282,7 @@ const int64_t *ug_ar_order(void *impl, int mask) {
 const float *ug_ar_made_mask(void *impl, int mask, int layer) {
     ar_impl *a = impl;
     if (a->kind != AR_MADE || layer < -1 || layer > a->nl) return NULL;
-    made_build(a, &a->eval, mask);
+    if (made_build_float(a, &a->eval, mask)) return NULL;
     return layer < 0 ? a->eval.direct : a->eval.m[layer];
 }
 
@@ -227,26 +315,32 @@ static void ar_free(void *impl) {
     made_maskset *sets[2] = {&a->train, &a->eval};
     for (int s = 0; s < 2; s++) {
         for (int l = 0; l <= AR_MAX_LAYERS; l++) free(sets[s]->m[l]);
+        for (int l = 0; l < AR_MAX_LAYERS; l++) free(sets[s]->perm[l]);
+        for (int l = 0; l < AR_MAX_LAYERS + 2; l++) free(sets[s]->len[l]);
         free(sets[s]->direct);
         free(sets[s]->order);
+        free(sets[s]->ord32);
+        free(sets[s]->pos32);
     }
     free(a->tri);
     free(a->natural);
     free(a->deg);
+    free(a->cnt);
     ug_ctx_free(a->ctx);
     free(a);
 }
 
 static ug_status alloc_maskset(const ar_impl *a, made_maskset *ms) {
-    int64_t d = a->d, in = d;
-    ms->k = -1;
-    for (int l = 0; l <= a->nl; l++) {
-        int64_t out = l < a->nl ? a->width[l] : d;
-        if (!(ms->m[l] = malloc((size_t)(out * in) * sizeof(float)))) return UG_ERR_NOMEM;
-        in = out;
+    int64_t d = a->d;
+    ms->k = ms->fk = -1;
+    for (int l = 0; l <= a->nl + 1; l++) {
+        int64_t n = l < a->nl ? a->width[l] : d;
+        if (!(ms->len[l] = malloc((size_t)n * sizeof(int32_t)))) return UG_ERR_NOMEM;
+        if (l < a->nl && !(ms->perm[l] = malloc((size_t)n * sizeof(int32_t)))) return UG_ERR_NOMEM;
     }
-    if (a->direct && !(ms->direct = malloc((size_t)(d * d) * sizeof(float)))) return UG_ERR_NOMEM;
     if (!(ms->order = malloc((size_t)d * sizeof(int64_t)))) return UG_ERR_NOMEM;
+    if (!(ms->ord32 = malloc((size_t)d * sizeof(int32_t)))) return UG_ERR_NOMEM;
+    if (!(ms->pos32 = malloc((size_t)d * sizeof(int32_t)))) return UG_ERR_NOMEM;
     return UG_OK;
 }
 
@@ -321,6 +415,9 @@ static ug_status ar_declare(const ug_model_cfg *cfg, ug_params *ps, void **impl)
         if (!st) st = alloc_maskset(a, &a->train);
         if (!st) st = alloc_maskset(a, &a->eval);
         if (!st && !(a->deg = malloc((size_t)sum * sizeof *a->deg))) st = UG_ERR_NOMEM;
+        int64_t wmax = 0;
+        for (int l = 0; l < a->nl; l++) wmax = a->width[l] > wmax ? a->width[l] : wmax;
+        if (!st && !(a->cnt = malloc((size_t)(d + 1 + wmax) * sizeof *a->cnt))) st = UG_ERR_NOMEM;
         if (st == UG_ERR_NOMEM) ug_fail(st, "model: out of memory for made's masks");
     }
     if (st) {
@@ -517,7 +614,7 @@ static ug_status sample_made(ar_impl *a, int64_t n, uint64_t seed, uint64_t firs
         for (int64_t i = 0; i < n; i++)
             if (mk[i] == k) rows[m++] = i;
         if (!m) continue;
-        made_build(a, &a->eval, k);
+        if ((st = made_build_float(a, &a->eval, k))) break;
         const made_maskset *ms = &a->eval;
         const float *w1 = a->w[0]->data, *m1 = ms->m[0];
 #pragma omp parallel for schedule(static) if (d * H1 >= UG_PAR_MIN)

@@ -67,6 +67,61 @@ ug_tensor *ug_masked_linear(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, const float
     return out;
 }
 
+/* Prefix linear: the packed weight Wp (sorted rows, prefix columns) is built once into the
+ * arena; the backward computes dWp per panel into a second buffer (allocated only when w needs
+ * a gradient) and scatters it back to w's layout, so w's masked entries get exactly zero. */
+static void prefix_linear_backward(ug_node *n) {
+    ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
+    int64_t Din = w->shape[1], O = w->shape[0], N = x->numel / Din;
+    const int32_t *const *ix = (const int32_t *const *)n->saved[2];
+    ug_k_prefix_backward(ug_grad_of(x), ug_grad_of(w), ug_grad_of(b), n->out->grad, x->data,
+                         n->saved[0], n->saved[1], ix[0], ix[1], ix[2], N, Din, O, n->saved[3]);
+}
+
+ug_tensor *ug_prefix_linear(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b,
+                            const int32_t *rows, const int32_t *cols, const int32_t *len) {
+    check_linear("prefix_linear", x, w, b);
+    int64_t Din = w->shape[1], O = w->shape[0], N = x->numel / Din;
+    /* The indices: permutations (the backward scatters rows in parallel) and a staircase. */
+    unsigned char *seen = ug_ctx_alloc(ctx, (size_t)(O > Din ? O : Din));
+    memset(seen, 0, (size_t)O);
+    for (int64_t r = 0; r < O; r++) {
+        UG_CHECK(rows[r] >= 0 && rows[r] < O && !seen[rows[r]],
+                 "prefix_linear: rows[%lld] = %d, expected a permutation of 0..%lld",
+                 (long long)r, rows[r], (long long)(O - 1));
+        seen[rows[r]] = 1;
+        UG_CHECK(len[r] >= (r ? len[r - 1] : 0) && len[r] <= Din,
+                 "prefix_linear: len[%lld] = %d, expected nondecreasing in [0, %lld]",
+                 (long long)r, len[r], (long long)Din);
+    }
+    memset(seen, 0, (size_t)Din);
+    for (int64_t c = 0; c < Din; c++) {
+        UG_CHECK(cols[c] >= 0 && cols[c] < Din && !seen[cols[c]],
+                 "prefix_linear: cols[%lld] = %d, expected a permutation of 0..%lld",
+                 (long long)c, cols[c], (long long)(Din - 1));
+        seen[cols[c]] = 1;
+    }
+    ug_prefix_plan *pl = ug_ctx_alloc(ctx, sizeof *pl);
+    ug_k_prefix_plan(pl, len, O);
+    float *wp = ug_ctx_alloc(ctx, (size_t)(O * Din) * sizeof(float));
+    ug_k_prefix_pack(wp, w->data, Din, rows, cols, len, pl);
+    ug_tensor *out = linear_out(ctx, x, O);
+    ug_k_prefix_forward(out->data, x->data, wp, b ? b->data : NULL, rows, N, Din, O, pl);
+    ug_tensor *ins[3] = {x, w, b};
+    ug_node *n = ug_tape_record(ctx, "prefix_linear", prefix_linear_backward, out, 3, ins);
+    if (n) {
+        const int32_t **ix = ug_ctx_alloc(ctx, 3 * sizeof *ix);
+        ix[0] = rows;
+        ix[1] = cols;
+        ix[2] = len;
+        n->saved[0] = wp;
+        n->saved[1] = ug_grad_of(w) ? ug_ctx_alloc(ctx, (size_t)(O * Din) * sizeof(float)) : NULL;
+        n->saved[2] = (void *)ix;
+        n->saved[3] = pl;
+    }
+    return out;
+}
+
 /* Batched matmul. i[0..4] = B, M, N, K, (ta | tb << 1). */
 static void matmul_backward(ug_node *n) {
     ug_tensor *a = n->in[0], *b = n->in[1];

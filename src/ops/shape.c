@@ -145,3 +145,29 @@ void ug_split(ug_ctx *ctx, ug_tensor *x, int axis, const int64_t *sizes, int n, 
         off += len;
     }
 }
+
+/* ---------------------------------------------------------------- gather_cols */
+static void gather_cols_backward(ug_node *n) {
+    ug_tensor *x = n->in[0];
+    int64_t len = x->shape[x->ndim - 1], m = n->out->shape[n->out->ndim - 1];
+    if (ug_grad_of(x))
+        ug_k_gather_cols_backward(x->grad, n->out->grad, n->saved[0], x->numel / (len ? len : 1),
+                                  len, m);
+}
+
+ug_tensor *ug_gather_cols(ug_ctx *ctx, ug_tensor *x, const int32_t *idx, int64_t m) {
+    char s[96];
+    UG_CHECK(x->ndim >= 1 && m >= 0, "gather_cols: %s, %lld indices", ug_shape_str(x, s, sizeof s),
+             (long long)m);
+    int64_t len = x->shape[x->ndim - 1], shape[UG_MAX_DIMS];
+    for (int64_t j = 0; j < m; j++)
+        UG_CHECK(idx[j] >= 0 && idx[j] < len, "gather_cols: index %lld is %d, expected in [0, %lld)",
+                 (long long)j, idx[j], (long long)len);
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = m;
+    ug_tensor *out = ug_tensor_new(ctx, x->ndim, shape);
+    ug_k_gather_cols_forward(out->data, x->data, idx, len ? x->numel / len : 0, len, m);
+    ug_node *node = ug_tape_record(ctx, "gather_cols", gather_cols_backward, out, 1, &x);
+    if (node) node->saved[0] = (void *)idx;
+    return out;
+}
