@@ -66,6 +66,7 @@ typedef struct made_maskset {
     int32_t *ord32;                     /* (d): the same, the rows and columns of the prefix layers */
     int32_t *pos32;                     /* (d): pos32[order[p]] = p */
     int32_t *perm[AR_MAX_LAYERS];       /* hidden layer l's units by degree (stable) */
+    int32_t *sdeg[AR_MAX_LAYERS];       /* their degrees, nondecreasing */
     int32_t *len[AR_MAX_LAYERS + 2];    /* prefix lengths of layer l's sorted rows (l = nl: the
                                          * outputs by position; nl + 1: direct, len[p] = p) */
 } made_maskset;
@@ -156,6 +157,7 @@ static void made_build(const ar_impl *a, made_maskset *ms, int k) {
         for (int64_t j = H - 1; j >= 0; j--) {
             int32_t r = --cnt[cur[j]];
             perm[r] = (int32_t)j;
+            ms->sdeg[l][r] = cur[j];
             tmp[r] = len[j];
         }
         memcpy(len, tmp, (size_t)H * sizeof *len);
@@ -316,6 +318,7 @@ static void ar_free(void *impl) {
     for (int s = 0; s < 2; s++) {
         for (int l = 0; l <= AR_MAX_LAYERS; l++) free(sets[s]->m[l]);
         for (int l = 0; l < AR_MAX_LAYERS; l++) free(sets[s]->perm[l]);
+        for (int l = 0; l < AR_MAX_LAYERS; l++) free(sets[s]->sdeg[l]);
         for (int l = 0; l < AR_MAX_LAYERS + 2; l++) free(sets[s]->len[l]);
         free(sets[s]->direct);
         free(sets[s]->order);
@@ -336,7 +339,9 @@ static ug_status alloc_maskset(const ar_impl *a, made_maskset *ms) {
     for (int l = 0; l <= a->nl + 1; l++) {
         int64_t n = l < a->nl ? a->width[l] : d;
         if (!(ms->len[l] = malloc((size_t)n * sizeof(int32_t)))) return UG_ERR_NOMEM;
-        if (l < a->nl && !(ms->perm[l] = malloc((size_t)n * sizeof(int32_t)))) return UG_ERR_NOMEM;
+        if (l < a->nl && (!(ms->perm[l] = malloc((size_t)n * sizeof(int32_t))) ||
+                          !(ms->sdeg[l] = malloc((size_t)n * sizeof(int32_t)))))
+            return UG_ERR_NOMEM;
     }
     if (!(ms->order = malloc((size_t)d * sizeof(int64_t)))) return UG_ERR_NOMEM;
     if (!(ms->ord32 = malloc((size_t)d * sizeof(int32_t)))) return UG_ERR_NOMEM;
@@ -515,89 +520,94 @@ static void sample_fvsbn(const ar_impl *a, int64_t n, const float *u, float *out
     }
 }
 
-/* MADE sampling, mask by mask. The mask's weights are masked once (the first layer transposed,
- * so column j of W1 is contiguous); then every row runs the d positions of its ordering on its
- * own, so a sample never depends on the other rows of the call. The first layer's
- * pre-activation is kept running as in NADE, a_1 += W1[:, j] x_j, O(H1) per position; deeper
- * layers are recomputed at every position from relu(a_1) and only the logit of variable
- * order[p] is formed (one row of the output layer, in double). Rows go in blocks of
- * AR_SAMPLE_ROWS with the positions outermost, so each weight row read serves the block. */
+/* MADE sampling, mask by mask, in the layout training runs: every layer's weights packed once
+ * (rows sorted by degree, each row a prefix of the previous layer's sorted units). A hidden unit
+ * of degree m depends on the variables at positions 1..m only, so each row computes it once,
+ * as soon as position m is drawn, and the logit of position p + 1 (0-based p) needs only the
+ * last layer's units of degree <= p: one network evaluation per sample, whatever the depth,
+ * where recomputing the deeper layers at every position cost d of them. Hidden units are float
+ * dot products, the logit is summed in double. Rows go in blocks of AR_SAMPLE_ROWS with the
+ * positions outermost, so each packed weight row read serves the block, and every row runs on
+ * its own: a sample never depends on the other rows of the call. */
 #define AR_SAMPLE_ROWS 16
 
 typedef struct made_sampler {
-    float *w1t;                         /* (d, H1): masked fc1.weight, transposed */
-    float *wm[AR_MAX_LAYERS + 1];       /* masked fc2 ... fc{L+1}.weight, (out, in) */
-    float *wdm;                         /* masked direct.weight (d, d) or NULL */
+    float *wp[AR_MAX_LAYERS + 1];       /* packed fc1 ... fc{L+1}.weight (rows, in) */
+    float *wdp;                         /* packed direct.weight (d, d) or NULL */
+    int64_t row;                        /* floats of one row's work: xs (d) and every h_l */
 } made_sampler;
 
-static void made_sample_block(const ar_impl *a, const made_sampler *s, const int64_t *order,
-                              int64_t m, const float *u, float *x, float *work) {
-    int64_t d = a->d, H1 = a->width[0], HL = a->width[a->nl - 1], W = 0;
-    for (int l = 0; l < a->nl; l++) W = a->width[l] > W ? a->width[l] : W;
-    float *act = work, *h = act + m * H1, *g = h + W;          /* a_1 per row; two layer buffers */
-    const float *b1 = a->b[0]->data, *bo = a->b[a->nl]->data;
-    for (int64_t r = 0; r < m; r++) memcpy(act + r * H1, b1, (size_t)H1 * sizeof *act);
-    memset(x, 0, (size_t)(m * d) * sizeof *x);
-    for (int64_t p = 0; p < d; p++) {
-        int64_t j = order[p];
-        const float *wo = s->wm[a->nl] + j * HL, *w1j = s->w1t + j * H1;
-        for (int64_t r = 0; r < m; r++) {
-            const float *ar = act + r * H1;
-            float *xr = x + r * d;
-            for (int64_t q = 0; q < H1; q++) h[q] = ar[q] > 0.0f ? ar[q] : 0.0f;
-            const float *hl = h;
-            for (int l = 1; l < a->nl; l++) {
-                int64_t in = a->width[l - 1], out = a->width[l];
-                const float *wl = s->wm[l], *bl = a->b[l]->data;
-                float *o = hl == h ? g : h;
-                for (int64_t k = 0; k < out; k++) {
-                    float z = 0.0f;
+static inline float dot_f(const float *restrict w, const float *restrict h, int64_t n) {
+    float z = 0.0f;
 #pragma omp simd reduction(+ : z)
-                    for (int64_t q = 0; q < in; q++) z += wl[k * in + q] * hl[q];
-                    z += bl[k];
-                    o[k] = z > 0.0f ? z : 0.0f;
+    for (int64_t q = 0; q < n; q++) z += w[q] * h[q];
+    return z;
+}
+
+/* m rows: u (m, d) and x (m, d) by variable; work (m, s->row). */
+static void made_sample_block(const ar_impl *a, const made_sampler *s, const made_maskset *ms,
+                              int64_t m, const float *u, float *x, float *work) {
+    int64_t d = a->d, next[AR_MAX_LAYERS] = {0}, off[AR_MAX_LAYERS + 1];
+    off[0] = 0;                                           /* xs: the sample in position order */
+    for (int l = 0; l < a->nl; l++) off[l + 1] = off[l] + (l ? a->width[l - 1] : d);
+    const float *bo = a->b[a->nl]->data;
+    int64_t HL = a->width[a->nl - 1];
+    for (int64_t p = 0; p < d; p++) {
+        for (int l = 0; l < a->nl; l++) {
+            int64_t H = a->width[l], in = l ? a->width[l - 1] : d;
+            const float *bl = a->b[l]->data;
+            for (; next[l] < H && ms->sdeg[l][next[l]] <= p; next[l]++) {
+                int64_t r = next[l], len = ms->len[l][r];
+                const float *wr = s->wp[l] + r * in;
+                float bias = bl[ms->perm[l][r]];
+                for (int64_t i = 0; i < m; i++) {
+                    float *w = work + i * s->row;
+                    float z = dot_f(wr, w + off[l], len) + bias;
+                    w[off[l + 1] + r] = z > 0.0f ? z : 0.0f;
                 }
-                hl = o;
             }
+        }
+        int64_t j = ms->order[p], len = ms->len[a->nl][p];
+        const float *wo = s->wp[a->nl] + p * HL, *wd = s->wdp ? s->wdp + p * d : NULL;
+        for (int64_t i = 0; i < m; i++) {
+            float *w = work + i * s->row;
+            const float *hl = w + off[a->nl];
             double z = bo[j];
-            for (int64_t q = 0; q < HL; q++) z += (double)wo[q] * hl[q];
-            if (s->wdm)
-                for (int64_t q = 0; q < d; q++) z += (double)s->wdm[j * d + q] * xr[q];
-            xr[j] = u[r * d + j] < sigmoid_d(z) ? 1.0f : 0.0f;
-            if (xr[j] != 0.0f) {
-                float *aw = act + r * H1;
-#pragma omp simd
-                for (int64_t q = 0; q < H1; q++) aw[q] += w1j[q];
-            }
+            for (int64_t q = 0; q < len; q++) z += (double)wo[q] * hl[q];
+            if (wd)
+                for (int64_t q = 0; q < p; q++) z += (double)wd[q] * w[q];
+            w[p] = u[i * d + j] < sigmoid_d(z) ? 1.0f : 0.0f;
+            x[i * d + j] = w[p];
         }
     }
 }
 
 static ug_status sample_made(ar_impl *a, int64_t n, uint64_t seed, uint64_t first_stream,
                              const float *u, float *out) {
-    int64_t d = a->d, H1 = a->width[0], W = 0, in = H1, wsize = d * H1;
-    for (int l = 0; l < a->nl; l++) W = a->width[l] > W ? a->width[l] : W;
-    for (int l = 1; l <= a->nl; l++) {
+    int64_t d = a->d, wsize = 0, in = d;
+    made_sampler s = {0};
+    s.row = d;
+    for (int l = 0; l <= a->nl; l++) {
         int64_t o = l < a->nl ? a->width[l] : d;
         wsize += o * in;
+        if (l < a->nl) s.row += o;
         in = o;
     }
     if (a->direct) wsize += d * d;
-    made_sampler s = {0};
     int *mk = malloc((size_t)(n > 0 ? n : 1) * sizeof *mk);
     int64_t *rows = malloc((size_t)(n > 0 ? n : 1) * sizeof *rows);
-    s.w1t = malloc((size_t)wsize * sizeof *s.w1t);
-    ug_status st = mk && rows && s.w1t ? UG_OK : ug_fail(UG_ERR_NOMEM, "sample: out of memory");
+    float *buf = malloc((size_t)wsize * sizeof *buf);
+    ug_status st = mk && rows && buf ? UG_OK : ug_fail(UG_ERR_NOMEM, "sample: out of memory");
     if (!st) {
-        float *p = s.w1t + d * H1;
-        in = H1;
-        for (int l = 1; l <= a->nl; l++) {
+        float *p = buf;
+        in = d;
+        for (int l = 0; l <= a->nl; l++) {
             int64_t o = l < a->nl ? a->width[l] : d;
-            s.wm[l] = p;
+            s.wp[l] = p;
             p += o * in;
             in = o;
         }
-        if (a->direct) s.wdm = p;
+        if (a->direct) s.wdp = p;
     }
     for (int64_t i = 0; !st && i < n; i++) {
         mk[i] = 0;
@@ -614,22 +624,28 @@ static ug_status sample_made(ar_impl *a, int64_t n, uint64_t seed, uint64_t firs
         for (int64_t i = 0; i < n; i++)
             if (mk[i] == k) rows[m++] = i;
         if (!m) continue;
-        if ((st = made_build_float(a, &a->eval, k))) break;
+        made_build(a, &a->eval, k);
         const made_maskset *ms = &a->eval;
-        const float *w1 = a->w[0]->data, *m1 = ms->m[0];
-#pragma omp parallel for schedule(static) if (d * H1 >= UG_PAR_MIN)
-        for (int64_t j = 0; j < d; j++)
-            for (int64_t q = 0; q < H1; q++) s.w1t[j * H1 + q] = w1[q * d + j] * m1[q * d + j];
-        for (int l = 1; l <= a->nl; l++) {
+        const int32_t *cols = ms->ord32;
+        ug_prefix_plan pl;
+        in = d;
+        for (int l = 0; l <= a->nl; l++) {
             int64_t o = l < a->nl ? a->width[l] : d;
-            ug_k_mask_mul(s.wm[l], a->w[l]->data, ms->m[l], o * a->width[l - 1]);
+            const int32_t *rws = l < a->nl ? ms->perm[l] : ms->ord32;
+            ug_k_prefix_plan(&pl, ms->len[l], o);
+            ug_k_prefix_pack(s.wp[l], a->w[l]->data, in, rws, cols, ms->len[l], &pl);
+            cols = rws;
+            in = o;
         }
-        if (a->direct) ug_k_mask_mul(s.wdm, a->wd->data, ms->direct, d * d);
+        if (a->direct) {
+            ug_k_prefix_plan(&pl, ms->len[a->nl + 1], d);
+            ug_k_prefix_pack(s.wdp, a->wd->data, d, ms->ord32, ms->ord32, ms->len[a->nl + 1], &pl);
+        }
         int64_t nb = (m + AR_SAMPLE_ROWS - 1) / AR_SAMPLE_ROWS;
 #pragma omp parallel if (nb > 1)
         {
-            float *work = malloc((size_t)(AR_SAMPLE_ROWS * (H1 + 2 * d) + 2 * W) * sizeof *work);
-            float *xb = work ? work + AR_SAMPLE_ROWS * H1 + 2 * W : NULL, *ub = xb ? xb + AR_SAMPLE_ROWS * d : NULL;
+            float *work = malloc((size_t)(AR_SAMPLE_ROWS * (s.row + 2 * d)) * sizeof *work);
+            float *xb = work ? work + AR_SAMPLE_ROWS * s.row : NULL, *ub = xb ? xb + AR_SAMPLE_ROWS * d : NULL;
             if (!work) {
 #pragma omp atomic write
                 failed = 1;
@@ -640,7 +656,7 @@ static ug_status sample_made(ar_impl *a, int64_t n, uint64_t seed, uint64_t firs
                 int64_t r0 = b * AR_SAMPLE_ROWS, mb = m - r0 < AR_SAMPLE_ROWS ? m - r0 : AR_SAMPLE_ROWS;
                 for (int64_t r = 0; r < mb; r++)
                     memcpy(ub + r * d, u + rows[r0 + r] * d, (size_t)d * sizeof *u);
-                made_sample_block(a, &s, ms->order, mb, ub, xb, work);
+                made_sample_block(a, &s, ms, mb, ub, xb, work);
                 for (int64_t r = 0; r < mb; r++)
                     memcpy(out + rows[r0 + r] * d, xb + r * d, (size_t)d * sizeof *xb);
             }
@@ -650,7 +666,7 @@ static ug_status sample_made(ar_impl *a, int64_t n, uint64_t seed, uint64_t firs
     }
     free(mk);
     free(rows);
-    free(s.w1t);
+    free(buf);
     return st;
 }
 
