@@ -341,7 +341,8 @@ TEST(nn_linear_backward_pair_matches_double) {
 
 /* The prefix linear (MADE's sorted layers) against the masked layer in double: values, all three
  * gradients accumulated onto nonzero buffers, exact zeros at w's masked entries, over 4 panels
- * (first rows of length 0, last of the full width), on one thread and on two. */
+ * (first rows of length 0, last of the full width), shuffled and in-order columns, on one
+ * thread and on two. */
 TEST(nn_prefix_linear_matches_double) {
     enum { N = 100, D = 150, O = 200 };
     const int64_t sx[2] = {N, D}, sw[2] = {O, D}, sb[1] = {O}, sd[2] = {N, O};
@@ -367,7 +368,10 @@ TEST(nn_prefix_linear_matches_double) {
            "plan: %d panels, %lld multiply-adds a row (dense %d)", pl.np,
            (long long)ug_k_prefix_macs(&pl), O * D);
     int threads0 = ug_get_threads();
-    for (int th = 1; th <= 2; th++) {
+    for (int mode = 0; mode < 4; mode++) {
+        int th = 1 + (mode & 1);
+        if (mode == 2)   /* columns in w's own order: the copy-and-add path */
+            for (int c = 0; c < D; c++) cols[c] = c;
         ug_set_threads(th);
         ug_ctx *ctx;
         ASSERT_OK(ug_ctx_create(&ctx, 0));
@@ -406,8 +410,8 @@ TEST(nn_prefix_linear_matches_double) {
             }
         }
         EXPECT(ey < 2e-5 && ex < 2e-5 && ew < 1e-5 && eb < 1e-5 && leak == 0,
-               "%d thread(s): max error y %.3g dx %.3g dw %.3g db %.3g; %lld masked weights moved",
-               th, ey, ex, ew, eb, (long long)leak);
+               "%d thread(s), %s columns: max error y %.3g dx %.3g dw %.3g db %.3g; %lld masked "
+               "weights moved", th, mode < 2 ? "shuffled" : "in order", ey, ex, ew, eb, (long long)leak);
         ug_ctx_free(ctx);
     }
     ug_set_threads(threads0);

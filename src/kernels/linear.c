@@ -136,8 +136,17 @@ static void sgemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, const floa
 #define UG_PREFIX_ROWBUF 16384
 static _Thread_local float t_rowbuf[UG_PREFIX_ROWBUF];
 
+/* Columns in w's own order (a natural-order MADE's inputs, its deterministic degrees): the rows
+ * are plain copies and adds. */
+static int is_identity(const int32_t *cols, int64_t n) {
+    for (int64_t c = 0; c < n; c++)
+        if (cols[c] != c) return 0;
+    return 1;
+}
+
 void ug_k_prefix_pack(float *wp, const float *w, int64_t Din, const int32_t *rows,
                       const int32_t *cols, const int32_t *len, const ug_prefix_plan *pl) {
+    const int ident = is_identity(cols, Din);
 #pragma omp parallel if (pl->r0[pl->np] * Din >= UG_PAR_MIN)
     for (int p = 0; p < pl->np; p++) {
         int64_t k = pl->k[p];
@@ -146,11 +155,15 @@ void ug_k_prefix_pack(float *wp, const float *w, int64_t Din, const int32_t *row
             const float *src = w + (int64_t)rows[r] * Din;
             float *dst = wp + r * Din;
             int64_t l = len[r];
-            if (Din <= UG_PREFIX_ROWBUF) {
-                memcpy(t_rowbuf, src, (size_t)Din * sizeof(float));
-                src = t_rowbuf;
+            if (ident) {
+                memcpy(dst, src, (size_t)l * sizeof(float));
+            } else {
+                if (Din <= UG_PREFIX_ROWBUF) {
+                    memcpy(t_rowbuf, src, (size_t)Din * sizeof(float));
+                    src = t_rowbuf;
+                }
+                for (int64_t c = 0; c < l; c++) dst[c] = src[cols[c]];
             }
-            for (int64_t c = 0; c < l; c++) dst[c] = src[cols[c]];
             for (int64_t c = l; c < k; c++) dst[c] = 0.0f;
         }
     }
@@ -183,6 +196,7 @@ void ug_k_prefix_backward(float *dx, float *dw, float *dbias, const float *dy, c
                           const ug_prefix_plan *pl) {
     /* dx: every thread its share of the batch through all the panels (the panels' columns of dx
      * overlap); dw and dbias: whole panels, each scattered back to w's layout as it is done. */
+    const int ident = dw ? is_identity(cols, Din) : 0;
 #pragma omp parallel if (N * ug_k_prefix_macs(pl) >= UG_PREFIX_PAR_MIN)
     {
         int owner[UG_PREFIX_MAXP], id = ug_omp_tid(), nt = ug_omp_nthreads();
@@ -204,6 +218,11 @@ void ug_k_prefix_backward(float *dx, float *dw, float *dbias, const float *dy, c
                     float *g = dw + (int64_t)rows[r] * Din, *acc = g;
                     const float *s = dwp + r * Din;
                     int64_t l = len[r];
+                    if (ident) {
+#pragma omp simd
+                        for (int64_t c = 0; c < l; c++) g[c] += s[c];
+                        continue;
+                    }
                     if (Din <= UG_PREFIX_ROWBUF) {
                         memcpy(t_rowbuf, g, (size_t)Din * sizeof(float));
                         acc = t_rowbuf;

@@ -249,7 +249,7 @@ static ug_tensor *forward(ar_impl *a, ug_ctx *ctx, ug_tensor *x, const made_mask
     default: {
         /* In position order: the inputs, every hidden layer's units by degree, the logits. */
         int64_t d = a->d;
-        ug_tensor *xs = ug_gather_cols(ctx, x, ms->ord32, d), *h = xs;
+        ug_tensor *xs = a->order_random ? ug_gather_cols(ctx, x, ms->ord32, d) : x, *h = xs;
         const int32_t *cols = ms->ord32;
         for (int l = 0; l < a->nl; l++) {
             h = ug_relu(ctx, ug_prefix_linear(ctx, h, a->w[l], a->b[l], ms->perm[l], cols,
@@ -263,7 +263,7 @@ static ug_tensor *forward(ar_impl *a, ug_ctx *ctx, ug_tensor *x, const made_mask
         if (a->direct)
             out = ug_add(ctx, out, ug_prefix_linear(ctx, xs, a->wd, NULL, ms->ord32, ms->ord32,
                                                     ms->len[a->nl + 1]));
-        return ug_gather_cols(ctx, out, ms->pos32, d);
+        return a->order_random ? ug_gather_cols(ctx, out, ms->pos32, d) : out;
     }
     }
 }
