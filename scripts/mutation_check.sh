@@ -20,6 +20,10 @@ mutations=(
   "src/kernels/norm.c|s/if (dw) dw\[c\] += (float)sw/if (dw) dw[c] += (float)(1.01 * sw)/|group_norm"
   "src/kernels/conv.c|s/ug_k_gemm(0, 1, O, K, L, dn, pw ? xn : col, beta, dwacc)/ug_k_gemm(0, 1, O, K, L, dn, pw ? xn : col, 0.0f, dwacc)/|conv"
   "src/kernels/conv.c|s/w\[(c \* C + o) \* 9 + (8 - t)\]/w[(c * C + o) * 9 + t]/|conv"
+  "src/kernels/linear.c|s/acc\[cols\[c\]\] += s\[c\]/acc[cols[c]] += 0.5f * s[c]/|prefix"
+  "src/kernels/linear.c|s/for (int64_t c = 0; c < l; c++) g\[c\] += s\[c\]/for (int64_t c = 1; c < l; c++) g[c] += s[c]/|prefix"
+  "src/kernels/linear.c|s/for (int64_t c = l; c < k; c++) dst\[c\] = 0.0f/for (int64_t c = l; c < k; c++) dst[c] = 0.5f/|prefix"
+  "src/kernels/shape.c|s/dx\[o \* n + idx\[j\]\] += dout/dx[o * n + idx[j]] = dout/|gather"
 )
 for m in "${mutations[@]}"; do
   IFS='|' read -r file expr filter <<<"$m"
