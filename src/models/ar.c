@@ -3,7 +3,8 @@
  *   NLL(x) = sum_i BCE(logit_i, x_i) = sum_i softplus(logit_i) - x_i logit_i  (nats).
  *
  * FVSBN:  logit_i = b_i + sum_{j<i} W_ij x_j: one masked linear layer, strictly lower-triangular
- *         mask. Parameters fc.weight (d, d), fc.bias (d).
+ *         mask, run as a prefix linear (row i sees columns 0..i-1). Parameters fc.weight (d, d),
+ *         fc.bias (d).
  * NADE (Larochelle & Murray 2011): a_0 = c, logit_i = b_i + V_i . sigmoid(a_i),
  *         a_{i+1} = a_i + W[:, i] x_i, O(d H) per example through the fused op in ops/nade.c
  *         (training, evaluation and sampling alike). Parameters in.weight = W (H, d),
@@ -81,7 +82,8 @@ typedef struct ar_impl {
     /* fvsbn: w[0], b[0]; nade: w[0] = W, b[0] = c, w[1] = V, b[1] = b; made: layers 0..nl */
     ug_tensor *w[AR_MAX_LAYERS + 1], *b[AR_MAX_LAYERS + 1];
     ug_tensor *wd;                      /* made: direct.weight */
-    float *tri;                         /* fvsbn: strictly lower-triangular (d, d) */
+    int32_t *tri;                       /* fvsbn: rows = columns = 0..d-1, then len[i] = i: the
+                                         * strictly lower triangle as a prefix linear */
     int64_t *natural;                   /* (d) identity ordering */
     made_maskset train, eval;           /* training keeps its mask while eval builds others */
     int32_t *deg;                       /* (d + sum widths) degrees while building a mask */
@@ -242,7 +244,7 @@ static ug_tensor *forward(ar_impl *a, ug_ctx *ctx, ug_tensor *x, const made_mask
                           const ar_dropout *dr) {
     switch (a->kind) {
     case AR_FVSBN:
-        return ug_masked_linear(ctx, x, a->w[0], a->tri, a->b[0]);
+        return ug_prefix_linear(ctx, x, a->w[0], a->b[0], a->tri, a->tri, a->tri + a->d);
     case AR_NADE:
         return ug_add(ctx, ug_nade_logits(ctx, x, a->w[0], a->b[0], a->w[1]), a->b[1]);
     case AR_MADE:
@@ -395,10 +397,9 @@ static ug_status ar_declare(const ug_model_cfg *cfg, ug_params *ps, void **impl)
     if (!st && kind == AR_FVSBN) {
         st = add_param(ps, &a->w[0], "fc", "weight", 2, d, d);
         if (!st) st = add_param(ps, &a->b[0], "fc", "bias", 1, d, 0);
-        a->tri = malloc((size_t)(d * d) * sizeof *a->tri);
+        a->tri = malloc((size_t)(2 * d) * sizeof *a->tri);
         if (!st && !a->tri) st = ug_fail(UG_ERR_NOMEM, "model: out of memory");
-        for (int64_t j = 0; !st && j < d; j++)
-            for (int64_t i = 0; i < d; i++) a->tri[j * d + i] = i < j ? 1.0f : 0.0f;
+        for (int64_t j = 0; !st && j < d; j++) a->tri[j] = a->tri[d + j] = (int32_t)j;
     } else if (!st && kind == AR_NADE) {
         int64_t H = a->width[0];
         st = add_param(ps, &a->w[0], "in", "weight", 2, H, d);
