@@ -78,29 +78,28 @@ static void prefix_linear_backward(ug_node *n) {
                          n->saved[0], n->saved[1], ix[0], ix[1], ix[2], N, Din, O, n->saved[3]);
 }
 
+static void check_perm(const char *what, const int32_t *idx, int64_t n, unsigned char *seen) {
+    memset(seen, 0, (size_t)n);
+    for (int64_t i = 0; i < n; i++) {
+        UG_CHECK(idx[i] >= 0 && idx[i] < n && !seen[idx[i]],
+                 "prefix_linear: %s[%lld] = %d, expected a permutation of 0..%lld", what,
+                 (long long)i, idx[i], (long long)(n - 1));
+        seen[idx[i]] = 1;
+    }
+}
+
 ug_tensor *ug_prefix_linear(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b,
                             const int32_t *rows, const int32_t *cols, const int32_t *len) {
     check_linear("prefix_linear", x, w, b);
     int64_t Din = w->shape[1], O = w->shape[0], N = x->numel / Din;
     /* The indices: permutations (the backward scatters rows in parallel) and a staircase. */
     unsigned char *seen = ug_ctx_alloc(ctx, (size_t)(O > Din ? O : Din));
-    memset(seen, 0, (size_t)O);
-    for (int64_t r = 0; r < O; r++) {
-        UG_CHECK(rows[r] >= 0 && rows[r] < O && !seen[rows[r]],
-                 "prefix_linear: rows[%lld] = %d, expected a permutation of 0..%lld",
-                 (long long)r, rows[r], (long long)(O - 1));
-        seen[rows[r]] = 1;
+    check_perm("rows", rows, O, seen);
+    check_perm("cols", cols, Din, seen);
+    for (int64_t r = 0; r < O; r++)
         UG_CHECK(len[r] >= (r ? len[r - 1] : 0) && len[r] <= Din,
                  "prefix_linear: len[%lld] = %d, expected nondecreasing in [0, %lld]",
                  (long long)r, len[r], (long long)Din);
-    }
-    memset(seen, 0, (size_t)Din);
-    for (int64_t c = 0; c < Din; c++) {
-        UG_CHECK(cols[c] >= 0 && cols[c] < Din && !seen[cols[c]],
-                 "prefix_linear: cols[%lld] = %d, expected a permutation of 0..%lld",
-                 (long long)c, cols[c], (long long)(Din - 1));
-        seen[cols[c]] = 1;
-    }
     ug_prefix_plan *pl = ug_ctx_alloc(ctx, sizeof *pl);
     ug_k_prefix_plan(pl, len, O);
     float *wp = ug_ctx_alloc(ctx, (size_t)(O * Din) * sizeof(float));
