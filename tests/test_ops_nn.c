@@ -287,7 +287,7 @@ TEST(nn_group_norm_silu_matches_the_pair_bitwise) {
  * large: dx += dout w and dw += dout^T x (accumulating into non-zero buffers) against the sums in
  * double, on 1 and 2 threads, and on 2 threads called from inside a parallel region (as the
  * sampler's tiles call the network), where the pair's team has one thread. */
-TEST(nn_linear_backward_pair_matches_double) {
+TEST(nn_linear_backward_pair_matches_double) {   /* and the forward */
     enum { N = 64, D = 256, O = 320 };   /* N D O = 5.2M multiply-adds: above the pair's floor */
     const int64_t sx[2] = {N, D}, sw[2] = {O, D}, sd[2] = {N, O};
     ug_tensor *x = ug_test_tensor(2, sx, 21, -1, 1), *w = ug_test_tensor(2, sw, 22, -1, 1),
@@ -328,6 +328,26 @@ TEST(nn_linear_backward_pair_matches_double) {
                 ew = fmax(ew, fabs(dw[o * D + d] - r));
             }
         }
+        /* The forward of the same layer (64 rows < 320 outputs: the batch split among threads). */
+        float *y = malloc(sizeof(float) * N * O);
+        if (mode < 2) {
+            ug_k_linear_forward(y, x->data, w->data, dw0->data, N, D, O);
+        } else {
+#pragma omp parallel num_threads(2)
+            {
+                if (ug_omp_tid() == 0) ug_k_linear_forward(y, x->data, w->data, dw0->data, N, D, O);
+            }
+        }
+        double ey = 0;
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < O; o++) {
+                double r = dw0->data[o];
+                for (int d = 0; d < D; d++) r += (double)x->data[n * D + d] * w->data[o * D + d];
+                ey = fmax(ey, fabs(y[n * O + o] - r));
+            }
+        free(y);
+        EXPECT(ey < 2e-5, "%d thread(s)%s: forward max error %.3g", th,
+               mode == 2 ? " inside a parallel region" : "", ey);
         /* Sums of 320 (dx) and 64 (dw, db) products of magnitude <= 1: float rounding is ~1e-5. */
         EXPECT(ex < 2e-5 && ew < 1e-5 && eb < 1e-5,
                "%d thread(s)%s: max error dx %.3g dw %.3g db %.3g", th,

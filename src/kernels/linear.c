@@ -19,8 +19,27 @@ void ug_k_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *a, 
                 beta, c, (int)N);
 }
 
+/* The forward of a large layer with fewer rows than outputs splits the batch among the threads
+ * itself, one single-threaded sgemm each (every thread packs all of w; OpenBLAS's own split of
+ * such a product synchronizes inside it): W4 (200 x 1000 -> 1000 layers) 5.02 / 5.09 -> 5.51 /
+ * 5.63 steps/s in one A/B, 5.89 / 5.89 / 5.79 -> 5.94 / 6.01 / 6.22 in another (bench/NOTES.md,
+ * session 12). With more rows than outputs (W1: 1024 x 256 -> 256) it was slower (143 / 134 /
+ * 114 -> 133 / 101 / 108 steps/s), so those keep OpenBLAS's split. */
+#define UG_LINEAR_SPLIT_MIN ((int64_t)1 << 22)
+
 void ug_k_linear_forward(float *out, const float *inp, const float *w, const float *bias,
                          int64_t N, int64_t Din, int64_t O) {
+    if (N * Din * O >= UG_LINEAR_SPLIT_MIN && N >= 64 && O >= N && ug_get_threads() > 1) {
+#pragma omp parallel
+        {
+            int nt = ug_omp_nthreads(), id = ug_omp_tid();
+            int64_t n0 = N * id / nt, n1 = N * (id + 1) / nt;
+            if (bias)
+                for (int64_t n = n0; n < n1; n++) memcpy(out + n * O, bias, (size_t)O * sizeof(float));
+            ug_k_gemm(0, 1, n1 - n0, O, Din, inp + n0 * Din, w, bias ? 1.0f : 0.0f, out + n0 * O);
+        }
+        return;
+    }
     if (bias) {
 #pragma omp parallel for schedule(static) if (N * O >= UG_PAR_MIN)
         for (int64_t n = 0; n < N; n++) memcpy(out + n * O, bias, (size_t)O * sizeof(float));
