@@ -30,8 +30,8 @@
  *   only (evaluation and sampling use the whole network).
  *   Every layer runs as a prefix linear (ops/linear.c): the inputs in position order and each
  *   hidden layer's units sorted by degree (stable), so that each masked weight row is a prefix
- *   of the previous layer's sorted units, and the GEMMs skip the masked-out half. Only sampling
- *   and ug_ar_made_mask build the float masks.
+ *   of the previous layer's sorted units, and the GEMMs skip the masked-out half. Sampling uses
+ *   the same packed layers; only ug_ar_made_mask builds float masks.
  *   nll is the ensemble -log((1/K) sum_k p_k(x)) over K = ug_nll_cfg.ensemble (0: the model's
  *   masks; at most them), the logsumexp in double. Sampling draws the mixture: example i picks
  *   its mask from stream first_stream + i (sub 1), then samples ancestrally in its ordering.
@@ -57,7 +57,7 @@ typedef enum { AR_FVSBN, AR_NADE, AR_MADE } ar_kind;
 /* One MADE connectivity. Training and evaluation run every layer as a prefix linear: the units
  * of each layer sorted by degree (inputs and outputs by position), so that every masked weight
  * row is a prefix of the previous layer's sorted units. The float masks (out, in) are built only
- * for sampling and ug_ar_made_mask, into buffers allocated on first use. */
+ * for ug_ar_made_mask (the tests' view of a mask), into buffers allocated on first use. */
 typedef struct made_maskset {
     int k;                              /* the connectivity held (-1: none yet) */
     int fk;                             /* the one whose float masks m[], direct hold (-1: none) */
@@ -187,7 +187,7 @@ static inline void mask_row(float *restrict dst, int32_t dj, const int32_t *rest
     }
 }
 
-/* The float masks of connectivity k (sampling, ug_ar_made_mask), allocated on first use. */
+/* The float masks of connectivity k (ug_ar_made_mask), allocated on first use. */
 static ug_status made_build_float(const ar_impl *a, made_maskset *ms, int k) {
     made_build(a, ms, k);
     if (ms->fk == k) return UG_OK;
