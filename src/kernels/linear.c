@@ -7,19 +7,26 @@
 #include <omp.h>
 #endif
 
-void ug_k_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *a, const float *b,
-               float beta, float *c) {
+/* c (M, N) with leading dimensions: the one call to OpenBLAS's sgemm (the prefix linear's panels
+ * are sub-blocks of larger matrices). */
+static void sgemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *a, int64_t lda,
+                     const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
     if (M == 0 || N == 0) return;
     if (K == 0) {
-        if (beta == 0) memset(c, 0, (size_t)(M * N) * sizeof(float));
+        if (beta == 0)
+            for (int64_t i = 0; i < M; i++) memset(c + i * ldc, 0, (size_t)N * sizeof(float));
         return;
     }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)M, (int)N, (int)K, 1.0f, a, ta ? (int)M : (int)K, b, tb ? (int)K : (int)N,
-                beta, c, (int)N);
+                (int)M, (int)N, (int)K, 1.0f, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
-/* The forward of a large layer with fewer rows than outputs splits the batch among the threads
+void ug_k_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *a, const float *b,
+               float beta, float *c) {
+    sgemm_ld(ta, tb, M, N, K, a, ta ? M : K, b, tb ? K : N, beta, c, N);
+}
+
+/* The forward of a large layer with no more rows than outputs splits the batch among the threads
  * itself, one single-threaded sgemm each (every thread packs all of w; OpenBLAS's own split of
  * such a product synchronizes inside it): W4 (200 x 1000 -> 1000 layers) 5.02 / 5.09 -> 5.51 /
  * 5.63 steps/s in one A/B, 5.89 / 5.89 / 5.79 -> 5.94 / 6.01 / 6.22 in another (bench/NOTES.md,
@@ -130,18 +137,6 @@ static void prefix_owner(const ug_prefix_plan *pl, int nt, int *owner) {
         owner[best] = t;
         load[t] += cost[best];
     }
-}
-
-static void sgemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *a, int64_t lda,
-                     const float *b, int64_t ldb, float beta, float *c, int64_t ldc) {
-    if (M == 0 || N == 0) return;
-    if (K == 0) {
-        if (beta == 0)
-            for (int64_t i = 0; i < M; i++) memset(c + i * ldc, 0, (size_t)N * sizeof(float));
-        return;
-    }
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                (int)M, (int)N, (int)K, 1.0f, a, (int)lda, b, (int)ldb, beta, c, (int)ldc);
 }
 
 /* Work (multiply-adds) above which the panels are shared out among the threads, each running
