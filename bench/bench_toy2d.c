@@ -48,10 +48,9 @@ int main(int argc, char **argv) {
             batch[2 * b] = data[2 * idx[b]];
             batch[2 * b + 1] = data[2 * idx[b] + 1];
         }
-        ug_tensor *loss;
-        if (ug_model_loss(m, ctx, batch, B, NULL, 7, (uint64_t)s * B, &loss)) return 1;
+        double loss;
         ug_params_zero_grad(ps);
-        ug_backward(ctx, loss);
+        if (ug_model_loss_backward(m, ctx, batch, B, NULL, 7, (uint64_t)s * B, &loss)) return 1;
         ug_adam_step(&adam, ps, 1e-3f);
         ug_ctx_reset(ctx);
         if (s >= warm) t[s - warm] = bench_now_s() - t0;

@@ -64,14 +64,11 @@ int main(int argc, char **argv) {
         } else {
             for (int64_t b = 0; b < B; b++) memcpy(x + b * D, data + ids[b] * D, (size_t)D * sizeof *x);
         }
-        ug_tensor *loss;
-        if (ug_model_loss(m, ctx, x, B, NULL, 3, (uint64_t)s * B, &loss)) {
+        ug_params_zero_grad(ps);
+        if (ug_model_loss_backward(m, ctx, x, B, NULL, 3, (uint64_t)s * B, &loss_last)) {
             fprintf(stderr, "bench_unet: %s\n", ug_last_error());
             return 1;
         }
-        loss_last = loss->data[0];
-        ug_params_zero_grad(ps);
-        ug_backward(ctx, loss);
         ug_adam_step(&adam, ps, 2e-4f);
         ug_ctx_reset(ctx);
         if (s >= warm) t[s - warm] = bench_now_s() - t0;

@@ -485,12 +485,12 @@ int cli_train(cli_cfg *cfg) {
         /* This rank's rows [lo, hi) of the global batch keep their global Philox streams. */
         int64_t lo, hi;
         ug_dist_range(got, &lo, &hi);
-        ug_tensor *loss;
-        st = ug_model_loss(model, ctx, xb + lo * d, hi - lo, cfg->classes ? yb + lo : NULL,
-                           (uint64_t)cfg->seed, (uint64_t)step * (uint64_t)cfg->batch + (uint64_t)lo, &loss);
-        if (st && st != UG_ERR_NUMERIC) { cli_error("step %lld: %s", (long long)step, ug_last_error()); goto done; }
+        double loss;
         ug_params_zero_grad(ps);
-        if (!st && (st = ug_backward(ctx, loss))) { cli_error("%s", ug_last_error()); goto done; }
+        st = ug_model_loss_backward(model, ctx, xb + lo * d, hi - lo, cfg->classes ? yb + lo : NULL,
+                                    (uint64_t)cfg->seed,
+                                    (uint64_t)step * (uint64_t)cfg->batch + (uint64_t)lo, &loss);
+        if (st && st != UG_ERR_NUMERIC) { cli_error("step %lld: %s", (long long)step, ug_last_error()); goto done; }
         if (st) {
             /* A non-finite loss on this rank: a NaN gradient makes every rank skip the step
              * together (the allreduce spreads it), so the ranks never disagree. */
@@ -501,10 +501,10 @@ int cli_train(cli_cfg *cfg) {
         double gn = ug_clip_grad_norm(ps, cfg->grad_clip);
         float lr = ug_lr_at(&sched, step);
         /* guard.c: a non-finite loss or gradient skips the step; too many in a row stop the run. */
-        if (cli_guard_step(&guard, step, !st, st ? NAN : loss->data[0], gn, &L)) {
+        if (cli_guard_step(&guard, step, !st, st ? NAN : loss, gn, &L)) {
             ug_adam_step(&adam, ps, lr);
             if (ema.w) ug_ema_update(&ema, ps);
-            loss_acc += (double)loss->data[0] * (double)(hi - lo) / (double)got;
+            loss_acc += loss * (double)(hi - lo) / (double)got;
             gn_acc += gn;
             n_acc++;
         } else if (guard.bad_run >= cfg->max_bad_steps) {

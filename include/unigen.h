@@ -420,6 +420,19 @@ const ug_model_cfg *ug_model_config(const ug_model *m);
 ug_status ug_model_loss(ug_model *m, ug_ctx *ctx, const float *x, int64_t B, const int32_t *y,
                         uint64_t seed, uint64_t first_stream, ug_tensor **loss);
 
+/* ug_model_loss and ug_backward in one call, for a training step: the gradient of the batch's
+ * mean loss ACCUMULATES into ug_model_params(m)'s gradients and *loss gets that mean (NaN
+ * when none; UG_ERR_NUMERIC for a non-finite loss, as ug_model_loss). Diffusion and classifier
+ * models split large batches among the threads: each runs the forward and backward of its rows
+ * (with their own Philox streams, so the same noise) in its own context, on a replica of the
+ * model that shares the values and keeps its own gradients, with every kernel inside serial;
+ * the replicas' gradients are then added. No hand-offs between threads inside the step; the
+ * gradient equals one batch's up to float summation order. ctx holds thread 0's activations
+ * until the caller resets it. */
+ug_status ug_model_loss_backward(ug_model *m, ug_ctx *ctx, const float *x, int64_t B,
+                                 const int32_t *y, uint64_t seed, uint64_t first_stream,
+                                 double *loss);
+
 /* The training step of the next ug_model_loss calls: choices made once per minibatch (MADE's
  * connectivity mask) follow it, the same on every rank. Training loops set it every step. */
 void ug_model_set_step(ug_model *m, int64_t step);

@@ -716,3 +716,104 @@ TEST(unet_small_loads_pytorch_state_dict) {
     ug_ctx_free(ctx);
     ug_params_free(ps);
 }
+
+/* ug_model_loss_backward on 2 threads (the batch split between a model and its replica)
+ * against 1 thread (one batch): the same mean loss and gradient up to float summation order,
+ * for a class-conditional MLP with label dropout, a U-Net with dropout (per-example masks from
+ * the examples' streams) and a noisy classifier. Thread 0 keeps only its rows' activations, so
+ * the caller's arena holds about half of what one batch needs: the split really ran. */
+static void split_matches_one_thread(const char *what, ug_model_cfg *mc, int64_t B,
+                                     const int32_t *y) {
+    ug_model *m;
+    ASSERT_OK(ug_model_create(mc, 11, &m));
+    ug_params *ps = ug_model_params(m);
+    const int64_t d = mc->data_dim, np = ug_params_count(ps);
+    float *x = malloc((size_t)(B * d) * sizeof *x), *g1 = malloc((size_t)np * sizeof *g1);
+    ASSERT(x && g1, "out of memory");
+    ug_rng r = ug_rng_make(3, 0, 0);
+    ug_rng_normal(&r, x, B * d);
+    ug_ctx *ctx;
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    double l1, l2;
+    size_t used1, used2;
+    int threads = ug_get_threads();
+    ug_set_threads(1);
+    ug_params_zero_grad(ps);
+    ASSERT_OK(ug_model_loss_backward(m, ctx, x, B, y, 9, 500, &l1));
+    used1 = ug_ctx_arena_used(ctx);
+    memcpy(g1, ug_params_grad(ps), (size_t)np * sizeof *g1);
+    ug_ctx_reset(ctx);
+    ug_set_threads(2);
+    for (int rep = 0; rep < 2; rep++) {   /* twice: the replica's gradients restart at zero */
+        ug_params_zero_grad(ps);
+        ASSERT_OK(ug_model_loss_backward(m, ctx, x, B, y, 9, 500, &l2));
+        used2 = ug_ctx_arena_used(ctx);
+        ug_ctx_reset(ctx);
+        const float *g2 = ug_params_grad(ps);
+        double gmax = 0, dmax = 0;
+        for (int64_t j = 0; j < np; j++) {
+            gmax = fmax(gmax, fabs(g1[j]));
+            dmax = fmax(dmax, fabs((double)g1[j] - g2[j]));
+        }
+        EXPECT(fabs(l1 - l2) <= 1e-5 * fabs(l1), "%s: loss %.9g (1 thread) vs %.9g (2)", what, l1, l2);
+        EXPECT(gmax > 0 && dmax <= 2e-5 * gmax, "%s: gradients differ by %g (largest %g)", what,
+               dmax, gmax);
+        EXPECT((double)used2 < 0.75 * (double)used1, "%s: thread 0's arena %zu bytes, one batch %zu",
+               what, used2, used1);
+    }
+    ug_set_threads(threads);
+    ug_ctx_free(ctx);
+    ug_model_free(m);
+    free(x);
+    free(g1);
+}
+
+TEST(model_loss_backward_split_matches_one_thread) {
+    int32_t y[96];
+    for (int b = 0; b < 96; b++) y[b] = (b * 7) % 3;
+    ug_model_cfg mlp = ug_model_cfg_default();   /* edm / edm, mlp-toy on 2-D points */
+    mlp.num_classes = 3;
+    mlp.p_uncond = 0.3;
+    split_matches_one_thread("mlp-toy, labels", &mlp, 96, y);
+    ug_model_cfg un = small_unet_model(0.2);
+    split_matches_one_thread("unet, dropout", &un, 64, NULL);
+    ug_model_cfg cl = ug_model_cfg_default();
+    cl.family = UG_FAMILY_CLASSIFIER;
+    cl.data_dim = 5;
+    cl.num_classes = 3;
+    cl.noisy = 1;
+    split_matches_one_thread("noisy classifier", &cl, 96, y);
+}
+
+/* A bad label fails with a message naming its row of the whole batch (on the split path too),
+ * for a classifier and a class-conditional diffusion model alike. */
+TEST(model_loss_backward_rejects_bad_labels) {
+    ug_model_cfg mlp = ug_model_cfg_default();
+    mlp.num_classes = 3;
+    ug_model_cfg cl = ug_model_cfg_default();
+    cl.family = UG_FAMILY_CLASSIFIER;
+    cl.num_classes = 3;
+    ug_model_cfg *cfgs[2] = {&mlp, &cl};
+    float x[2 * 96] = {0};
+    int32_t y[96] = {0};
+    y[80] = 3;
+    int threads = ug_get_threads();
+    for (int k = 0; k < 2; k++)
+        for (int nt = 1; nt <= 2; nt++) {
+            ug_model *m;
+            ug_ctx *ctx;
+            double l;
+            ug_tensor *t;
+            ASSERT_OK(ug_model_create(cfgs[k], 1, &m));
+            ASSERT_OK(ug_ctx_create(&ctx, 0));
+            ug_set_threads(nt);
+            EXPECT(ug_model_loss_backward(m, ctx, x, 96, y, 0, 0, &l) == UG_ERR_INVALID_ARG &&
+                       strstr(ug_last_error(), "label 3 of example 80 outside [0, 3)"),
+                   "model %d, %d threads: %s", k, nt, ug_last_error());
+            EXPECT(ug_model_loss(m, ctx, x, 96, NULL, 0, 0, &t) == UG_ERR_INVALID_ARG &&
+                       strstr(ug_last_error(), "needs labels"), "model %d: %s", k, ug_last_error());
+            ug_set_threads(threads);
+            ug_ctx_free(ctx);
+            ug_model_free(m);
+        }
+}

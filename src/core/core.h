@@ -98,6 +98,12 @@ void ug_tape_zero_grads(ug_ctx *ctx);
 /* A tensor header in the arena that aliases existing storage (reshape views, params). */
 ug_tensor *ug_tensor_view(ug_ctx *ctx, ug_tensor *src, int ndim, const int64_t *shape);
 int64_t ug_shape_numel(int ndim, const int64_t *shape);
+
+/* Points ps's tensors at src's values (ps's own value buffer is freed) and copies their
+ * requires_grad flags; ps keeps its own gradients. The two sets must have the same layout (the
+ * same model declared twice). Calling it again only copies the flags. For data-parallel
+ * replicas (ug_model_loss_backward). */
+ug_status ug_params_share_data(ug_params *ps, const ug_params *src);
 /* "(2, 3, 4)" into buf, for messages. */
 const char *ug_shape_str(const ug_tensor *t, char *buf, size_t n);
 

@@ -12,6 +12,7 @@ struct ug_params {
     int64_t total;
     float *data, *grad;
     int finalized;
+    int shared;            /* data points into another set's buffer (ug_params_share_data) */
 };
 
 ug_status ug_params_create(ug_params **out) {
@@ -27,7 +28,7 @@ void ug_params_free(ug_params *ps) {
         free(ps->entries[i]);
     }
     free(ps->entries);
-    free(ps->data);
+    if (!ps->shared) free(ps->data);
     free(ps->grad);
     free(ps);
 }
@@ -92,6 +93,28 @@ ug_status ug_params_finalize(ug_params *ps) {
         ps->entries[i]->t.grad = ps->grad + ps->entries[i]->offset;
     }
     ps->finalized = 1;
+    return UG_OK;
+}
+
+ug_status ug_params_share_data(ug_params *ps, const ug_params *src) {
+    if (!ps->finalized || !src->finalized || ps->num != src->num || ps->total != src->total)
+        return ug_fail(UG_ERR_STATE, "ug_params_share_data: %d tensors of %lld floats against %d of "
+                       "%lld, both finalized expected", ps->num, (long long)ps->total, src->num,
+                       (long long)src->total);
+    for (int i = 0; i < ps->num; i++) {
+        const param_entry *a = ps->entries[i], *b = src->entries[i];
+        if (a->offset != b->offset || strcmp(a->name, b->name) ||
+            !ug_tensor_same_shape(&a->t, &b->t))
+            return ug_fail(UG_ERR_STATE, "ug_params_share_data: tensor %d is '%s', expected '%s' "
+                           "of the same shape", i, a->name, b->name);
+    }
+    if (!ps->shared) free(ps->data);
+    ps->data = src->data;
+    ps->shared = 1;
+    for (int i = 0; i < ps->num; i++) {
+        ps->entries[i]->t.data = ps->data + ps->entries[i]->offset;
+        ps->entries[i]->t.requires_grad = src->entries[i]->t.requires_grad;
+    }
     return UG_OK;
 }
 

@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <math.h>
 
+#define UG_DP_MAX_THREADS 64
+
 struct ug_model {
     ug_model_cfg cfg;
     ug_params *ps;
@@ -18,6 +20,10 @@ struct ug_model {
     const ug_lfamily *lf;   /* likelihood families (flow, ar, vae): their table and state */
     void *limpl;
     int64_t step;        /* training step: per-minibatch choices (MADE's mask) */
+    /* Data-parallel training (ug_model_loss_backward): thread t >= 1 runs its rows on replica
+     * dp_rep[t - 1] (the same model, values shared, gradients its own) in context dp_ctx[t - 1]. */
+    ug_model *dp_rep[UG_DP_MAX_THREADS - 1];
+    ug_ctx *dp_ctx[UG_DP_MAX_THREADS - 1];
 };
 
 static const char *const k_family[UG_FAMILY_COUNT] = {"diffusion", "classifier", "flow", "ar",
@@ -271,6 +277,10 @@ void ug_model_free(ug_model *m) {
     ug_classifier_free(&m->cls);
     ug_params_free(m->ps);
     ug_ctx_free(m->ctx);
+    for (int t = 0; t < UG_DP_MAX_THREADS - 1; t++) {
+        ug_model_free(m->dp_rep[t]);
+        ug_ctx_free(m->dp_ctx[t]);
+    }
     if (m->gmm.K) ug_gmm_free(&m->gmm);
     free(m);
 }
@@ -283,27 +293,137 @@ ug_classifier *ug_model_classifier(ug_model *m) {
     return m->cfg.family == UG_FAMILY_CLASSIFIER ? &m->cls : NULL;
 }
 
+/* The labels of a class-conditional model or classifier: present, and each in [0, classes). */
+static ug_status check_labels(const ug_model *m, const int32_t *y, int64_t B) {
+    const int K = m->cfg.family == UG_FAMILY_CLASSIFIER ? m->cls.num_classes
+                  : m->lf                               ? 0
+                                                        : m->cfg.num_classes;
+    if (!K) return UG_OK;
+    if (!y)
+        return ug_fail(UG_ERR_INVALID_ARG, "model: a %s needs labels",
+                       m->cfg.family == UG_FAMILY_CLASSIFIER ? "classifier" : "class-conditional model");
+    for (int64_t b = 0; b < B; b++)
+        if (y[b] < 0 || y[b] >= K)
+            return ug_fail(UG_ERR_INVALID_ARG, "model: label %d of example %lld outside [0, %d)",
+                           y[b], (long long)b, K);
+    return UG_OK;
+}
+
 ug_status ug_model_loss(ug_model *m, ug_ctx *ctx, const float *x, int64_t B, const int32_t *y,
                         uint64_t seed, uint64_t first_stream, ug_tensor **loss) {
     if (m->gmm.K)
         return ug_fail(UG_ERR_UNSUPPORTED, "model: an analytic Gaussian mixture has nothing to train");
+    ug_status st = check_labels(m, y, B);
+    if (st) return st;
     if (m->cfg.family == UG_FAMILY_CLASSIFIER) {
-        if (!y) return ug_fail(UG_ERR_INVALID_ARG, "model: a classifier needs labels");
-        for (int64_t b = 0; b < B; b++)
-            if (y[b] < 0 || y[b] >= m->cls.num_classes)
-                return ug_fail(UG_ERR_INVALID_ARG, "model: label %d of example %lld outside [0, %d)",
-                               y[b], (long long)b, m->cls.num_classes);
         *loss = ug_classifier_loss(ctx, &m->cls, x, B, y, seed, first_stream);
     } else if (m->lf) {
-        ug_status st = m->lf->loss(m->limpl, ctx, x, B, seed, first_stream, m->step, loss);
+        st = m->lf->loss(m->limpl, ctx, x, B, seed, first_stream, m->step, loss);
         if (st) return st;
     } else {
-        if (m->cfg.num_classes && !y)
-            return ug_fail(UG_ERR_INVALID_ARG, "model: a class-conditional model needs labels");
         *loss = ug_diffusion_loss(ctx, &m->diff, x, B, y, seed, first_stream);
     }
     if (!isfinite((*loss)->data[0]))
         return ug_fail(UG_ERR_NUMERIC, "model: the loss is %g", (double)(*loss)->data[0]);
+    return UG_OK;
+}
+
+/* ---------------------------------------------------------------- data-parallel training step */
+/* Rows per thread below which a batch is not split (the replicas' gradient sum would cost
+ * more than the hand-offs it saves). */
+#define UG_DP_MIN_ROWS 32
+
+/* Threads that split this batch: 1 unless the family's loss is a mean of per-example terms,
+ * each drawing from its own Philox stream (diffusion and classifier models: no batch
+ * statistics, no per-minibatch choices), and there are rows enough for each. */
+static int dp_threads(const ug_model *m, int64_t B) {
+    if (m->gmm.K || m->lf ||
+        (m->cfg.family != UG_FAMILY_DIFFUSION && m->cfg.family != UG_FAMILY_CLASSIFIER))
+        return 1;
+    int nt = ug_get_threads();
+#ifdef _OPENMP
+    if (omp_in_parallel()) nt = 1;
+#endif
+    if (nt > UG_DP_MAX_THREADS) nt = UG_DP_MAX_THREADS;
+    if (B / UG_DP_MIN_ROWS < nt) nt = (int)(B / UG_DP_MIN_ROWS);
+    return nt < 1 ? 1 : nt;
+}
+
+static ug_status dp_prepare(ug_model *m, int nt) {
+    for (int t = 1; t < nt; t++) {
+        ug_status st = UG_OK;
+        if (!m->dp_rep[t - 1]) {
+            ug_model *r;
+            if ((st = ug_model_create(&m->cfg, 0, &r))) return st;
+            m->dp_rep[t - 1] = r;
+        }
+        if (!m->dp_ctx[t - 1] && (st = ug_ctx_create(&m->dp_ctx[t - 1], 0))) return st;
+        /* Every call: the values stay shared, the requires_grad flags follow the model's. */
+        if ((st = ug_params_share_data(m->dp_rep[t - 1]->ps, m->ps))) return st;
+        m->dp_rep[t - 1]->step = m->step;
+    }
+    return UG_OK;
+}
+
+ug_status ug_model_loss_backward(ug_model *m, ug_ctx *ctx, const float *x, int64_t B,
+                                 const int32_t *y, uint64_t seed, uint64_t first_stream,
+                                 double *loss) {
+    *loss = NAN;
+    const int nt = dp_threads(m, B);
+    ug_tensor *l = NULL;
+    if (nt == 1) {
+        ug_status st = ug_model_loss(m, ctx, x, B, y, seed, first_stream, &l);
+        if (l) *loss = l->data[0];
+        return st ? st : ug_backward(ctx, l);
+    }
+    /* Checked here so that a message names the example's row in the whole batch. */
+    ug_status st = check_labels(m, y, B);
+    if (!st) st = dp_prepare(m, nt);
+    if (st) return st;
+    const int64_t d = m->cfg.family == UG_FAMILY_CLASSIFIER ? m->cls.data_dim : m->diff.data_dim;
+    double part[UG_DP_MAX_THREADS];
+    ug_status err[UG_DP_MAX_THREADS];
+    char msg[512] = "";
+#pragma omp parallel num_threads(nt)
+    {
+        /* Rows [b0, b1) with their own Philox streams: the same noise as in one batch. */
+        const int t = ug_omp_tid();
+        const int64_t b0 = B * t / nt, b1 = B * (t + 1) / nt;
+        ug_model *mt = t ? m->dp_rep[t - 1] : m;
+        ug_ctx *ct = t ? m->dp_ctx[t - 1] : ctx;
+        if (t) ug_params_zero_grad(mt->ps);
+        ug_tensor *lt = NULL;
+        ug_status e = ug_model_loss(mt, ct, x + b0 * d, b1 - b0, y ? y + b0 : NULL, seed,
+                                    first_stream + (uint64_t)b0, &lt);
+        part[t] = lt ? (double)lt->data[0] * (double)(b1 - b0) / (double)B : NAN;
+        /* The batch mean is the row-weighted sum of the parts' means. */
+        if (!e) e = ug_backward(ct, ug_affine(ct, lt, (float)((double)(b1 - b0) / (double)B), 0.0f));
+        err[t] = e;
+        if (e && e != UG_ERR_NUMERIC) {
+#pragma omp critical(ug_dp_msg)
+            if (!msg[0]) snprintf(msg, sizeof msg, "%s", ug_last_error());
+        }
+        if (t) ug_ctx_reset(ct);
+    }
+    double sum = 0;
+    for (int t = 0; t < nt; t++) {
+        if (err[t] && err[t] != UG_ERR_NUMERIC) return ug_fail(err[t], "%s", msg);
+        sum += part[t];
+    }
+    *loss = sum;
+    for (int t = 0; t < nt; t++)
+        if (err[t]) return ug_fail(UG_ERR_NUMERIC, "model: the loss is %g", sum);
+    /* The replicas' gradients into the model's. */
+    float *g = ug_params_grad(m->ps);
+    const float *rg[UG_DP_MAX_THREADS - 1];
+    for (int t = 1; t < nt; t++) rg[t - 1] = ug_params_grad(m->dp_rep[t - 1]->ps);
+    const int64_t np = ug_params_count(m->ps);
+#pragma omp parallel for simd schedule(static) num_threads(nt) if (np >= UG_PAR_MIN)
+    for (int64_t j = 0; j < np; j++) {
+        float s = g[j];
+        for (int t = 1; t < nt; t++) s += rg[t - 1][j];
+        g[j] = s;
+    }
     return UG_OK;
 }
 
