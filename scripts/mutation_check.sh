@@ -24,6 +24,8 @@ mutations=(
   "src/kernels/linear.c|s/for (int64_t c = 0; c < l; c++) g\[c\] += s\[c\]/for (int64_t c = 1; c < l; c++) g[c] += s[c]/|prefix"
   "src/kernels/linear.c|s/for (int64_t c = l; c < k; c++) dst\[c\] = 0.0f/for (int64_t c = l; c < k; c++) dst[c] = 0.5f/|prefix"
   "src/kernels/shape.c|s/dx\[o \* n + idx\[j\]\] += dout/dx[o * n + idx[j]] = dout/|gather"
+  "src/models/model.c|s/first_stream + (uint64_t)b0, \&lt)/first_stream, \&lt)/|model_loss_backward_split"
+  "src/models/model.c|s/for (int t = 1; t < nt; t++) s += rg\[t - 1\]\[j\]/(void)rg/|model_loss_backward_split"
 )
 for m in "${mutations[@]}"; do
   IFS='|' read -r file expr filter <<<"$m"
