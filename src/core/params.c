@@ -97,6 +97,11 @@ ug_status ug_params_finalize(ug_params *ps) {
 }
 
 ug_status ug_params_share_data(ug_params *ps, const ug_params *src) {
+    if (ps->shared && ps->data == src->data) {   /* checked when first shared: flags only */
+        for (int i = 0; i < ps->num; i++)
+            ps->entries[i]->t.requires_grad = src->entries[i]->t.requires_grad;
+        return UG_OK;
+    }
     if (!ps->finalized || !src->finalized || ps->num != src->num || ps->total != src->total)
         return ug_fail(UG_ERR_STATE, "ug_params_share_data: %d tensors of %lld floats against %d of "
                        "%lld, both finalized expected", ps->num, (long long)ps->total, src->num,

@@ -309,16 +309,14 @@ static ug_status check_labels(const ug_model *m, const int32_t *y, int64_t B) {
     return UG_OK;
 }
 
-ug_status ug_model_loss(ug_model *m, ug_ctx *ctx, const float *x, int64_t B, const int32_t *y,
-                        uint64_t seed, uint64_t first_stream, ug_tensor **loss) {
-    if (m->gmm.K)
-        return ug_fail(UG_ERR_UNSUPPORTED, "model: an analytic Gaussian mixture has nothing to train");
-    ug_status st = check_labels(m, y, B);
-    if (st) return st;
+/* ug_model_loss after its checks (the split step checks the whole batch once). */
+static ug_status loss_checked(ug_model *m, ug_ctx *ctx, const float *x, int64_t B,
+                              const int32_t *y, uint64_t seed, uint64_t first_stream,
+                              ug_tensor **loss) {
     if (m->cfg.family == UG_FAMILY_CLASSIFIER) {
         *loss = ug_classifier_loss(ctx, &m->cls, x, B, y, seed, first_stream);
     } else if (m->lf) {
-        st = m->lf->loss(m->limpl, ctx, x, B, seed, first_stream, m->step, loss);
+        ug_status st = m->lf->loss(m->limpl, ctx, x, B, seed, first_stream, m->step, loss);
         if (st) return st;
     } else {
         *loss = ug_diffusion_loss(ctx, &m->diff, x, B, y, seed, first_stream);
@@ -326,6 +324,14 @@ ug_status ug_model_loss(ug_model *m, ug_ctx *ctx, const float *x, int64_t B, con
     if (!isfinite((*loss)->data[0]))
         return ug_fail(UG_ERR_NUMERIC, "model: the loss is %g", (double)(*loss)->data[0]);
     return UG_OK;
+}
+
+ug_status ug_model_loss(ug_model *m, ug_ctx *ctx, const float *x, int64_t B, const int32_t *y,
+                        uint64_t seed, uint64_t first_stream, ug_tensor **loss) {
+    if (m->gmm.K)
+        return ug_fail(UG_ERR_UNSUPPORTED, "model: an analytic Gaussian mixture has nothing to train");
+    ug_status st = check_labels(m, y, B);
+    return st ? st : loss_checked(m, ctx, x, B, y, seed, first_stream, loss);
 }
 
 /* ---------------------------------------------------------------- data-parallel training step */
@@ -393,8 +399,8 @@ ug_status ug_model_loss_backward(ug_model *m, ug_ctx *ctx, const float *x, int64
         ug_ctx *ct = t ? m->dp_ctx[t - 1] : ctx;
         if (t) ug_params_zero_grad(mt->ps);
         ug_tensor *lt = NULL;
-        ug_status e = ug_model_loss(mt, ct, x + b0 * d, b1 - b0, y ? y + b0 : NULL, seed,
-                                    first_stream + (uint64_t)b0, &lt);
+        ug_status e = loss_checked(mt, ct, x + b0 * d, b1 - b0, y ? y + b0 : NULL, seed,
+                                   first_stream + (uint64_t)b0, &lt);
         part[t] = lt ? (double)lt->data[0] * (double)(b1 - b0) / (double)B : NAN;
         /* The batch mean is the row-weighted sum of the parts' means. */
         if (!e) e = ug_backward(ct, ug_affine(ct, lt, (float)((double)(b1 - b0) / (double)B), 0.0f));
