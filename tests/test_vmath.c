@@ -61,6 +61,53 @@ TEST(vmath_expf_ulp_sweep) {
     EXPECT(worst <= 2.0, "ug_expf worst error %.3f ulp at x = %a (%.9g)", worst, wx, wx);
 }
 
+/* ug_expf_1p (one scale, argument clamped to [-86, 89]) must leave sigmoid, SiLU and SiLU's
+ * derivative bit for bit what they were with ug_expf: every 1021st float bit pattern (all of
+ * them, NaNs and infinities included) and every float within 20000 ulps of the points where its
+ * clamp or its scale changes. (Session 14 checked all 2^32 floats once; this is the lasting
+ * guard.) */
+static float ref_sigmoid(float x) { return 1.0f / (1.0f + ug_expf(-x)); }
+static float ref_silu(float x) { return x / (1.0f + ug_expf(-x)); }
+static float ref_silu_grad(float dz, float x) {
+    float e = ug_expf(-x), s = 1.0f / (1.0f + e);
+    float one_minus_s = x > 0 ? e * s : 1.0f - s;
+    return dz * s * (1.0f + x * one_minus_s);
+}
+static int same_bits(float a, float b) {
+    return (isnan(a) && isnan(b)) || ug_f32_to_bits(a) == ug_f32_to_bits(b);
+}
+static int check_1p_at(float x) {
+    struct { const char *f; float got, ref; } c[] = {
+        {"ug_sigmoidf", ug_sigmoidf(x), ref_sigmoid(x)},
+        {"ug_siluf", ug_siluf(x), ref_silu(x)},
+        {"ug_silu_grad(0.37, .)", ug_silu_grad(0.37f, x), ref_silu_grad(0.37f, x)},
+        {"ug_silu_grad(-3, .)", ug_silu_grad(-3.0f, x), ref_silu_grad(-3.0f, x)}};
+    for (size_t i = 0; i < sizeof c / sizeof *c; i++)
+        if (!same_bits(c[i].got, c[i].ref)) {
+            ug_test_fail(__FILE__, __LINE__, "%s at x = %a: %a, with ug_expf %a", c[i].f, x,
+                         c[i].got, c[i].ref);
+            return 0;
+        }
+    return 1;
+}
+
+TEST(vmath_expf_1p_leaves_activations_bitwise) {
+    int ok = 1;
+    for (uint64_t u = 0; u < ((uint64_t)1 << 32) && ok; u += 1021) ok = check_1p_at(ug_bits_to_f32((uint32_t)u));
+    const float centers[] = {86.0f, -86.0f, 89.0f, -89.0f, 88.3762589f, -88.3762589f, UG_EXPF_HI,
+                             -UG_EXPF_HI, 87.336544f, -87.336544f, 16.6f, 6.8e29f, 1e30f};
+    for (size_t c = 0; c < sizeof centers / sizeof *centers && ok; c++) {
+        uint32_t b = ug_f32_to_bits(centers[c]);
+        for (int32_t d = -20000; d <= 20000 && ok; d++) ok = check_1p_at(ug_bits_to_f32(b + (uint32_t)d));
+    }
+    /* ug_expf_1p itself: ug_expf's value from -86 up (overflow included) */
+    for (uint32_t b = ug_f32_to_bits(-0.0f); b <= ug_f32_to_bits(-86.0f) && ok; b += 997)
+        ok = same_bits(ug_expf_1p(ug_bits_to_f32(b)), ug_expf(ug_bits_to_f32(b)));
+    for (uint32_t b = 0; b <= ug_f32_to_bits(100.0f) && ok; b += 997)
+        ok = same_bits(ug_expf_1p(ug_bits_to_f32(b)), ug_expf(ug_bits_to_f32(b)));
+    EXPECT(ok, "ug_expf_1p differs from ug_expf above -86");
+}
+
 TEST(vmath_expf_specials) {
     const float xs[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0f, -0.0f, FLT_MAX, -FLT_MAX,
                         0x1p-149f, -0x1p-149f, UG_EXPF_HI, nextafterf(UG_EXPF_HI, INFINITY),

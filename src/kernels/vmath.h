@@ -61,18 +61,48 @@ static inline float ug_expf(float x) {
     return y;
 }
 
+/* e^x where only 1 + e^x is used (sigmoid, SiLU and its derivative): the same polynomial with
+ * one scale instead of two. The argument is clamped to [-86, 89]; the result is then p 2^(n-1)
+ * times 2, n in [-124, 128]: exact products (p 2^n rounded once, an overflow to +inf where e^x
+ * overflows), so bit for bit ug_expf's for every x >= -86 and NaN. Below -86 the result is some
+ * value in (0, e^-86] instead of the exact e^x (subnormal below -87.3): both vanish next to 1
+ * (1 + u rounds to 1 for u < 2^-24, x < -16.6), so 1 + e^x, and every formula below that adds
+ * it to 1, come out the same. About half the operations of ug_expf (no second scale, no
+ * out-of-range selects): SiLU is 16 % of W1's sampling (bench/NOTES.md, session 14). */
+static inline float ug_expf_1p(float x) {
+    float xc = 89.0f < x ? 89.0f : x;        /* NaN fails both tests and flows through */
+    xc = -86.0f > xc ? -86.0f : xc;
+    const float shifter = 0x1.8p23f;
+    float t = fmaf(xc, 0x1.715476p0f, shifter);
+    float kf = t - shifter;
+    float r = fmaf(kf, -0x1.62e4p-1f, xc);
+    r = fmaf(kf, -0x1.7f7d1cp-20f, r);
+    float p = 1.9875691500e-4f;
+    p = fmaf(p, r, 1.3981999507e-3f);
+    p = fmaf(p, r, 8.3334519073e-3f);
+    p = fmaf(p, r, 4.1665795894e-2f);
+    p = fmaf(p, r, 1.6666665459e-1f);
+    p = fmaf(p, r, 5.0000001201e-1f);
+    p = fmaf(p * r, r, r) + 1.0f;
+    /* 2^(n-1): n + 126 = bits(t) - bits(shifter) + 126, in [2, 254] */
+    float s = ug_bits_to_f32((ug_f32_to_bits(t) - ug_f32_to_bits(shifter) + 126u) << 23);
+    return (p * s) * 2.0f;
+}
+
 /* Logistic sigmoid 1 / (1 + e^-x): for x -> -inf e^-x overflows to inf and the result is 0,
  * as with expf; NaN stays NaN. */
-static inline float ug_sigmoidf(float x) { return 1.0f / (1.0f + ug_expf(-x)); }
+static inline float ug_sigmoidf(float x) { return 1.0f / (1.0f + ug_expf_1p(-x)); }
 
 /* SiLU x sigmoid(x), as PyTorch computes it: x / (1 + e^-x). Its backward: dz silu'(x) with
- * silu' = s (1 + x (1 - s)), s = sigmoid(x); 1 - s = e s with e = e^-x, exact of the cancellation
+ * silu' = s (1 + x (1 - s)), s = sigmoid(x); 1 - s = e s with e = e^-x, free of the cancellation
  * 1 - s for x > 0; for x < 0 e may overflow (inf * 0), where 1 - s has no cancellation anyway.
  * The one definition: the elementwise kernel and the fused group norm + SiLU both use these. */
-static inline float ug_siluf(float x) { return x / (1.0f + ug_expf(-x)); }
+static inline float ug_siluf(float x) { return x / (1.0f + ug_expf_1p(-x)); }
 static inline float ug_silu_grad(float dz, float x) {
-    float e = ug_expf(-x), s = 1.0f / (1.0f + e);
-    float one_minus_s = x > 0 ? e * s : 1.0f - s;
+    float e = ug_expf_1p(-x), s = 1.0f / (1.0f + e);
+    /* Above 86, e is not e^-x but at most e^-86, and x e would not vanish next to 1 for huge x:
+     * there x (1 - s) is below 86 e^-86 (nothing next to 1), so it is taken as 0. */
+    float one_minus_s = x > 86.0f ? 0.0f : x > 0 ? e * s : 1.0f - s;
     return dz * s * (1.0f + x * one_minus_s);
 }
 
