@@ -289,6 +289,73 @@ TEST(ar_exact_normalization) {
     free(nll);
 }
 
+/* MADE's evaluation runs each mask's layers packed once over chunks of rows, without the tape:
+ * every per-example ensemble NLL must be bit for bit the one from the taped logits
+ * (ug_ar_logits) on the same tiles of 64 rows (the last zero-padded), 4096 + 100 rows so that
+ * a second, partial chunk runs too. */
+TEST(made_ensemble_nll_matches_taped_logits) {
+    const int d = 30;
+    const int64_t n = 4096 + 100, T = 64;
+    ug_model_cfg cases[] = {
+        ar_cfg("made", d, 0, "64,48", 3, 0, 1, 1),
+        ar_cfg("made", d, 40, "", 1, 0, 0, 0),
+        ar_cfg("made", d, 0, "50,20,70", 2, 1, 1, 0),
+    };
+    float *x = malloc((size_t)(n * d) * sizeof *x), *xt = malloc((size_t)(T * d) * sizeof *xt);
+    double *got = malloc((size_t)n * sizeof *got), lp[8];
+    ug_rng r = ug_rng_make(5, 0, 0);
+    ug_rng_uniform(&r, x, n * d);
+    for (int64_t j = 0; j < n * d; j++) x[j] = x[j] < 0.4f ? 1.0f : 0.0f;
+    ug_ctx *ctx;
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        fam f;
+        fam_make(&f, &cases[t], 60 + t);
+        int E = cases[t].masks;
+        ug_nll_cfg c = ug_nll_default();
+        c.ensemble = E;
+        ASSERT_OK(ug_ar_family.nll(f.impl, &c, n, x, got));
+        int64_t bad = 0;
+        for (int64_t i0 = 0; i0 < n; i0 += T) {
+            int64_t rows = n - i0 < T ? n - i0 : T;
+            memset(xt, 0, (size_t)(T * d) * sizeof *xt);
+            memcpy(xt, x + i0 * d, (size_t)(rows * d) * sizeof *xt);
+            double ref[64][8];
+            for (int e = 0; e < E; e++) {
+                ug_ctx_reset(ctx);
+                int old = ug_ctx_set_grad(ctx, 0);
+                ug_tensor *lg = ug_ar_logits(f.impl, ctx, ug_tensor_from(ctx, 2, (int64_t[]){T, d}, xt), e);
+                ug_ctx_set_grad(ctx, old);
+                for (int64_t q = 0; q < rows; q++) {
+                    double s = 0;
+                    for (int j = 0; j < d; j++) {
+                        double z = lg->data[q * d + j], tv = xt[q * d + j];
+                        s += (z > 0 ? z : 0) - z * tv + log1p(exp(-fabs(z)));
+                    }
+                    ref[q][e] = -s;
+                }
+            }
+            for (int64_t q = 0; q < rows; q++) {
+                for (int e = 0; e < E; e++) lp[e] = ref[q][e];
+                double mx = lp[0], s = 0;
+                for (int e = 1; e < E; e++) mx = fmax(mx, lp[e]);
+                for (int e = 0; e < E; e++) s += exp(lp[e] - mx);
+                double want = log((double)E) - mx - log(s);
+                if (got[i0 + q] != want && bad++ == 0)
+                    ug_test_fail(__FILE__, __LINE__, "%s '%s' K %d: example %lld NLL %.17g, taped %.17g",
+                                 cases[t].net, cases[t].hidden_list, E, (long long)(i0 + q),
+                                 got[i0 + q], want);
+            }
+        }
+        EXPECT(bad == 0, "case %zu: %lld examples differ", t, (long long)bad);
+        fam_free(&f);
+    }
+    ug_ctx_free(ctx);
+    free(x);
+    free(xt);
+    free(got);
+}
+
 /* ---------------------------------------------------------------- sampling */
 TEST(ar_sample_frequencies) {
     int d = 5;

@@ -43,11 +43,14 @@
 #include "models/ar.h"
 #include "ops/ar_ops.h"
 #include "ops/embed_ops.h"
+#include "kernels/elementwise.h"
 #include "kernels/linear.h"
+#include "kernels/shape.h"
 #include <math.h>
 
 #define AR_MAX_LAYERS 8                 /* MADE hidden layers */
 #define AR_TILE 64                      /* rows per evaluation network call */
+#define AR_NLL_CHUNK 4096               /* rows evaluated per MADE mask pack */
 #define AR_MASK_SEED 0x4D414445ull      /* "MADE" */
 #define AR_PICK_STREAM (1ull << 40)     /* per-step mask choice, apart from the 2k, 2k+1 streams */
 #define AR_DEFAULT_HIDDEN 500
@@ -448,6 +451,93 @@ static ug_status ar_loss(void *impl, ug_ctx *ctx, const float *x, int64_t B, uin
     return UG_OK;
 }
 
+/* ---------------------------------------------------------------- MADE's packed layers */
+/* Every layer of one connectivity packed once (rows sorted by degree, each row a prefix of the
+ * previous layer's sorted units), as the prefix_linear op packs them per call: evaluation runs
+ * all its tiles and sampling all its rows through one pack per mask. */
+typedef struct made_packed {
+    float *wp[AR_MAX_LAYERS + 1];       /* packed fc1 ... fc{L+1}.weight (rows, in) */
+    float *wdp;                         /* packed direct.weight (d, d) or NULL */
+    ug_prefix_plan pl[AR_MAX_LAYERS + 2];   /* their panels (nl + 1: direct) */
+    float *buf;                         /* the one allocation behind wp and wdp */
+} made_packed;
+
+static ug_status made_packed_alloc(const ar_impl *a, made_packed *pk) {
+    memset(pk, 0, sizeof *pk);
+    int64_t wsize = a->direct ? (int64_t)a->d * a->d : 0, in = a->d;
+    for (int l = 0; l <= a->nl; l++) {
+        int64_t o = l < a->nl ? a->width[l] : a->d;
+        wsize += o * in;
+        in = o;
+    }
+    if (!(pk->buf = malloc((size_t)wsize * sizeof *pk->buf)))
+        return ug_fail(UG_ERR_NOMEM, "made: out of memory for the packed layers (%lld floats)",
+                       (long long)wsize);
+    float *p = pk->buf;
+    in = a->d;
+    for (int l = 0; l <= a->nl; l++) {
+        int64_t o = l < a->nl ? a->width[l] : a->d;
+        pk->wp[l] = p;
+        p += o * in;
+        in = o;
+    }
+    if (a->direct) pk->wdp = p;
+    return UG_OK;
+}
+
+/* Packs the layers of connectivity ms (built). */
+static void made_pack(const ar_impl *a, const made_maskset *ms, made_packed *pk) {
+    const int32_t *cols = ms->ord32;
+    int64_t in = a->d;
+    for (int l = 0; l <= a->nl; l++) {
+        int64_t o = l < a->nl ? a->width[l] : a->d;
+        const int32_t *rws = l < a->nl ? ms->perm[l] : ms->ord32;
+        ug_k_prefix_plan(&pk->pl[l], ms->len[l], o);
+        ug_k_prefix_pack(pk->wp[l], a->w[l]->data, in, rws, cols, ms->len[l], &pk->pl[l]);
+        cols = rws;
+        in = o;
+    }
+    if (a->direct) {
+        ug_k_prefix_plan(&pk->pl[a->nl + 1], ms->len[a->nl + 1], a->d);
+        ug_k_prefix_pack(pk->wdp, a->wd->data, a->d, ms->ord32, ms->ord32, ms->len[a->nl + 1],
+                         &pk->pl[a->nl + 1]);
+    }
+}
+
+/* The logits (T, d) of x (T, d) through the packed layers: forward()'s MADE branch without the
+ * tape, kernel for kernel (the gathers, the prefix products, ReLU in place, the direct term
+ * added), so the values are bit for bit ug_ar_logits'. work: made_work_floats(a, T). */
+static int64_t made_work_floats(const ar_impl *a, int64_t T) {
+    int64_t wmax = 0;
+    for (int l = 0; l < a->nl; l++) wmax = a->width[l] > wmax ? a->width[l] : wmax;
+    return T * (3 * (int64_t)a->d + 2 * wmax);
+}
+
+static void made_packed_logits(const ar_impl *a, const made_maskset *ms, const made_packed *pk,
+                               const float *x, int64_t T, float *work, float *logits) {
+    int64_t d = a->d, wmax = 0;
+    for (int l = 0; l < a->nl; l++) wmax = a->width[l] > wmax ? a->width[l] : wmax;
+    float *xs = work, *out = xs + T * d, *dir = out + T * d, *hb[2] = {dir + T * d, dir + T * d + T * wmax};
+    if (a->order_random) ug_k_gather_cols_forward(xs, x, ms->ord32, T, d, d);
+    const float *xin = a->order_random ? xs : x, *h = xin;
+    int64_t in = d;
+    for (int l = 0; l < a->nl; l++) {
+        int64_t H = a->width[l];
+        float *y = hb[l % 2];
+        ug_k_prefix_forward(y, h, pk->wp[l], a->b[l]->data, ms->perm[l], T, in, H, &pk->pl[l]);
+        ug_k_act_forward(UG_ACT_RELU, y, y, T * H);
+        h = y;
+        in = H;
+    }
+    float *o = a->order_random ? out : logits;
+    ug_k_prefix_forward(o, h, pk->wp[a->nl], a->b[a->nl]->data, ms->ord32, T, in, d, &pk->pl[a->nl]);
+    if (a->direct) {
+        ug_k_prefix_forward(dir, xin, pk->wdp, NULL, ms->ord32, T, d, d, &pk->pl[a->nl + 1]);
+        for (int64_t j = 0; j < T * d; j++) o[j] = o[j] + dir[j];
+    }
+    if (a->order_random) ug_k_gather_cols_forward(logits, out, ms->pos32, T, d, d);
+}
+
 static ug_status need_ctx(ar_impl *a) { return a->ctx ? UG_OK : ug_ctx_create(&a->ctx, 0); }
 
 /* log p(x) of the rows of one tile, in double from the float logits. */
@@ -474,30 +564,57 @@ static ug_status ar_nll(void *impl, const ug_nll_cfg *c, int64_t n, const float 
     ug_status st = check_binary("nll", x, n, d);
     if (!st) st = need_ctx(a);
     if (st) return st;
-    double *lp = malloc((size_t)(T * E) * sizeof *lp);
-    if (!lp) return ug_fail(UG_ERR_NOMEM, "nll: out of memory");
+    /* MADE: mask by mask over chunks of rows, each mask's layers packed once per chunk (a pack
+     * per tile and mask was most of the time of a big model's ensemble). */
+    const int64_t chunk = a->kind == AR_MADE ? AR_NLL_CHUNK : T;
+    double *lp = malloc((size_t)(chunk * E) * sizeof *lp);
+    float *xt = malloc((size_t)(2 * T * d) * sizeof *xt), *lg = xt ? xt + T * d : NULL, *work = NULL;
+    made_packed pk = {0};
+    if (!lp || !xt) st = ug_fail(UG_ERR_NOMEM, "nll: out of memory");
+    if (!st && a->kind == AR_MADE) {
+        st = made_packed_alloc(a, &pk);
+        if (!st && !(work = malloc((size_t)made_work_floats(a, T) * sizeof *work)))
+            st = ug_fail(UG_ERR_NOMEM, "nll: out of memory");
+    }
     ug_ctx *ctx = a->ctx;
     int old = ug_ctx_set_grad(ctx, 0);
-    for (int64_t i0 = 0; i0 < n; i0 += T) {
-        int64_t rows = n - i0 < T ? n - i0 : T;
+    for (int64_t c0 = 0; !st && c0 < n; c0 += chunk) {
+        int64_t cn = n - c0 < chunk ? n - c0 : chunk;
         for (int e = 0; e < E; e++) {
-            ug_tensor *xt = ug_tensor_zeros(ctx, 2, (int64_t[]){T, d});
-            memcpy(xt->data, x + i0 * d, (size_t)(rows * d) * sizeof *x);
-            ug_tensor *lg = ug_ar_logits(a, ctx, xt, e);
-            tile_logp(lg->data, xt->data, rows, d, lp + e, E);
-            ug_ctx_reset(ctx);
+            if (a->kind == AR_MADE) {
+                made_build(a, &a->eval, e);
+                made_pack(a, &a->eval, &pk);
+            }
+            /* Tiles of exactly T rows, the last zero-padded. */
+            for (int64_t i0 = 0; i0 < cn; i0 += T) {
+                int64_t rows = cn - i0 < T ? cn - i0 : T;
+                memcpy(xt, x + (c0 + i0) * d, (size_t)(rows * d) * sizeof *x);
+                memset(xt + rows * d, 0, (size_t)((T - rows) * d) * sizeof *xt);
+                if (a->kind == AR_MADE) {
+                    made_packed_logits(a, &a->eval, &pk, xt, T, work, lg);
+                    tile_logp(lg, xt, rows, d, lp + i0 * E + e, E);
+                } else {
+                    ug_tensor *l = ug_ar_logits(a, ctx, ug_tensor_from(ctx, 2, (int64_t[]){T, d}, xt), e);
+                    tile_logp(l->data, xt, rows, d, lp + i0 * E + e, E);
+                    ug_ctx_reset(ctx);
+                }
+            }
         }
-        for (int64_t r = 0; r < rows; r++) {
+        for (int64_t r = 0; r < cn; r++) {
             /* -log((1/E) sum_e p_e(x)) = log E - logsumexp_e log p_e(x). */
             const double *l = lp + r * E;
             double mx = l[0], s = 0;
             for (int e = 1; e < E; e++) mx = fmax(mx, l[e]);
             for (int e = 0; e < E; e++) s += exp(l[e] - mx);
-            nll[i0 + r] = log((double)E) - mx - log(s);
+            nll[c0 + r] = log((double)E) - mx - log(s);
         }
     }
     ug_ctx_set_grad(ctx, old);
     free(lp);
+    free(xt);
+    free(work);
+    free(pk.buf);
+    if (st) return st;
     for (int64_t i = 0; i < n; i++)
         if (!isfinite(nll[i]))
             return ug_fail(UG_ERR_NUMERIC, "nll: example %lld has NLL %g", (long long)i, nll[i]);
@@ -532,11 +649,6 @@ static void sample_fvsbn(const ar_impl *a, int64_t n, const float *u, float *out
  * its own: a sample never depends on the other rows of the call. */
 #define AR_SAMPLE_ROWS 16
 
-typedef struct made_sampler {
-    float *wp[AR_MAX_LAYERS + 1];       /* packed fc1 ... fc{L+1}.weight (rows, in) */
-    float *wdp;                         /* packed direct.weight (d, d) or NULL */
-    int64_t row;                        /* floats of one row's work: xs (d) and every h_l */
-} made_sampler;
 
 static inline float dot_f(const float *restrict w, const float *restrict h, int64_t n) {
     float z = 0.0f;
@@ -545,9 +657,11 @@ static inline float dot_f(const float *restrict w, const float *restrict h, int6
     return z;
 }
 
-/* m rows: u (m, d) and x (m, d) by variable; work (m, s->row). */
-static void made_sample_block(const ar_impl *a, const made_sampler *s, const made_maskset *ms,
-                              int64_t m, const float *u, float *x, float *work) {
+/* m rows: u (m, d) and x (m, d) by variable; work (m, row), row = the floats of one row's
+ * work: xs (d) and every h_l. */
+static void made_sample_block(const ar_impl *a, const made_packed *s, int64_t row,
+                              const made_maskset *ms, int64_t m, const float *u, float *x,
+                              float *work) {
     int64_t d = a->d, next[AR_MAX_LAYERS] = {0}, off[AR_MAX_LAYERS + 1];
     off[0] = 0;                                           /* xs: the sample in position order */
     for (int l = 0; l < a->nl; l++) off[l + 1] = off[l] + (l ? a->width[l - 1] : d);
@@ -562,7 +676,7 @@ static void made_sample_block(const ar_impl *a, const made_sampler *s, const mad
                 const float *wr = s->wp[l] + r * in;
                 float bias = bl[ms->perm[l][r]];
                 for (int64_t i = 0; i < m; i++) {
-                    float *w = work + i * s->row;
+                    float *w = work + i * row;
                     float z = dot_f(wr, w + off[l], len) + bias;
                     w[off[l + 1] + r] = z > 0.0f ? z : 0.0f;
                 }
@@ -571,7 +685,7 @@ static void made_sample_block(const ar_impl *a, const made_sampler *s, const mad
         int64_t j = ms->order[p], len = ms->len[a->nl][p];
         const float *wo = s->wp[a->nl] + p * HL, *wd = s->wdp ? s->wdp + p * d : NULL;
         for (int64_t i = 0; i < m; i++) {
-            float *w = work + i * s->row;
+            float *w = work + i * row;
             const float *hl = w + off[a->nl];
             double z = bo[j];
             for (int64_t q = 0; q < len; q++) z += (double)wo[q] * hl[q];
@@ -585,31 +699,13 @@ static void made_sample_block(const ar_impl *a, const made_sampler *s, const mad
 
 static ug_status sample_made(ar_impl *a, int64_t n, uint64_t seed, uint64_t first_stream,
                              const float *u, float *out) {
-    int64_t d = a->d, wsize = 0, in = d;
-    made_sampler s = {0};
-    s.row = d;
-    for (int l = 0; l <= a->nl; l++) {
-        int64_t o = l < a->nl ? a->width[l] : d;
-        wsize += o * in;
-        if (l < a->nl) s.row += o;
-        in = o;
-    }
-    if (a->direct) wsize += d * d;
+    int64_t d = a->d, row = d;
+    for (int l = 0; l < a->nl; l++) row += a->width[l];
+    made_packed s;
     int *mk = malloc((size_t)(n > 0 ? n : 1) * sizeof *mk);
     int64_t *rows = malloc((size_t)(n > 0 ? n : 1) * sizeof *rows);
-    float *buf = malloc((size_t)wsize * sizeof *buf);
-    ug_status st = mk && rows && buf ? UG_OK : ug_fail(UG_ERR_NOMEM, "sample: out of memory");
-    if (!st) {
-        float *p = buf;
-        in = d;
-        for (int l = 0; l <= a->nl; l++) {
-            int64_t o = l < a->nl ? a->width[l] : d;
-            s.wp[l] = p;
-            p += o * in;
-            in = o;
-        }
-        if (a->direct) s.wdp = p;
-    }
+    ug_status st = made_packed_alloc(a, &s);
+    if (!st && (!mk || !rows)) st = ug_fail(UG_ERR_NOMEM, "sample: out of memory");
     for (int64_t i = 0; !st && i < n; i++) {
         mk[i] = 0;
         if (a->K > 1) {
@@ -627,26 +723,12 @@ static ug_status sample_made(ar_impl *a, int64_t n, uint64_t seed, uint64_t firs
         if (!m) continue;
         made_build(a, &a->eval, k);
         const made_maskset *ms = &a->eval;
-        const int32_t *cols = ms->ord32;
-        ug_prefix_plan pl;
-        in = d;
-        for (int l = 0; l <= a->nl; l++) {
-            int64_t o = l < a->nl ? a->width[l] : d;
-            const int32_t *rws = l < a->nl ? ms->perm[l] : ms->ord32;
-            ug_k_prefix_plan(&pl, ms->len[l], o);
-            ug_k_prefix_pack(s.wp[l], a->w[l]->data, in, rws, cols, ms->len[l], &pl);
-            cols = rws;
-            in = o;
-        }
-        if (a->direct) {
-            ug_k_prefix_plan(&pl, ms->len[a->nl + 1], d);
-            ug_k_prefix_pack(s.wdp, a->wd->data, d, ms->ord32, ms->ord32, ms->len[a->nl + 1], &pl);
-        }
+        made_pack(a, ms, &s);
         int64_t nb = (m + AR_SAMPLE_ROWS - 1) / AR_SAMPLE_ROWS;
 #pragma omp parallel if (nb > 1)
         {
-            float *work = malloc((size_t)(AR_SAMPLE_ROWS * (s.row + 2 * d)) * sizeof *work);
-            float *xb = work ? work + AR_SAMPLE_ROWS * s.row : NULL, *ub = xb ? xb + AR_SAMPLE_ROWS * d : NULL;
+            float *work = malloc((size_t)(AR_SAMPLE_ROWS * (row + 2 * d)) * sizeof *work);
+            float *xb = work ? work + AR_SAMPLE_ROWS * row : NULL, *ub = xb ? xb + AR_SAMPLE_ROWS * d : NULL;
             if (!work) {
 #pragma omp atomic write
                 failed = 1;
@@ -657,7 +739,7 @@ static ug_status sample_made(ar_impl *a, int64_t n, uint64_t seed, uint64_t firs
                 int64_t r0 = b * AR_SAMPLE_ROWS, mb = m - r0 < AR_SAMPLE_ROWS ? m - r0 : AR_SAMPLE_ROWS;
                 for (int64_t r = 0; r < mb; r++)
                     memcpy(ub + r * d, u + rows[r0 + r] * d, (size_t)d * sizeof *u);
-                made_sample_block(a, &s, ms, mb, ub, xb, work);
+                made_sample_block(a, &s, row, ms, mb, ub, xb, work);
                 for (int64_t r = 0; r < mb; r++)
                     memcpy(out + rows[r0 + r] * d, xb + r * d, (size_t)d * sizeof *xb);
             }
@@ -667,7 +749,7 @@ static ug_status sample_made(ar_impl *a, int64_t n, uint64_t seed, uint64_t firs
     }
     free(mk);
     free(rows);
-    free(buf);
+    free(s.buf);
     return st;
 }
 
