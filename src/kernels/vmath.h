@@ -31,18 +31,15 @@ static inline uint32_t ug_f32_to_bits(float f) {
 #define UG_EXPF_HI 0x1.62e42ep6f    /* largest x with expf(x) finite (88.7228317) */
 #define UG_EXPF_LO -0x1.9fe368p6f   /* smallest x with expf(x) > 0 (-103.972076) */
 
-static inline float ug_expf(float x) {
-    /* Clamp so the rounding trick below stays valid and n stays within [-151, 129]; the true
-     * out-of-range answers are selected at the end. Comparisons are false for NaN, which
-     * therefore flows through unchanged. */
-    float xc = x > 89.0f ? 89.0f : x;
-    xc = xc < -104.0f ? -104.0f : xc;
-    /* Round-to-nearest of x log2(e) by adding 1.5 * 2^23: the integer lands in the low
-     * mantissa bits of t, read back without a float-to-int conversion (undefined for NaN). */
+/* The shared core: for xc already clamped, e^xc = p 2^n with n = round(xc log2 e) returned in
+ * *n and p = exp(r), r = xc - n ln 2. Round-to-nearest of xc log2(e) by adding 1.5 * 2^23: the
+ * integer lands in the low mantissa bits of t, read back without a float-to-int conversion
+ * (undefined for NaN). */
+static inline float ug_expf_reduced(float xc, int32_t *n) {
     const float shifter = 0x1.8p23f;
     float t = fmaf(xc, 0x1.715476p0f, shifter);
     float kf = t - shifter;
-    int32_t n = (int32_t)(ug_f32_to_bits(t) - ug_f32_to_bits(shifter));
+    *n = (int32_t)(ug_f32_to_bits(t) - ug_f32_to_bits(shifter));
     float r = fmaf(kf, -0x1.62e4p-1f, xc);      /* ln2_hi: 16 significant bits, kf*hi exact */
     r = fmaf(kf, -0x1.7f7d1cp-20f, r);          /* ln2_lo */
     float p = 1.9875691500e-4f;
@@ -51,7 +48,17 @@ static inline float ug_expf(float x) {
     p = fmaf(p, r, 4.1665795894e-2f);
     p = fmaf(p, r, 1.6666665459e-1f);
     p = fmaf(p, r, 5.0000001201e-1f);
-    p = fmaf(p * r, r, r) + 1.0f;
+    return fmaf(p * r, r, r) + 1.0f;
+}
+
+static inline float ug_expf(float x) {
+    /* Clamp so the rounding trick stays valid and n stays within [-151, 129]; the true
+     * out-of-range answers are selected at the end. Comparisons are false for NaN, which
+     * therefore flows through unchanged. */
+    float xc = x > 89.0f ? 89.0f : x;
+    xc = xc < -104.0f ? -104.0f : xc;
+    int32_t n;
+    float p = ug_expf_reduced(xc, &n);
     int32_t n1 = n >> 1, n2 = n - n1;            /* both in [-76, 65]: normal scales */
     float s1 = ug_bits_to_f32((uint32_t)(n1 + 127) << 23);
     float s2 = ug_bits_to_f32((uint32_t)(n2 + 127) << 23);
@@ -72,20 +79,9 @@ static inline float ug_expf(float x) {
 static inline float ug_expf_1p(float x) {
     float xc = 89.0f < x ? 89.0f : x;        /* NaN fails both tests and flows through */
     xc = -86.0f > xc ? -86.0f : xc;
-    const float shifter = 0x1.8p23f;
-    float t = fmaf(xc, 0x1.715476p0f, shifter);
-    float kf = t - shifter;
-    float r = fmaf(kf, -0x1.62e4p-1f, xc);
-    r = fmaf(kf, -0x1.7f7d1cp-20f, r);
-    float p = 1.9875691500e-4f;
-    p = fmaf(p, r, 1.3981999507e-3f);
-    p = fmaf(p, r, 8.3334519073e-3f);
-    p = fmaf(p, r, 4.1665795894e-2f);
-    p = fmaf(p, r, 1.6666665459e-1f);
-    p = fmaf(p, r, 5.0000001201e-1f);
-    p = fmaf(p * r, r, r) + 1.0f;
-    /* 2^(n-1): n + 126 = bits(t) - bits(shifter) + 126, in [2, 254] */
-    float s = ug_bits_to_f32((ug_f32_to_bits(t) - ug_f32_to_bits(shifter) + 126u) << 23);
+    int32_t n;
+    float p = ug_expf_reduced(xc, &n);
+    float s = ug_bits_to_f32((uint32_t)(n + 126) << 23);   /* 2^(n-1), n + 126 in [2, 254] */
     return (p * s) * 2.0f;
 }
 
