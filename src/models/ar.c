@@ -507,16 +507,19 @@ static void made_pack(const ar_impl *a, const made_maskset *ms, made_packed *pk)
 /* The logits (T, d) of x (T, d) through the packed layers: forward()'s MADE branch without the
  * tape, kernel for kernel (the gathers, the prefix products, ReLU in place, the direct term
  * added), so the values are bit for bit ug_ar_logits'. work: made_work_floats(a, T). */
-static int64_t made_work_floats(const ar_impl *a, int64_t T) {
+static int64_t made_max_width(const ar_impl *a) {
     int64_t wmax = 0;
     for (int l = 0; l < a->nl; l++) wmax = a->width[l] > wmax ? a->width[l] : wmax;
-    return T * (3 * (int64_t)a->d + 2 * wmax);
+    return wmax;
+}
+
+static int64_t made_work_floats(const ar_impl *a, int64_t T) {
+    return T * (3 * (int64_t)a->d + 2 * made_max_width(a));
 }
 
 static void made_packed_logits(const ar_impl *a, const made_maskset *ms, const made_packed *pk,
                                const float *x, int64_t T, float *work, float *logits) {
-    int64_t d = a->d, wmax = 0;
-    for (int l = 0; l < a->nl; l++) wmax = a->width[l] > wmax ? a->width[l] : wmax;
+    int64_t d = a->d, wmax = made_max_width(a);
     float *xs = work, *out = xs + T * d, *dir = out + T * d, *hb[2] = {dir + T * d, dir + T * d + T * wmax};
     if (a->order_random) ug_k_gather_cols_forward(xs, x, ms->ord32, T, d, d);
     const float *xin = a->order_random ? xs : x, *h = xin;
@@ -648,7 +651,6 @@ static void sample_fvsbn(const ar_impl *a, int64_t n, const float *u, float *out
  * positions outermost, so each packed weight row read serves the block, and every row runs on
  * its own: a sample never depends on the other rows of the call. */
 #define AR_SAMPLE_ROWS 16
-
 
 static inline float dot_f(const float *restrict w, const float *restrict h, int64_t n) {
     float z = 0.0f;
