@@ -6,6 +6,7 @@
 #include "core/core.h"
 #include "ref/nn_ref.h"
 #include "kernels/linear.h"
+#include "kernels/norm.h"
 
 #define ATOL 1e-5
 #define RTOL 1e-4
@@ -281,6 +282,44 @@ TEST(nn_group_norm_silu_matches_the_pair_bitwise) {
     ug_set_threads(threads0);
     EXPECT(ok, "fused group norm + SiLU");
     ug_test_tensor_free(x); ug_test_tensor_free(w); ug_test_tensor_free(b); ug_test_tensor_free(r);
+}
+
+/* The group norm backward hands each (image, channel)'s sums from its dx pass to dw and db
+ * (tot) instead of a second pass over dy and x: dw and db must be bit for bit those of the
+ * second pass (tot NULL, or no dx wanted), plain and fused with SiLU, on 1 and 2 threads. */
+TEST(nn_group_norm_backward_sums_from_dx_bitwise) {
+    enum { N = 5, C = 24, S = 50, G = 6 };
+    const int64_t sh[3] = {N, C, S}, sc = C;
+    ug_tensor *x = ug_test_tensor(3, sh, 31, -2, 2), *dy = ug_test_tensor(3, sh, 32, -1, 1),
+              *w = ug_test_tensor(1, &sc, 33, 0.5f, 1.5f), *b = ug_test_tensor(1, &sc, 34, -1, 1);
+    float mean[N * G], rstd[N * G], *out = malloc(sizeof(float) * N * C * S);
+    float *scratch = malloc(sizeof(float) * 2 * (C / G) * S), *dx = calloc(N * C * S, sizeof(float));
+    double *tot = malloc(sizeof(double) * 2 * N * C);
+    int threads0 = ug_get_threads();
+    for (int th = 1; th <= 2; th++) {
+        ug_set_threads(th);
+        for (int silu = 0; silu < 2; silu++) {
+            ug_k_group_norm_forward(out, mean, rstd, x->data, w->data, b->data, N, C, S, G, 1e-5f, silu);
+            float dw[3][C], db[3][C];
+            for (int mode = 0; mode < 3; mode++) {   /* tot, tot NULL, no dx */
+                memset(dw[mode], 0, sizeof dw[mode]);
+                memset(db[mode], 0, sizeof db[mode]);
+                ug_k_group_norm_backward(mode == 2 ? NULL : dx, dw[mode], db[mode], dy->data, x->data,
+                                         w->data, b->data, mean, rstd, N, C, S, G, silu, scratch,
+                                         2, mode == 0 ? tot : NULL);
+            }
+            for (int mode = 1; mode < 3; mode++)
+                EXPECT(!memcmp(dw[0], dw[mode], sizeof dw[0]) && !memcmp(db[0], db[mode], sizeof db[0]),
+                       "%d thread(s), silu %d: dw / db from the dx pass differ from pass %d",
+                       th, silu, mode);
+            double m = 0;
+            for (int c = 0; c < C; c++) m = fmax(m, fabs(dw[0][c]) + fabs(db[0][c]));
+            EXPECT(m > 0, "silu %d: dw and db are all zero", silu);
+        }
+    }
+    ug_set_threads(threads0);
+    free(out); free(scratch); free(dx); free(tot);
+    ug_test_tensor_free(x); ug_test_tensor_free(dy); ug_test_tensor_free(w); ug_test_tensor_free(b);
 }
 
 /* The linear backward's two GEMMs, which run side by side on two threads for a layer this

@@ -150,11 +150,14 @@ static void silu_slice_grad(float *buf, const float *dz, const float *x, const f
 }
 
 /* silu (fused op): dout is dz, silu_b the bias the forward used, scratch nthr x (Cg S) floats
- * for at most nthr threads (silu 0: scratch NULL, nthr the default team). */
+ * for at most nthr threads (silu 0: scratch NULL, nthr the default team). tot (N C pairs of
+ * doubles, or NULL): the dx pass keeps each (image, channel)'s two sums there, and dw and db
+ * add them up instead of a second pass over dy and x (and, fused, a second SiLU derivative):
+ * the same sums in the same order, so the same floats. */
 static void norm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                           const float *w, const float *mean, const float *rstd, int64_t N,
                           int64_t C, int64_t S, int64_t G, int silu, const float *silu_b,
-                          float *scratch, int nthr) {
+                          float *scratch, int nthr, double *tot) {
     const int64_t Cg = C / G, M = Cg * S;
     const int par = N * C * S >= UG_PAR_MIN;
     if (dinp) {
@@ -175,6 +178,11 @@ static void norm_backward(float *dinp, float *dw, float *db, const float *dout, 
                 sums_dy_xhat(dy + j * S, x + j * S, S, mu, rs, &sxa, &sdy);
                 sg += wc * sdy;
                 sgx += wc * sxa;
+                if (tot) {
+                    double *t = tot + 2 * ((ng / G) * C + c0 + j);
+                    t[0] = sxa;
+                    t[1] = sdy;
+                }
             }
             const float a = (float)(sg / (double)M), c = (float)(sgx / (double)M);
             for (int64_t j = 0; j < Cg; j++) {
@@ -187,7 +195,18 @@ static void norm_backward(float *dinp, float *dw, float *db, const float *dout, 
             }
         }
     }
-    if (dw || db) {
+    if ((dw || db) && dinp && tot) {
+#pragma omp parallel for schedule(static) if (par) num_threads(nthr)
+        for (int64_t c = 0; c < C; c++) {
+            double sw = 0, sb = 0;
+            for (int64_t n = 0; n < N; n++) {
+                sw += tot[2 * (n * C + c)];
+                sb += tot[2 * (n * C + c) + 1];
+            }
+            if (dw) dw[c] += (float)sw;
+            if (db) db[c] += (float)sb;
+        }
+    } else if (dw || db) {
         /* Split over channels so every channel's sums have one owner and a fixed order. */
 #pragma omp parallel for schedule(static) if (par) num_threads(nthr)
         for (int64_t c = 0; c < C; c++) {
@@ -219,9 +238,9 @@ void ug_k_group_norm_forward(float *out, float *mean, float *rstd, const float *
 void ug_k_group_norm_backward(float *dinp, float *dw, float *db, const float *dout,
                               const float *inp, const float *w, const float *b, const float *mean,
                               const float *rstd, int64_t N, int64_t C, int64_t S, int64_t G,
-                              int silu, float *scratch, int nthr) {
+                              int silu, float *scratch, int nthr, double *tot) {
     norm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C, S, G, silu, b, scratch,
-                  silu ? nthr : omp_get_max_threads());
+                  silu ? nthr : omp_get_max_threads(), tot);
 }
 
 void ug_k_layer_norm_forward(float *out, float *mean, float *rstd, const float *inp,
@@ -233,6 +252,6 @@ void ug_k_layer_norm_backward(float *dinp, float *dw, float *db, const float *do
                               const float *inp, const float *w, const float *mean,
                               const float *rstd, int64_t R, int64_t D) {
     norm_backward(dinp, dw, db, dout, inp, w, mean, rstd, R, D, 1, 1, 0, NULL, NULL,
-                  omp_get_max_threads());
+                  omp_get_max_threads(), NULL);
 }
 

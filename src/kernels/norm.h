@@ -9,14 +9,15 @@
  * out = (x - mean) rstd w[c] + b[c]; mean, rstd (N, G). silu: out = silu of that (group norm
  * and SiLU fused; nothing more is saved); its backward then takes the b of the forward and a
  * scratch of nthr x (C / G) S floats, and runs on at most nthr threads (silu 0: b, scratch and
- * nthr unused). */
+ * nthr unused). tot: N C pairs of doubles where dx leaves each (image, channel)'s sums for dw
+ * and db (or NULL: they are summed again from dy and x). */
 void ug_k_group_norm_forward(float *out, float *mean, float *rstd, const float *inp,
                              const float *w, const float *b, int64_t N, int64_t C, int64_t S,
                              int64_t G, float eps, int silu);
 void ug_k_group_norm_backward(float *dinp, float *dw, float *db, const float *dout,
                               const float *inp, const float *w, const float *b, const float *mean,
                               const float *rstd, int64_t N, int64_t C, int64_t S, int64_t G,
-                              int silu, float *scratch, int nthr);
+                              int silu, float *scratch, int nthr, double *tot);
 
 /* inp (R, D): each row normalized; w, b (D) or NULL; mean, rstd (R). */
 void ug_k_layer_norm_forward(float *out, float *mean, float *rstd, const float *inp,

@@ -9,13 +9,14 @@ static void check_affine(const char *op, const ug_tensor *t, const char *what, i
              t ? ug_shape_str(t, s1, sizeof s1) : "", (long long)n);
 }
 
-/* i[0..5] = N, C, S, G, silu, threads of the scratch (saved[2], fused op only). */
+/* i[0..5] = N, C, S, G, silu, threads of the scratch (saved[2], fused op only); saved[3] the
+ * per-(image, channel) sums the backward hands from dx to dw and db. */
 static void group_norm_backward(ug_node *n) {
     ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     ug_k_group_norm_backward(ug_grad_of(x), ug_grad_of(w), ug_grad_of(b), n->out->grad,
                              x->data, w ? w->data : NULL, b ? b->data : NULL, n->saved[0],
                              n->saved[1], n->i[0], n->i[1], n->i[2], n->i[3], (int)n->i[4],
-                             n->saved[2], (int)n->i[5]);
+                             n->saved[2], (int)n->i[5], n->saved[3]);
 }
 
 /* Group norm, and with silu the fused group norm + SiLU (kernels/norm.c): only x, mean and rstd
@@ -42,6 +43,7 @@ static ug_tensor *group_norm_op(ug_ctx *ctx, const char *op, ug_tensor *x, ug_te
         n->saved[1] = rstd;
         if (silu)
             n->saved[2] = ug_ctx_alloc(ctx, (size_t)nthr * (size_t)(C / groups * S) * sizeof(float));
+        n->saved[3] = ug_ctx_alloc(ctx, (size_t)(2 * N * C) * sizeof(double));   /* dw/db sums */
         n->i[0] = N; n->i[1] = C; n->i[2] = S; n->i[3] = groups; n->i[4] = silu; n->i[5] = nthr;
     }
     return out;
