@@ -16,6 +16,7 @@
  * direct convolution below, or for the forward and dx of larger layers Winograd's F(2x2, 3x3)
  * (winograd.c; ug_conv_is_winograd has the rule). */
 #include "conv.h"
+#include "lanes.h"
 #include "linear.h"
 #include "core/core.h"
 
@@ -550,15 +551,13 @@ void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, 
                            inp + n * C * HW, w, g, 0);
     }
     if (dbias) {
-        /* One channel per iteration, summed in double over N Ho Wo (up to ~10^5 terms). */
+        /* One channel per iteration, summed in double over N Ho Wo (up to ~10^5 terms), in
+         * lanes.h's 8 lanes (one running double was 2.4 % of a W2 training step). */
 #pragma omp parallel for schedule(static) if (N * O * L >= UG_PAR_MIN)
         for (int64_t o = 0; o < O; o++) {
-            double acc = 0;
-            for (int64_t n = 0; n < N; n++) {
-                const float *row = dout + (n * O + o) * L;
-                for (int64_t l = 0; l < L; l++) acc += row[l];
-            }
-            dbias[o] += (float)acc;
+            double acc[UG_LANES] = {0};
+            for (int64_t n = 0; n < N; n++) ug_lanes_add(acc, dout + (n * O + o) * L, L);
+            dbias[o] += (float)ug_lanes_total(acc);
         }
     }
 }

@@ -7,9 +7,7 @@
  *   backward: g = dy w;  dx = rstd (g - mean(g) - xhat mean(g xhat))   (means over the slice)
  *             dw[c] += sum dy xhat,  db[c] += sum dy   (over samples and positions of c)
  * Statistics are two-pass in double: one-pass E[x^2] - E[x]^2 cancels when |mean| >> std.
- * Every sum runs in 8 independent double lanes, added at the end: a single running double is
- * one dependent add per element (4 cycles each), the lanes vectorize (no -ffast-math needed,
- * the order is fixed by the code).
+ * Every sum runs in lanes.h's 8 independent double lanes.
  *
  * Group norm + SiLU fused (the U-Net's GN -> SiLU): z = silu(y), y = xhat w + b, and y is never
  * stored: the backward recomputes it and forms dy = dz silu'(y) slice by slice in a per-thread
@@ -17,67 +15,29 @@
  * output and gradients match the unfused pair bit for bit. */
 #include "norm.h"
 #include "vmath.h"
+#include "lanes.h"
 #include "core/core.h"
 #include <math.h>
 #include <string.h>
-
-#define LANES 8
-
-static double lanes_total(const double *acc) {
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-/* The 8 lanes as two vectors of 4 doubles (GCC's vector extension; -O2 leaves the scalar lane
- * loops unvectorized): lane k sums elements i = k mod 8, in the same order as the tail loops. */
-typedef double ug_v4d __attribute__((vector_size(32)));
-typedef float ug_v4f __attribute__((vector_size(16)));
-#define LOAD8_F64(lo, hi, p)                                               \
-    do {                                                                   \
-        ug_v4f l_, h_;                                                     \
-        memcpy(&l_, (p), sizeof l_);                                       \
-        memcpy(&h_, (p) + 4, sizeof h_);                                   \
-        (lo) = __builtin_convertvector(l_, ug_v4d);                        \
-        (hi) = __builtin_convertvector(h_, ug_v4d);                        \
-    } while (0)
-/* (Pointers: a vector argument would change the ABI on machines without AVX.) */
-static void lanes_store(double *acc, const ug_v4d *lo, const ug_v4d *hi) {
-    memcpy(acc, lo, sizeof *lo);
-    memcpy(acc + 4, hi, sizeof *hi);
-}
-
-/* sum x[i] */
-static double sum_f64(const float *x, int64_t n) {
-    ug_v4d a0 = {0, 0, 0, 0}, a1 = a0, x0, x1;
-    int64_t i = 0;
-    for (; i + LANES <= n; i += LANES) {
-        LOAD8_F64(x0, x1, x + i);
-        a0 += x0;
-        a1 += x1;
-    }
-    double acc[LANES];
-    lanes_store(acc, &a0, &a1);
-    for (; i < n; i++) acc[i % LANES] += x[i];
-    return lanes_total(acc);
-}
 
 /* sum (x[i] - mu)^2 */
 static double sumsq_dev_f64(const float *x, int64_t n, double mu) {
     ug_v4d a0 = {0, 0, 0, 0}, a1 = a0, x0, x1;
     int64_t i = 0;
-    for (; i + LANES <= n; i += LANES) {
-        LOAD8_F64(x0, x1, x + i);
+    for (; i + UG_LANES <= n; i += UG_LANES) {
+        UG_LOAD8_F64(x0, x1, x + i);
         x0 -= mu;
         x1 -= mu;
         a0 += x0 * x0;
         a1 += x1 * x1;
     }
-    double acc[LANES];
-    lanes_store(acc, &a0, &a1);
+    double acc[UG_LANES];
+    ug_lanes_store(acc, &a0, &a1);
     for (; i < n; i++) {
         double d = x[i] - mu;
-        acc[i % LANES] += d * d;
+        acc[i % UG_LANES] += d * d;
     }
-    return lanes_total(acc);
+    return ug_lanes_total(acc);
 }
 
 /* *sa += sum a[i] dy[i],  *sb += sum dy[i],  with a[i] = (x[i] - mu) rs (xhat, in float). */
@@ -85,25 +45,25 @@ static void sums_dy_xhat(const float *dy, const float *x, int64_t n, float mu, f
                          double *sxa, double *sdy) {
     ug_v4d a0 = {0, 0, 0, 0}, a1 = a0, b0 = a0, b1 = a0, d0, d1, h0, h1;
     int64_t i = 0;
-    for (; i + LANES <= n; i += LANES) {
-        float xh[LANES];
-        for (int k = 0; k < LANES; k++) xh[k] = (x[i + k] - mu) * rs;
-        LOAD8_F64(d0, d1, dy + i);
-        LOAD8_F64(h0, h1, xh);
+    for (; i + UG_LANES <= n; i += UG_LANES) {
+        float xh[UG_LANES];
+        for (int k = 0; k < UG_LANES; k++) xh[k] = (x[i + k] - mu) * rs;
+        UG_LOAD8_F64(d0, d1, dy + i);
+        UG_LOAD8_F64(h0, h1, xh);
         a0 += d0 * h0;
         a1 += d1 * h1;
         b0 += d0;
         b1 += d1;
     }
-    double a[LANES], b[LANES];
-    lanes_store(a, &a0, &a1);
-    lanes_store(b, &b0, &b1);
+    double a[UG_LANES], b[UG_LANES];
+    ug_lanes_store(a, &a0, &a1);
+    ug_lanes_store(b, &b0, &b1);
     for (; i < n; i++) {
-        a[i % LANES] += (double)dy[i] * ((x[i] - mu) * rs);
-        b[i % LANES] += dy[i];
+        a[i % UG_LANES] += (double)dy[i] * ((x[i] - mu) * rs);
+        b[i % UG_LANES] += dy[i];
     }
-    *sxa += lanes_total(a);
-    *sdy += lanes_total(b);
+    *sxa += ug_lanes_total(a);
+    *sdy += ug_lanes_total(b);
 }
 
 /* Slice (n, g) covers channels [g Cg, (g + 1) Cg), each S contiguous values. silu: out =
@@ -116,7 +76,7 @@ static void norm_forward(float *out, float *mean, float *rstd, const float *inp,
     for (int64_t ng = 0; ng < N * G; ng++) {
         const float *x = inp + ng * M;
         float *y = out + ng * M;
-        double mu = sum_f64(x, M) / (double)M, ss = sumsq_dev_f64(x, M, mu);
+        double mu = ug_sum_f64(x, M) / (double)M, ss = sumsq_dev_f64(x, M, mu);
         double rs = 1.0 / sqrt(ss / (double)M + (double)eps);
         float muf = (float)mu, rsf = (float)rs;
         mean[ng] = muf;
