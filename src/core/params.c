@@ -137,8 +137,17 @@ ug_tensor *ug_params_find(ug_params *ps, const char *name) {
     return NULL;
 }
 
+/* One memset a thread over its share (W4's 19 M gradients: 1.3 % of a step on one thread while
+ * the other waited). */
 void ug_params_zero_grad(ug_params *ps) {
-    if (ps->grad) memset(ps->grad, 0, (size_t)ps->total * sizeof(float));
+    if (!ps->grad) return;
+    const int64_t n = ps->total;
+#pragma omp parallel if (n >= 64 * UG_PAR_MIN)
+    {
+        int nt = ug_omp_nthreads(), id = ug_omp_tid();
+        int64_t lo = n * id / nt, hi = n * (id + 1) / nt;
+        memset(ps->grad + lo, 0, (size_t)(hi - lo) * sizeof(float));
+    }
 }
 
 void ug_params_set_requires_grad(ug_params *ps, int on) {

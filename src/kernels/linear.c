@@ -26,12 +26,14 @@ void ug_k_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *a, 
     sgemm_ld(ta, tb, M, N, K, a, ta ? M : K, b, tb ? K : N, beta, c, N);
 }
 
-/* The forward of a large layer with no more rows than outputs splits the batch among the threads
- * itself, one single-threaded sgemm each (every thread packs all of w; OpenBLAS's own split of
- * such a product synchronizes inside it): W4 (200 x 1000 -> 1000 layers) 5.02 / 5.09 -> 5.51 /
- * 5.63 steps/s in one A/B, 5.89 / 5.89 / 5.79 -> 5.94 / 6.01 / 6.22 in another (bench/NOTES.md,
- * session 12). With more rows than outputs (W1: 1024 x 256 -> 256) it was slower (143 / 134 /
- * 114 -> 133 / 101 / 108 steps/s), so those keep OpenBLAS's split. */
+/* The forward of a large layer with no more rows than outputs splits the outputs among the
+ * threads itself, one single-threaded sgemm each on its block of w's rows (OpenBLAS's own split
+ * of such a product synchronizes inside it). First the batch was split (each thread packing all
+ * of w): W4 (200 x 1000 -> 1000 layers) 5.02 / 5.09 -> 5.51 / 5.63 steps/s in one A/B, 5.89 /
+ * 5.89 / 5.79 -> 5.94 / 6.01 / 6.22 in another (bench/NOTES.md, session 12); the outputs' split
+ * packs half of w a thread, 3-7 % faster on those GEMMs (session 15). With more rows than
+ * outputs (W1: 1024 x 256 -> 256) the batch split was slower (143 / 134 / 114 -> 133 / 101 /
+ * 108 steps/s), so those keep OpenBLAS's split. */
 #define UG_LINEAR_SPLIT_MIN ((int64_t)1 << 22)
 
 void ug_k_linear_forward(float *out, const float *inp, const float *w, const float *bias,
@@ -39,11 +41,14 @@ void ug_k_linear_forward(float *out, const float *inp, const float *w, const flo
     if (N * Din * O >= UG_LINEAR_SPLIT_MIN && N >= 64 && O >= N && ug_get_threads() > 1) {
 #pragma omp parallel
         {
+            /* Blocks of whole 16-column panels (the kernel's width), the last takes the rest. */
             int nt = ug_omp_nthreads(), id = ug_omp_tid();
-            int64_t n0 = N * id / nt, n1 = N * (id + 1) / nt;
-            if (bias)
-                for (int64_t n = n0; n < n1; n++) memcpy(out + n * O, bias, (size_t)O * sizeof(float));
-            ug_k_gemm(0, 1, n1 - n0, O, Din, inp + n0 * Din, w, bias ? 1.0f : 0.0f, out + n0 * O);
+            int64_t o0 = O * id / nt / 16 * 16, o1 = id == nt - 1 ? O : O * (id + 1) / nt / 16 * 16;
+            if (bias && o1 > o0)
+                for (int64_t n = 0; n < N; n++)
+                    memcpy(out + n * O + o0, bias + o0, (size_t)(o1 - o0) * sizeof(float));
+            sgemm_ld(0, 1, N, o1 - o0, Din, inp, Din, w + o0 * Din, Din, bias ? 1.0f : 0.0f,
+                     out + o0, O);
         }
         return;
     }
