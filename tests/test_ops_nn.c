@@ -5,6 +5,7 @@
 #include "test.h"
 #include "core/core.h"
 #include "ref/nn_ref.h"
+#include "kernels/attention.h"
 #include "kernels/linear.h"
 #include "kernels/norm.h"
 
@@ -686,4 +687,70 @@ TEST(nn_grad_large_threaded) {
     x = ug_test_tensor(4, (int64_t[]){2, 4, 32, 32}, 71, -1, 1);
     EXPECT(ug_gradcheck("upsample2x large", f_upsample, NULL, &x, 1, o), "upsample large");
     ug_test_tensor_free(x);
+}
+
+/* The attention kernels against the plain formulas in their first form (one sequential dot per
+ * score and per dP entry): every output bit for bit, on the U-Net's head (T 49, Dh 64, through
+ * the transposed head) and on one too large for the per-thread buffer (T 260, Dh 64). */
+static float att_dot(const float *a, const float *b, int64_t n) {
+    float s = 0;
+    for (int64_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+TEST(nn_attention_dots_bitwise_plain_order) {
+    const int64_t cfg[2][4] = {{3, 49, 128, 2}, {1, 260, 64, 1}};   /* B T C heads */
+    for (int c = 0; c < 2; c++) {
+        const int64_t B = cfg[c][0], T = cfg[c][1], C = cfg[c][2], H = cfg[c][3], Dh = C / H,
+                      sh[1] = {B * T * C};
+        const float scale = 1.0f / sqrtf((float)Dh);
+        ug_tensor *q = ug_test_tensor(1, sh, 31, -2, 2), *k = ug_test_tensor(1, sh, 32, -2, 2),
+                  *v = ug_test_tensor(1, sh, 33, -1, 1), *dy = ug_test_tensor(1, sh, 34, -1, 1);
+        const size_t nx = (size_t)(B * T * C), np = (size_t)(B * H * T * T);
+        float *out = malloc(nx * sizeof(float)), *P = malloc(np * sizeof(float)),
+              *ro = calloc(nx, sizeof(float)), *rP = malloc(np * sizeof(float)),
+              *g = calloc(6 * nx, sizeof(float)), *scr = malloc((size_t)(B * H * T) * sizeof(float)),
+              *ds = malloc((size_t)T * sizeof(float));
+        ug_k_attention_forward(out, P, q->data, k->data, v->data, B, T, C, H);
+        ug_k_attention_backward(g, g + nx, g + 2 * nx, scr, dy->data, q->data, k->data, v->data,
+                                P, B, T, C, H);
+        float *rq = g + 3 * nx, *rk = g + 4 * nx, *rv = g + 5 * nx;
+        for (int64_t bh = 0; bh < B * H; bh++) {
+            const int64_t off = (bh / H) * T * C + (bh % H) * Dh;
+            for (int64_t i = 0; i < T; i++) {
+                float *p = rP + (bh * T + i) * T, mx = -INFINITY, sum = 0;
+                for (int64_t j = 0; j < T; j++) {
+                    p[j] = scale * att_dot(q->data + off + i * C, k->data + off + j * C, Dh);
+                    if (p[j] > mx) mx = p[j];
+                }
+                for (int64_t j = 0; j < T; j++) sum += (p[j] = expf(p[j] - mx));
+                const float inv = 1.0f / sum;
+                for (int64_t j = 0; j < T; j++) {
+                    p[j] *= inv;
+                    for (int64_t d = 0; d < Dh; d++)
+                        ro[off + i * C + d] += p[j] * v->data[off + j * C + d];
+                }
+                const float *doi = dy->data + off + i * C;
+                float rs = 0;
+                for (int64_t j = 0; j < T; j++) {
+                    for (int64_t d = 0; d < Dh; d++) rv[off + j * C + d] += p[j] * doi[d];
+                    ds[j] = att_dot(doi, v->data + off + j * C, Dh);
+                    rs += ds[j] * p[j];
+                }
+                for (int64_t j = 0; j < T; j++) ds[j] = scale * p[j] * (ds[j] - rs);
+                for (int64_t j = 0; j < T; j++)
+                    for (int64_t d = 0; d < Dh; d++) {
+                        rq[off + i * C + d] += ds[j] * k->data[off + j * C + d];
+                        rk[off + j * C + d] += ds[j] * q->data[off + i * C + d];
+                    }
+            }
+        }
+        EXPECT(!memcmp(P, rP, np * sizeof(float)), "T %lld: probabilities", (long long)T);
+        EXPECT(!memcmp(out, ro, nx * sizeof(float)), "T %lld: output", (long long)T);
+        EXPECT(!memcmp(g, rq, nx * sizeof(float)), "T %lld: dq", (long long)T);
+        EXPECT(!memcmp(g + nx, rk, nx * sizeof(float)), "T %lld: dk", (long long)T);
+        EXPECT(!memcmp(g + 2 * nx, rv, nx * sizeof(float)), "T %lld: dv", (long long)T);
+        free(out); free(P); free(ro); free(rP); free(g); free(scr); free(ds);
+        ug_test_tensor_free(q); ug_test_tensor_free(k); ug_test_tensor_free(v); ug_test_tensor_free(dy);
+    }
 }
