@@ -20,7 +20,13 @@ endif
 # 256-bit; the pointwise kernels (SiLU's vectorized exp) then run at half width while OpenBLAS
 # already keeps the core in its AVX-512 state. Same operations per element, so same results.
 VEC512  := $(shell $(CC) -mprefer-vector-width=512 -E -x c /dev/null >/dev/null 2>&1 && echo -mprefer-vector-width=512)
-OPT     ?= -O2 $(ARCH) $(VEC512) -fno-math-errno -fno-trapping-math
+# -fvect-cost-model=dynamic: GCC 12's -O2 uses the "very cheap" model, which vectorizes a loop
+# only when no epilogue or runtime alias check is needed, so most loops of unknown length stayed
+# scalar (attention's row updates, the group norm's dx pass, broadcast adds, row copies). The
+# vectorized loops do the same operations per element in the same order (no reassociation
+# without -ffast-math), so results are bit for bit the same.
+VECCOST := $(shell $(CC) -fvect-cost-model=dynamic -E -x c /dev/null >/dev/null 2>&1 && echo -fvect-cost-model=dynamic)
+OPT     ?= -O2 $(ARCH) $(VEC512) $(VECCOST) -fno-math-errno -fno-trapping-math
 CFLAGS  += -std=c11 -D_GNU_SOURCE -fPIC -fopenmp $(OPT) $(WARN) -g \
            -Iinclude -Isrc -I$(BLAS_INC) $(EXTRA_CFLAGS)
 LDLIBS  := -L$(BLAS_LIB) -Wl,-rpath,$(BLAS_LIB) -llapacke -lopenblas -lcjson -lpng -lz -lm -fopenmp
