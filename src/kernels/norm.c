@@ -147,6 +147,7 @@ static void norm_backward(float *dinp, float *dw, float *db, const float *dout, 
             const float a = (float)(sg / (double)M), c = (float)(sgx / (double)M);
             for (int64_t j = 0; j < Cg; j++) {
                 float wc = w ? w[c0 + j] : 1.0f;
+#pragma omp simd
                 for (int64_t s = 0; s < S; s++) {
                     int64_t i = j * S + s;
                     float xhat = (x[i] - mu) * rs;
