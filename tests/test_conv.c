@@ -99,7 +99,7 @@ TEST(conv_workers_match_naive) {
             for (int64_t i = 0; i < nw; i++) gw[i] = 1.0f;
             for (int64_t i = 0; i < g.O; i++) gb[i] = 1.0f;
             ug_k_conv2d_forward(out, scratch, wk, x, w, b, &g);
-            ug_k_conv2d_backward(gx, gw, gb, scratch, wk, R, x, w, &g);
+            ug_k_conv2d_backward(gx, gw, gb, scratch, wk, R, x, w, &g, 1);
             for (int64_t i = 0; i < nx; i++) gx[i] -= 1.0f;
             for (int64_t i = 0; i < nw; i++) gw[i] -= 1.0f;
             for (int64_t i = 0; i < g.O; i++) gb[i] -= 1.0f;
@@ -116,20 +116,21 @@ TEST(conv_workers_match_naive) {
             snprintf(what, sizeof what, "%lldx%lld cfg %d workers %d db", (long long)H,
                      (long long)W, ci, wk);
             EXPECT(close_f(what, gb, db, g.O, 1e-4), "%s", what);
-            /* Only dx, then only dw: each NULL gradient is skipped, the other still right. */
-            memset(gx, 0, (size_t)nx * sizeof *gx);
-            ug_k_conv2d_backward(gx, NULL, NULL, scratch, wk, R, x, w, &g);
-            snprintf(what, sizeof what, "%lldx%lld cfg %d workers %d dx alone", (long long)H,
-                     (long long)W, ci, wk);
+            /* Only dx, then only dw: each NULL gradient is skipped, the other still right. dx
+             * alone is written (dx_add 0) over NaNs: every element, none of the old read. */
+            for (int64_t i = 0; i < nx; i++) gx[i] = NAN;
+            ug_k_conv2d_backward(gx, NULL, NULL, scratch, wk, R, x, w, &g, 0);
+            snprintf(what, sizeof what, "%lldx%lld cfg %d workers %d dx alone, written",
+                     (long long)H, (long long)W, ci, wk);
             EXPECT(close_f(what, gx, dx, nx, tol_x), "%s", what);
             memset(gw, 0, (size_t)nw * sizeof *gw);
-            ug_k_conv2d_backward(NULL, gw, NULL, scratch, wk, R, x, w, &g);
+            ug_k_conv2d_backward(NULL, gw, NULL, scratch, wk, R, x, w, &g, 1);
             snprintf(what, sizeof what, "%lldx%lld cfg %d workers %d dw alone", (long long)H,
                      (long long)W, ci, wk);
             EXPECT(close_f(what, gw, dw, nw, 1e-4), "%s", what);
             /* The same call twice gives the same bits: dw does not depend on timing. */
             float *gw2 = calloc((size_t)nw, sizeof *gw2);
-            ug_k_conv2d_backward(NULL, gw2, NULL, scratch, wk, R, x, w, &g);
+            ug_k_conv2d_backward(NULL, gw2, NULL, scratch, wk, R, x, w, &g, 1);
             EXPECT(!memcmp(gw, gw2, (size_t)nw * sizeof *gw),
                    "%lldx%lld cfg %d workers %d: dw repeats", (long long)H, (long long)W, ci, wk);
             free(gw2);

@@ -307,7 +307,7 @@ TEST(nn_group_norm_backward_sums_from_dx_bitwise) {
                 memset(db[mode], 0, sizeof db[mode]);
                 ug_k_group_norm_backward(mode == 2 ? NULL : dx, dw[mode], db[mode], dy->data, x->data,
                                          w->data, b->data, mean, rstd, N, C, S, G, silu, scratch,
-                                         2, mode == 0 ? tot : NULL);
+                                         2, mode == 0 ? tot : NULL, 1);
             }
             for (int mode = 1; mode < 3; mode++)
                 EXPECT(!memcmp(dw[0], dw[mode], sizeof dw[0]) && !memcmp(db[0], db[mode], sizeof db[0]),
@@ -753,4 +753,99 @@ TEST(nn_attention_dots_bitwise_plain_order) {
         free(out); free(P); free(ro); free(rP); free(g); free(scr); free(ds);
         ug_test_tensor_free(q); ug_test_tensor_free(k); ug_test_tensor_free(v); ug_test_tensor_free(dy);
     }
+}
+
+/* Gradient buffers are handed out unzeroed, and the first backward to reach one writes it
+ * (conv2d's and group norm's dx) or the core zeroes it first (any other op, and any view). y
+ * here feeds a group norm and a conv (the conv's backward runs first and writes, the norm then
+ * adds), and in the second graph also a group norm through a view (reshape) and a concat of y
+ * with itself, which run first: x's gradient through the whole graph must equal the sum of its
+ * gradients through each branch alone, each from its own backward pass. */
+static float *branch_grad(const float *xd, const float *wd, const float *w2d, const float *cd,
+                          int branches, int with_view) {
+    ug_ctx *ctx;
+    float *g = malloc(288 * sizeof(float));
+    if (!g || ug_ctx_create(&ctx, 0)) {
+        free(g);
+        return NULL;
+    }
+    memset(g, 0xff, 288 * sizeof(float));   /* NaNs unless a backward succeeds */
+    const int64_t sx[4] = {2, 4, 6, 6}, sw[4] = {4, 4, 3, 3}, sc[1] = {4}, sr[3] = {2, 4, 36};
+    /* Twice: the second step's buffers come from the arena the first one dirtied. */
+    for (int step = 0; step < 2; step++) {
+        ug_tensor *x = ug_tensor_from(ctx, 4, sx, xd), *w = ug_tensor_from(ctx, 4, sw, wd),
+                  *w2 = ug_tensor_from(ctx, 4, sw, w2d), *c = ug_tensor_from(ctx, 4, sx, cd);
+        ug_tensor *gw = ug_tensor_from(ctx, 1, sc, cd), *gb = ug_tensor_from(ctx, 1, sc, cd + 4);
+        ug_tensor_requires_grad(ctx, x);
+        ug_tensor_requires_grad(ctx, w);
+        ug_tensor *y = ug_conv2d(ctx, x, w, NULL, 1, 1), *loss = NULL;
+        if (branches & 1) {
+            ug_tensor *a = ug_group_norm_silu(ctx, y, gw, gb, 2, 1e-5f);
+            loss = ug_sum_all(ctx, ug_mul(ctx, a, c));
+        }
+        if (branches & 2) {
+            ug_tensor *l = ug_sum_all(ctx, ug_mul(ctx, ug_conv2d(ctx, y, w2, NULL, 1, 1), c));
+            loss = loss ? ug_add(ctx, loss, l) : l;
+        }
+        if (with_view && (branches & 4)) {
+            ug_tensor *r = ug_group_norm_silu(ctx, ug_reshape(ctx, y, 3, sr), gw, gb, 4, 1e-5f);
+            ug_tensor *l = ug_sum_all(ctx, ug_mul(ctx, r, ug_reshape(ctx, c, 3, sr)));
+            loss = loss ? ug_add(ctx, loss, l) : l;
+        }
+        if (branches & 8) {   /* branch 4 without the view: the same sums */
+            ug_tensor *r = ug_group_norm_silu(ctx, y, gw, gb, 4, 1e-5f);
+            loss = ug_sum_all(ctx, ug_mul(ctx, r, c));
+        }
+        if (branches & 16) {   /* concat, y twice: its first copy writes, the second adds */
+            ug_tensor *yy = ug_concat(ctx, (ug_tensor *[]){y, y}, 2, 1),
+                      *cc = ug_concat(ctx, (ug_tensor *[]){c, c}, 2, 1);
+            ug_tensor *l = ug_sum_all(ctx, ug_mul(ctx, yy, cc));
+            loss = loss ? ug_add(ctx, loss, l) : l;
+        }
+        if (branches & 32) loss = ug_sum_all(ctx, ug_mul(ctx, y, c));   /* half of branch 16 */
+        if (loss && ug_backward(ctx, loss) == UG_OK && step == 1)
+            memcpy(g, x->grad, 288 * sizeof(float));
+        ug_ctx_reset(ctx);
+    }
+    ug_ctx_free(ctx);
+    return g;
+}
+
+TEST(autograd_first_write_matches_branch_sums) {
+    const int64_t sx[1] = {288}, sw[1] = {144};
+    ug_tensor *x = ug_test_tensor(1, sx, 41, -1, 1), *w = ug_test_tensor(1, sw, 42, -0.3f, 0.3f),
+              *w2 = ug_test_tensor(1, sw, 43, -0.3f, 0.3f), *c = ug_test_tensor(1, sx, 44, -1, 1);
+    for (int with_view = 0; with_view < 2; with_view++) {
+        const int all = with_view ? 1 | 2 | 4 | 16 : 1 | 2;
+        float *whole = branch_grad(x->data, w->data, w2->data, c->data, all, with_view);
+        float *sum = calloc(288, sizeof(float));
+        ASSERT(whole && sum, "out of memory");
+        for (int b = 1; b <= all; b <<= 1) {
+            if (!(all & b)) continue;
+            float *part = branch_grad(x->data, w->data, w2->data, c->data, b, with_view);
+            ASSERT(part, "out of memory");
+            for (int i = 0; i < 288; i++) sum[i] += part[i];
+            if (b == 4) {   /* the view's branch alone, against the same without the view */
+                float *ref = branch_grad(x->data, w->data, w2->data, c->data, 8, 0);
+                ASSERT(ref, "out of memory");
+                EXPECT(!memcmp(part, ref, 288 * sizeof(float)), "group norm through a view");
+                free(ref);
+            }
+            if (b == 16) {   /* concat's two copies of y: twice the gradient of one */
+                float *ref = branch_grad(x->data, w->data, w2->data, c->data, 32, 0);
+                ASSERT(ref, "out of memory");
+                for (int i = 0; i < 288; i++) ref[i] *= 2.0f;
+                EXPECT(ug_test_allclose("concat, y twice", part, ref, 288, 1e-5, 1e-4),
+                       "concat, y twice");
+                free(ref);
+            }
+            free(part);
+        }
+        char what[64];
+        snprintf(what, sizeof what, "first-write graph%s", with_view ? " with a view" : "");
+        EXPECT(ug_test_allclose(what, whole, sum, 288, 1e-5, 1e-4), "%s", what);
+        free(whole);
+        free(sum);
+    }
+    ug_test_tensor_free(x); ug_test_tensor_free(w); ug_test_tensor_free(w2); ug_test_tensor_free(c);
 }

@@ -6,6 +6,7 @@
 #include "test.h"
 #include "core/core.h"
 #include "ref/ops_tensor_ref.h"
+#include "kernels/broadcast.h"
 
 static ug_ctx *new_ctx(void) {
     ug_ctx *ctx = NULL;
@@ -881,4 +882,40 @@ TEST(permute_and_sum_large_threaded) {
     free(ref);
     ug_test_tensor_free(x);
     ug_ctx_free(ctx);
+}
+
+/* The binary backward's writing form (a gradient buffer not yet written, da_add / db_add 0)
+ * against adding into zeros: the same bits, over NaN-filled buffers (nothing old is read), for
+ * the four ops, same shapes and both operands broadcast (the reduction writes too). */
+TEST(tensor_binary_backward_writes_as_zero_plus) {
+    const int64_t sa[3] = {3, 4, 5}, sb[3] = {3, 1, 5}, sc[1] = {5}, sg[1] = {60};
+    const int64_t *shapes[3] = {sa, sb, sc};
+    const int nds[3] = {3, 3, 1};
+    ug_tensor *g = ug_test_tensor(1, sg, 51, -1, 1);
+    for (int pair = 0; pair < 3; pair++) {   /* b: same shape, (3, 1, 5), (5) */
+        ug_bcast plan;
+        int64_t os[UG_MAX_DIMS];
+        int ond;
+        ASSERT(ug_bcast_plan(&plan, 3, sa, nds[pair], shapes[pair], os, &ond), "plan");
+        int64_t nb = 1;
+        for (int d = 0; d < nds[pair]; d++) nb *= shapes[pair][d];
+        const int64_t sbn[1] = {nb};
+        ug_tensor *a = ug_test_tensor(1, sg, 52, 0.5f, 2), *b = ug_test_tensor(1, sbn, 53, 0.5f, 2);
+        float *da0 = calloc(60, sizeof(float)), *db0 = calloc((size_t)nb, sizeof(float)),
+              *da1 = malloc(60 * sizeof(float)), *db1 = malloc((size_t)nb * sizeof(float));
+        for (int op = 0; op < UG_BIN_COUNT; op++) {
+            memset(da0, 0, 60 * sizeof(float));
+            memset(db0, 0, (size_t)nb * sizeof(float));
+            for (int i = 0; i < 60; i++) da1[i] = NAN;
+            for (int64_t i = 0; i < nb; i++) db1[i] = NAN;
+            ug_k_binary_backward((ug_binop)op, da0, db0, g->data, a->data, b->data, &plan, 1, 1);
+            ug_k_binary_backward((ug_binop)op, da1, db1, g->data, a->data, b->data, &plan, 0, 0);
+            EXPECT(!memcmp(da0, da1, 60 * sizeof(float)), "%s, b %d: da", ug_binop_name(op), pair);
+            EXPECT(!memcmp(db0, db1, (size_t)nb * sizeof(float)), "%s, b %d: db",
+                   ug_binop_name(op), pair);
+        }
+        free(da0); free(db0); free(da1); free(db1);
+        ug_test_tensor_free(a); ug_test_tensor_free(b);
+    }
+    ug_test_tensor_free(g);
 }

@@ -54,6 +54,9 @@ struct ug_node {
     int nin;
     ug_tensor **more;               /* inputs beyond in[] (concat's list), nmore of them */
     int nmore;
+    unsigned first_write;           /* bit k: the backward writes all of in[k]'s gradient when
+                                       ug_grad_beta(in[k]) is 0 (else the core zeroes it first) */
+    int more_first_write;           /* the same for every more[k] */
     void *saved[4];                 /* arena buffers kept for backward (mean, rstd, masks...) */
     int64_t i[8];                   /* integer arguments */
     double f[4];                    /* real arguments */
@@ -76,6 +79,15 @@ struct ug_ctx {
  * require grad (frozen parameters keep their buffer but must not receive anything). */
 static inline float *ug_grad_of(const ug_tensor *t) {
     return t && t->requires_grad ? t->grad : NULL;
+}
+
+/* For a backward that declared first_write for t: 0 if t's gradient buffer holds nothing yet
+ * (the caller must then write every element, as if adding to zeros: 0 + v), else 1 (add). Call
+ * it once per write, just before it (an input given twice gets 0, then 1). */
+static inline float ug_grad_beta(ug_tensor *t) {
+    if (!t->grad_unset) return 1.0f;
+    t->grad_unset = 0;
+    return 0.0f;
 }
 
 /* 1 if an op with these inputs must record a node (grad mode on and any input needs grad). */

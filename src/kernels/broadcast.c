@@ -73,7 +73,8 @@ int ug_bcast_plan(ug_bcast *p, int na, const int64_t *ashape, int nb, const int6
 typedef enum {
     M_ADD, M_SUB, M_MUL, M_DIV,            /* d = a op b */
     M_G, M_NEG_G, M_G_B, M_G_A, M_G_DIVB,  /* d += g, -g, g b, g a, g / b */
-    M_G_DIVB2                              /* d -= g a / b^2 */
+    M_G_DIVB2,                             /* d -= g a / b^2 */
+    M_SET_G, M_SET_NEG_G                   /* d = 0 + g, 0 - g (d not yet written) */
 } map_kind;
 
 /* STMT sees av, bv, d[k], g[k]. The stride cases are spelled out so the compiler vectorizes
@@ -108,6 +109,8 @@ static void map_inner(map_kind kind, float *restrict d, const float *restrict g,
     case M_G_A: INNER(d[k] += g[k] * av); break;
     case M_G_DIVB: INNER(d[k] += g[k] / bv); break;
     case M_G_DIVB2: INNER(d[k] -= g[k] * av / (bv * bv)); break;
+    case M_SET_G: INNER(d[k] = 0.0f + g[k]); break;
+    case M_SET_NEG_G: INNER(d[k] = 0.0f - g[k]); break;
     }
 }
 
@@ -172,7 +175,7 @@ static double red_inner(red_kind kind, const float *g, int64_t sg, const float *
  * dx's own elements (its kept dims in order, so dx's index is the loop counter); inner: the
  * broadcast dims, the last of which is a strided loop. */
 static void reduce_pass(red_kind kind, float *dx, const int64_t *sx, const float *g,
-                        const float *a, const float *b, const ug_bcast *p) {
+                        const float *a, const float *b, const ug_bcast *p, int add) {
     int kd[UG_MAX_DIMS], rd[UG_MAX_DIMS], nk = 0, nr = 0;
     for (int d = 0; d < p->nd; d++) {
         if (sx[d] != 0) kd[nk++] = d;
@@ -201,7 +204,7 @@ static void reduce_pass(red_kind kind, float *dx, const int64_t *sx, const float
                                      sa, b + kw.off[2] + rw.off[2], sb, len);
                     ug_walk_next(&rw);
                 }
-                dx[j] += (float)acc;
+                dx[j] = (add ? dx[j] : 0.0f) + (float)acc;
                 ug_walk_next(&kw);
             }
         }
@@ -214,33 +217,41 @@ static int has_broadcast(const int64_t *sx, const ug_bcast *p) {
     return 0;
 }
 
+/* add 0: dx is written, not read (a reduction writes each element once; of the maps, + and -
+ * g have writing forms, the others add into a zeroed dx). */
 static void grad_one(float *dx, const int64_t *sx, map_kind mk, red_kind rk, const float *dout,
-                     const float *a, const float *b, const ug_bcast *p) {
+                     const float *a, const float *b, const ug_bcast *p, int add) {
     if (!dx) return;
-    if (has_broadcast(sx, p)) reduce_pass(rk, dx, sx, dout, a, b, p);
-    else map_pass(mk, dx, dout, a, b, p);
+    if (has_broadcast(sx, p)) {
+        reduce_pass(rk, dx, sx, dout, a, b, p, add);
+        return;
+    }
+    if (!add && mk == M_G) mk = M_SET_G;
+    else if (!add && mk == M_NEG_G) mk = M_SET_NEG_G;
+    else if (!add) memset(dx, 0, (size_t)p->numel * sizeof(float));
+    map_pass(mk, dx, dout, a, b, p);
 }
 
 void ug_k_binary_backward(ug_binop op, float *da, float *db, const float *dout, const float *a,
-                          const float *b, const ug_bcast *p) {
+                          const float *b, const ug_bcast *p, int da_add, int db_add) {
     UG_CHECK((unsigned)op < UG_BIN_COUNT, "binary op %d unknown", (int)op);
     if (p->numel == 0) return;
     switch (op) {
     case UG_BIN_ADD:
-        grad_one(da, p->sa, M_G, R_G, dout, a, b, p);
-        grad_one(db, p->sb, M_G, R_G, dout, a, b, p);
+        grad_one(da, p->sa, M_G, R_G, dout, a, b, p, da_add);
+        grad_one(db, p->sb, M_G, R_G, dout, a, b, p, db_add);
         break;
     case UG_BIN_SUB:
-        grad_one(da, p->sa, M_G, R_G, dout, a, b, p);
-        grad_one(db, p->sb, M_NEG_G, R_NEG_G, dout, a, b, p);
+        grad_one(da, p->sa, M_G, R_G, dout, a, b, p, da_add);
+        grad_one(db, p->sb, M_NEG_G, R_NEG_G, dout, a, b, p, db_add);
         break;
     case UG_BIN_MUL:
-        grad_one(da, p->sa, M_G_B, R_G_B, dout, a, b, p);
-        grad_one(db, p->sb, M_G_A, R_G_A, dout, a, b, p);
+        grad_one(da, p->sa, M_G_B, R_G_B, dout, a, b, p, da_add);
+        grad_one(db, p->sb, M_G_A, R_G_A, dout, a, b, p, db_add);
         break;
     case UG_BIN_DIV:
-        grad_one(da, p->sa, M_G_DIVB, R_G_DIVB, dout, a, b, p);
-        grad_one(db, p->sb, M_G_DIVB2, R_G_DIVB2, dout, a, b, p);
+        grad_one(da, p->sa, M_G_DIVB, R_G_DIVB, dout, a, b, p, da_add);
+        grad_one(db, p->sb, M_G_DIVB2, R_G_DIVB2, dout, a, b, p, db_add);
         break;
     default: break;
     }

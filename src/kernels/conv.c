@@ -485,7 +485,7 @@ static void backward_image(float *dxn, float *dwacc, float beta, float *col, con
 
 void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, int workers,
                           const float *dout, const float *inp, const float *w,
-                          const ug_conv_geom *g) {
+                          const ug_conv_geom *g, int dx_add) {
     const int64_t C = g->C, O = g->O, HW = g->H * g->W, L = g->Ho * g->Wo,
                   K = g->C * g->kh * g->kw, N = g->N;
     if (workers > 1 && (dinp || dw)) {
@@ -500,6 +500,10 @@ void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, 
             float *col = scratch ? scratch + pk + per * id : NULL, *acc = dw ? col + ncol : NULL;
             int64_t n0 = N * id / nt, n1 = N * (id + 1) / nt;
             if (acc && (n1 == n0 || direct)) memset(acc, 0, (size_t)(O * K) * sizeof(float));
+            /* The direct and Winograd paths write dx when asked (dx_add 0); the columns' path
+             * adds, so its images are zeroed first. */
+            if (dinp && !dx_add && !direct && n1 > n0)
+                memset(dinp + n0 * C * HW, 0, (size_t)((n1 - n0) * C * HW) * sizeof(float));
             const int64_t ks = direct ? direct_stack(g) : 1,
                           grp = direct ? direct_dw_group(g) * ks : 1;   /* images */
             /* With Winograd, the direct loop is for dw alone; dx follows over all the images. */
@@ -524,15 +528,15 @@ void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, 
                 if (dinp && !wino)
                     for (int64_t i = 0; i * ks < m; i++) {
                         const int64_t i0 = n + i * ks, kk = n + m - i0 < ks ? n + m - i0 : ks;
-                        direct_compute(dinp + i0 * C * HW, C * HW, kk, 1, NULL, xpd + i * sd, O,
-                                       C, scratch, g, dacc);
+                        direct_compute(dinp + i0 * C * HW, C * HW, kk, dx_add, NULL,
+                                       xpd + i * sd, O, C, scratch, g, dacc);
                     }
             }
             if (wino && dinp && n1 > n0) {
                 /* dx by Winograd, in the buffers after the dw group's padded stacks. */
                 const int64_t g8 = direct_dw_group(g);
-                ug_wino_images(dinp + n0 * C * HW, C * HW, 1, NULL, dout + n0 * O * L, O * L,
-                               n1 - n0, O, C, scratch, g,
+                ug_wino_images(dinp + n0 * C * HW, C * HW, dx_add, NULL, dout + n0 * O * L,
+                               O * L, n1 - n0, O, C, scratch, g,
                                col + g8 * (direct_xp_size(g, C, ks) + direct_xp_size(g, O, ks)));
             }
 #pragma omp barrier
@@ -546,6 +550,7 @@ void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, 
             }
         }
     } else {
+        if (dinp && !dx_add) memset(dinp, 0, (size_t)(N * C * HW) * sizeof(float));
         for (int64_t n = 0; n < N; n++)
             backward_image(dinp ? dinp + n * C * HW : NULL, dw, 1.0f, scratch, dout + n * O * L,
                            inp + n * C * HW, w, g, 0);

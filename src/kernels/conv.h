@@ -45,13 +45,15 @@ int64_t ug_conv_scratch_size(const ug_conv_geom *g, int workers, int with_dw);
  * for `workers` (with_dw may be 0 for the forward alone). */
 void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *inp,
                          const float *w, const float *bias, const ug_conv_geom *g);
-/* dinp += conv^T(dout, w); dw += sum_n dout_n col_n^T; dbias += sum over N, Ho, Wo.
+/* dinp += conv^T(dout, w) (dx_add 0: dinp = conv^T(dout, w), dinp's old contents unread: a
+ * gradient buffer not yet written, see ug_grad_beta); dw += sum_n dout_n col_n^T; dbias += sum
+ * over N, Ho, Wo.
  * scratch: ug_conv_scratch_size(g, workers, dw != NULL) floats (the columns are recomputed per
  * image rather than kept from the forward: keeping them would cost N C kh kw Ho Wo floats per
  * layer). The result does not depend on timing: dw sums the workers in worker order. */
 void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, int workers,
                           const float *dout, const float *inp, const float *w,
-                          const ug_conv_geom *g);
+                          const ug_conv_geom *g, int dx_add);
 
 /* out (N, C, 2H, 2W)[.., 2i + a, 2j + b] = inp[.., i, j]; backward sums the 2x2 block. */
 void ug_k_upsample2x_forward(float *out, const float *inp, int64_t NC, int64_t H, int64_t W);

@@ -117,7 +117,7 @@ static void silu_slice_grad(float *buf, const float *dz, const float *x, const f
 static void norm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
                           const float *w, const float *mean, const float *rstd, int64_t N,
                           int64_t C, int64_t S, int64_t G, int silu, const float *silu_b,
-                          float *scratch, int nthr, double *tot) {
+                          float *scratch, int nthr, double *tot, int dx_add) {
     const int64_t Cg = C / G, M = Cg * S;
     const int par = N * C * S >= UG_PAR_MIN;
     if (dinp) {
@@ -147,12 +147,20 @@ static void norm_backward(float *dinp, float *dw, float *db, const float *dout, 
             const float a = (float)(sg / (double)M), c = (float)(sgx / (double)M);
             for (int64_t j = 0; j < Cg; j++) {
                 float wc = w ? w[c0 + j] : 1.0f;
+                if (dx_add)
 #pragma omp simd
-                for (int64_t s = 0; s < S; s++) {
-                    int64_t i = j * S + s;
-                    float xhat = (x[i] - mu) * rs;
-                    dx[i] += rs * (dy[i] * wc - a - xhat * c);
-                }
+                    for (int64_t s = 0; s < S; s++) {
+                        int64_t i = j * S + s;
+                        float xhat = (x[i] - mu) * rs;
+                        dx[i] += rs * (dy[i] * wc - a - xhat * c);
+                    }
+                else
+#pragma omp simd
+                    for (int64_t s = 0; s < S; s++) {
+                        int64_t i = j * S + s;
+                        float xhat = (x[i] - mu) * rs;
+                        dx[i] = 0.0f + rs * (dy[i] * wc - a - xhat * c);
+                    }
             }
         }
     }
@@ -199,9 +207,9 @@ void ug_k_group_norm_forward(float *out, float *mean, float *rstd, const float *
 void ug_k_group_norm_backward(float *dinp, float *dw, float *db, const float *dout,
                               const float *inp, const float *w, const float *b, const float *mean,
                               const float *rstd, int64_t N, int64_t C, int64_t S, int64_t G,
-                              int silu, float *scratch, int nthr, double *tot) {
+                              int silu, float *scratch, int nthr, double *tot, int dx_add) {
     norm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C, S, G, silu, b, scratch,
-                  silu ? nthr : omp_get_max_threads(), tot);
+                  silu ? nthr : omp_get_max_threads(), tot, dx_add);
 }
 
 void ug_k_layer_norm_forward(float *out, float *mean, float *rstd, const float *inp,
@@ -213,6 +221,6 @@ void ug_k_layer_norm_backward(float *dinp, float *dw, float *db, const float *do
                               const float *inp, const float *w, const float *mean,
                               const float *rstd, int64_t R, int64_t D) {
     norm_backward(dinp, dw, db, dout, inp, w, mean, rstd, R, D, 1, 1, 0, NULL, NULL,
-                  omp_get_max_threads(), NULL);
+                  omp_get_max_threads(), NULL, 1);
 }
 

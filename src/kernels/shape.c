@@ -59,8 +59,10 @@ void ug_k_copy_rows(float *dst, int64_t drow, int64_t doff, const float *src, in
     for (int64_t o = 0; o < outer; o++) {
         float *d = dst + o * drow + doff;
         const float *s = src + o * srow + soff;
-        if (accumulate)
+        if (accumulate == 1)
             for (int64_t j = 0; j < len; j++) d[j] += s[j];
+        else if (accumulate == 2)
+            for (int64_t j = 0; j < len; j++) d[j] = 0.0f + s[j];
         else
             memcpy(d, s, (size_t)len * sizeof(float));
     }

@@ -8,7 +8,11 @@
 static void binary_backward(ug_node *n) {
     ug_tensor *a = n->in[0], *b = n->in[1];
     float *da = ug_grad_of(a), *db = ug_grad_of(b);
-    ug_k_binary_backward((ug_binop)n->i[0], da, db, n->out->grad, a->data, b->data, n->saved[0]);
+    /* In this order: a and b may be one tensor (its first use writes, the second adds). */
+    const int da_add = da ? ug_grad_beta(a) != 0.0f : 1;
+    const int db_add = db ? ug_grad_beta(b) != 0.0f : 1;
+    ug_k_binary_backward((ug_binop)n->i[0], da, db, n->out->grad, a->data, b->data, n->saved[0],
+                         da_add, db_add);
 }
 
 static ug_tensor *binary(ug_ctx *ctx, ug_tensor *a, ug_tensor *b, ug_binop op) {
@@ -28,6 +32,7 @@ static ug_tensor *binary(ug_ctx *ctx, ug_tensor *a, ug_tensor *b, ug_binop op) {
         *saved = plan;
         n->saved[0] = saved;
         n->i[0] = op;
+        n->first_write = 3u;   /* both gradients: written (or zeroed by grad_one) */
     }
     return out;
 }

@@ -15,8 +15,10 @@ static void conv2d_backward(ug_node *n) {
     ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     ug_conv_geom g = conv_geom(x, w, n->i[0], n->i[1]);
     ug_conv_geom_init(&g);
-    ug_k_conv2d_backward(ug_grad_of(x), ug_grad_of(w), ug_grad_of(b), n->saved[0], (int)n->i[2],
-                         n->out->grad, x->data, w->data, &g);
+    float *dx = ug_grad_of(x);
+    const int dx_add = dx ? ug_grad_beta(x) != 0.0f : 1;
+    ug_k_conv2d_backward(dx, ug_grad_of(w), ug_grad_of(b), n->saved[0], (int)n->i[2],
+                         n->out->grad, x->data, w->data, &g, dx_add);
 }
 
 ug_tensor *ug_conv2d(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int stride, int pad) {
@@ -39,6 +41,7 @@ ug_tensor *ug_conv2d(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int 
     ug_tensor *ins[3] = {x, w, b};
     ug_node *n = ug_tape_record(ctx, "conv2d", conv2d_backward, out, 3, ins);
     if (n) {
+        n->first_write = 1u;   /* x's gradient: written whole (dx_add 0) */
         n->saved[0] = col;
         n->i[0] = stride;
         n->i[1] = pad;

@@ -13,10 +13,12 @@ static void check_affine(const char *op, const ug_tensor *t, const char *what, i
  * per-(image, channel) sums the backward hands from dx to dw and db. */
 static void group_norm_backward(ug_node *n) {
     ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
-    ug_k_group_norm_backward(ug_grad_of(x), ug_grad_of(w), ug_grad_of(b), n->out->grad,
+    float *dx = ug_grad_of(x);
+    const int dx_add = dx ? ug_grad_beta(x) != 0.0f : 1;
+    ug_k_group_norm_backward(dx, ug_grad_of(w), ug_grad_of(b), n->out->grad,
                              x->data, w ? w->data : NULL, b ? b->data : NULL, n->saved[0],
                              n->saved[1], n->i[0], n->i[1], n->i[2], n->i[3], (int)n->i[4],
-                             n->saved[2], (int)n->i[5], n->saved[3]);
+                             n->saved[2], (int)n->i[5], n->saved[3], dx_add);
 }
 
 /* Group norm, and with silu the fused group norm + SiLU (kernels/norm.c): only x, mean and rstd
@@ -39,6 +41,7 @@ static ug_tensor *group_norm_op(ug_ctx *ctx, const char *op, ug_tensor *x, ug_te
     ug_node *n = ug_tape_record(ctx, op, group_norm_backward, out, 3, ins);
     if (n) {
         int nthr = omp_get_max_threads();
+        n->first_write = 1u;   /* x's gradient: written whole by the dx pass */
         n->saved[0] = mean;
         n->saved[1] = rstd;
         if (silu)

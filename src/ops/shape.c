@@ -52,8 +52,9 @@ static void concat_backward(ug_node *n) {
     int64_t row = n->out->shape[axis] * inner, off = 0;
     for (int64_t k = 0; k < cnt; k++) {
         int64_t len = xs[k]->shape[axis] * inner;
-        if (xs[k]->requires_grad && xs[k]->grad)
-            ug_k_copy_rows(xs[k]->grad, len, 0, n->out->grad, row, off, len, outer, 1);
+        if (xs[k]->requires_grad && xs[k]->grad)   /* (2: written, 0 + dout, see ug_grad_beta) */
+            ug_k_copy_rows(xs[k]->grad, len, 0, n->out->grad, row, off, len, outer,
+                           ug_grad_beta(xs[k]) != 0.0f ? 1 : 2);
         off += len;
     }
 }
@@ -96,6 +97,8 @@ ug_tensor *ug_concat(ug_ctx *ctx, ug_tensor *const *xs, int n, int axis) {
     memcpy(saved, xs, (size_t)n * sizeof *saved);
     node->more = saved;
     node->nmore = n;
+    node->first_write = 1u;   /* in[0] is one of more[]: every input's gradient is written whole */
+    node->more_first_write = 1;
     node->i[0] = n;
     node->i[1] = outer;
     node->i[2] = inner;
