@@ -85,7 +85,7 @@ typedef struct ug_tensor {
     int requires_grad;
     int grad_lazy;        /* an op's output: gradient allocated in the backward, freed after */
     int grad_unset;       /* (backward only) that buffer not yet written: the first backward to
-                             reach it writes instead of adding (ug_grad_beta), or it is zeroed */
+                             reach it writes instead of adding (ug_grad_add), or it is zeroed */
     struct ug_tensor *base; /* a view of such an output: the tensor whose gradient it shares */
     const char *name;     /* parameters only */
 } ug_tensor;

@@ -55,7 +55,7 @@ struct ug_node {
     ug_tensor **more;               /* inputs beyond in[] (concat's list), nmore of them */
     int nmore;
     unsigned first_write;           /* bit k: the backward writes all of in[k]'s gradient when
-                                       ug_grad_beta(in[k]) is 0 (else the core zeroes it first) */
+                                       ug_grad_add(in[k]) is 0 (else the core zeroes it first) */
     int more_first_write;           /* the same for every more[k] */
     void *saved[4];                 /* arena buffers kept for backward (mean, rstd, masks...) */
     int64_t i[8];                   /* integer arguments */
@@ -82,12 +82,13 @@ static inline float *ug_grad_of(const ug_tensor *t) {
 }
 
 /* For a backward that declared first_write for t: 0 if t's gradient buffer holds nothing yet
- * (the caller must then write every element, as if adding to zeros: 0 + v), else 1 (add). Call
- * it once per write, just before it (an input given twice gets 0, then 1). */
-static inline float ug_grad_beta(ug_tensor *t) {
-    if (!t->grad_unset) return 1.0f;
+ * (the caller must then write every element, as if adding to zeros: 0 + v), else 1 (add; also
+ * for a t without gradient). Call it once per write, just before it (an input given twice gets
+ * 0, then 1). */
+static inline int ug_grad_add(ug_tensor *t) {
+    if (!t->requires_grad || !t->grad_unset) return 1;
     t->grad_unset = 0;
-    return 0.0f;
+    return 0;
 }
 
 /* 1 if an op with these inputs must record a node (grad mode on and any input needs grad). */

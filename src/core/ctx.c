@@ -265,7 +265,7 @@ static void grad_resolve(ug_ctx *ctx, ug_tensor *t) {
 }
 
 /* Zeroes t's unwritten gradient unless the coming backward writes it: can_write (its node's
- * first_write bit) and t not a view (the flag is its base's, and ug_grad_beta reads t's). */
+ * first_write bit) and t not a view (the flag is its base's, and ug_grad_add reads t's). */
 static void grad_prepare(ug_tensor *t, int can_write) {
     if (!t || !t->requires_grad) return;
     ug_tensor *o = t->base ? t->base : t;

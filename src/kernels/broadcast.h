@@ -28,7 +28,7 @@ void ug_k_binary_forward(ug_binop op, float *out, const float *a, const float *b
                          const ug_bcast *p);
 /* da += d(out)/da^T dout, reduced over a's broadcast dims; likewise db. NULL skips one. da_add
  * 0: da = 0 + that, da's old contents unread (a gradient buffer not yet written, see
- * ug_grad_beta); likewise db_add. da is done before db (they may be the same buffer). */
+ * ug_grad_add); likewise db_add. da is done before db (they may be the same buffer). */
 void ug_k_binary_backward(ug_binop op, float *da, float *db, const float *dout, const float *a,
                           const float *b, const ug_bcast *p, int da_add, int db_add);
 #endif

@@ -46,7 +46,7 @@ int64_t ug_conv_scratch_size(const ug_conv_geom *g, int workers, int with_dw);
 void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *inp,
                          const float *w, const float *bias, const ug_conv_geom *g);
 /* dinp += conv^T(dout, w) (dx_add 0: dinp = conv^T(dout, w), dinp's old contents unread: a
- * gradient buffer not yet written, see ug_grad_beta); dw += sum_n dout_n col_n^T; dbias += sum
+ * gradient buffer not yet written, see ug_grad_add); dw += sum_n dout_n col_n^T; dbias += sum
  * over N, Ho, Wo.
  * scratch: ug_conv_scratch_size(g, workers, dw != NULL) floats (the columns are recomputed per
  * image rather than kept from the forward: keeping them would cost N C kh kw Ho Wo floats per

@@ -11,7 +11,7 @@
  * scratch of nthr x (C / G) S floats, and runs on at most nthr threads (silu 0: b, scratch and
  * nthr unused). tot: N C pairs of doubles where dx leaves each (image, channel)'s sums for dw
  * and db (or NULL: they are summed again from dy and x). dx_add 1: dinp += dx; 0: dinp = 0 + dx
- * (a gradient buffer not yet written, see ug_grad_beta). */
+ * (a gradient buffer not yet written, see ug_grad_add). */
 void ug_k_group_norm_forward(float *out, float *mean, float *rstd, const float *inp,
                              const float *w, const float *b, int64_t N, int64_t C, int64_t S,
                              int64_t G, float eps, int silu);

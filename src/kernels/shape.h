@@ -12,7 +12,7 @@ void ug_k_permute_forward(float *out, const float *x, int nd, const int64_t *sha
 void ug_k_permute_backward(float *dx, const float *dout, int nd, const int64_t *shape,
                            const int64_t *xstride);
 /* For o < outer: dst[o drow + doff + j] = src[o srow + soff + j], j < len (accumulate 1: +=;
- * 2: = 0 + src, a gradient buffer not yet written, see ug_grad_beta). Concat and split both are
+ * 2: = 0 + src, a gradient buffer not yet written, see ug_grad_add). Concat and split both are
  * this with (outer, axis * inner) row views. */
 void ug_k_copy_rows(float *dst, int64_t drow, int64_t doff, const float *src, int64_t srow,
                     int64_t soff, int64_t len, int64_t outer, int accumulate);

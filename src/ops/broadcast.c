@@ -9,8 +9,8 @@ static void binary_backward(ug_node *n) {
     ug_tensor *a = n->in[0], *b = n->in[1];
     float *da = ug_grad_of(a), *db = ug_grad_of(b);
     /* In this order: a and b may be one tensor (its first use writes, the second adds). */
-    const int da_add = da ? ug_grad_beta(a) != 0.0f : 1;
-    const int db_add = db ? ug_grad_beta(b) != 0.0f : 1;
+    const int da_add = ug_grad_add(a);
+    const int db_add = ug_grad_add(b);
     ug_k_binary_backward((ug_binop)n->i[0], da, db, n->out->grad, a->data, b->data, n->saved[0],
                          da_add, db_add);
 }

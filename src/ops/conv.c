@@ -15,9 +15,8 @@ static void conv2d_backward(ug_node *n) {
     ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     ug_conv_geom g = conv_geom(x, w, n->i[0], n->i[1]);
     ug_conv_geom_init(&g);
-    float *dx = ug_grad_of(x);
-    const int dx_add = dx ? ug_grad_beta(x) != 0.0f : 1;
-    ug_k_conv2d_backward(dx, ug_grad_of(w), ug_grad_of(b), n->saved[0], (int)n->i[2],
+    const int dx_add = ug_grad_add(x);
+    ug_k_conv2d_backward(ug_grad_of(x), ug_grad_of(w), ug_grad_of(b), n->saved[0], (int)n->i[2],
                          n->out->grad, x->data, w->data, &g, dx_add);
 }
 

@@ -13,9 +13,8 @@ static void check_affine(const char *op, const ug_tensor *t, const char *what, i
  * per-(image, channel) sums the backward hands from dx to dw and db. */
 static void group_norm_backward(ug_node *n) {
     ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
-    float *dx = ug_grad_of(x);
-    const int dx_add = dx ? ug_grad_beta(x) != 0.0f : 1;
-    ug_k_group_norm_backward(dx, ug_grad_of(w), ug_grad_of(b), n->out->grad,
+    const int dx_add = ug_grad_add(x);
+    ug_k_group_norm_backward(ug_grad_of(x), ug_grad_of(w), ug_grad_of(b), n->out->grad,
                              x->data, w ? w->data : NULL, b ? b->data : NULL, n->saved[0],
                              n->saved[1], n->i[0], n->i[1], n->i[2], n->i[3], (int)n->i[4],
                              n->saved[2], (int)n->i[5], n->saved[3], dx_add);

@@ -52,9 +52,9 @@ static void concat_backward(ug_node *n) {
     int64_t row = n->out->shape[axis] * inner, off = 0;
     for (int64_t k = 0; k < cnt; k++) {
         int64_t len = xs[k]->shape[axis] * inner;
-        if (xs[k]->requires_grad && xs[k]->grad)   /* (2: written, 0 + dout, see ug_grad_beta) */
+        if (xs[k]->requires_grad && xs[k]->grad)   /* (2: written, 0 + dout, see ug_grad_add) */
             ug_k_copy_rows(xs[k]->grad, len, 0, n->out->grad, row, off, len, outer,
-                           ug_grad_beta(xs[k]) != 0.0f ? 1 : 2);
+                           ug_grad_add(xs[k]) ? 1 : 2);
         off += len;
     }
 }
