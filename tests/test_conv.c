@@ -213,13 +213,14 @@ TEST(conv_worker_rule) {
     EXPECT(ug_conv_is_direct(&g), "3x3 stride 1 pad 1 is direct");
 #if !defined(UG_NO_WINOGRAD)
     /* 96 x 32 >= UG_WINO_MIN_CO at 28 x 28: the forward and dx by Winograd. Its buffers for Ci
-     * input and Oc output channels: 4 planes of (14 + 1) tile rows of 16 positions (14 tiles + 1
-     * rounded up to whole vectors) + one vector, per input channel; a chunk of transformed
+     * input and Oc output channels: 4 planes per input channel, each the 14 tile rows of 15
+     * positions (14 tiles + 1) rounded up to whole vectors, one more tile row and one vector; a
+     * chunk of transformed
      * inputs and products, 16 x NQ x (Ci + Oc rounded up to the register block), NQ = 65536 /
      * (16 x 128) = 32 positions rounded down to whole blocks (24 or 32). Packed: 16 x 96 x 32
      * both ways. */
     EXPECT(ug_conv_is_winograd(&g), "96 -> 32 at 28 x 28 is Winograd");
-    const int64_t ps = 15 * 16 + vw, nq = 32 / block * block,
+    const int64_t ps = (14 * 15 + vw - 1) / vw * vw + 15 + vw, nq = 32 / block * block,
                   wf = 4 * 96 * ps + 16 * nq * (96 + 32), wb = 4 * 32 * ps + 16 * nq * (32 + 96),
                   packed = 16 * 96 * 32, bwd = (96 * 870 + block + 16) + (32 * 870 + block + 16) + wb,
                   per = wf > bwd ? wf : bwd;

@@ -67,23 +67,26 @@ void ug_wino_pack(float *U, const float *w, int64_t O, int64_t C, int transposed
         }
 }
 
-/* The tile grid of one image: TH x TW tiles, tile rows of TWp = TW + 1 rounded up to whole
- * vectors (the positions past TW computed and dropped, as the direct path's border column), so
- * that no vector of positions straddles two tile rows; P = TH TWp positions. The padded input d
- * (rows 0 and H + 1 .., columns 0 and W + 1 .. zero) goes into four planes by the parities of
- * its rows and columns: plane (a, b)[ry TWp + kx] = d[2 ry + a][2 kx + b] (ry <= TH), so that
- * tile p = ty TWp + tx reads its patch row 2 di + a, column 2 dj + b at plane (a, b)[p + di TWp
- * + dj]: consecutive tiles, consecutive floats. PS: floats per plane, (TH + 1) rows and the
- * last vector's read past them. */
+/* The tile grid of one image: TH x TW tiles in tile rows of TWp = TW + 1 positions (the last
+ * one computed and dropped, as the direct path's border column); P = TH TWp rounded up to whole
+ * vectors (the positions past TH TWp computed and dropped too). A vector of positions may span
+ * several tile rows: the input transform does not care (see below), the output one stores each
+ * tile row's run apart. The padded input d (rows 0 and H + 1 .., columns 0 and W + 1 .. zero)
+ * goes into four planes by the parities of its rows and columns: plane (a, b)[ry TWp + kx] =
+ * d[2 ry + a][2 kx + b] (ry <= TH), so that tile p = ty TWp + tx reads its patch row 2 di + a,
+ * column 2 dj + b at plane (a, b)[p + di TWp + dj]: consecutive tiles, consecutive floats (a
+ * dropped position reads whatever follows, zeros or its neighbours). PS: floats per plane, the
+ * last vector's reads included. (Tile rows rounded up to whole vectors instead wasted 9 of 16
+ * positions at 14 x 14 with 16-float vectors.) */
 typedef struct { int64_t TH, TW, TWp, P, PS; } wino_dims;
 
 static wino_dims dims_of(const ug_conv_geom *g) {
     wino_dims d;
     d.TH = (g->H + 1) / 2;
     d.TW = (g->W + 1) / 2;
-    d.TWp = round_up(d.TW + 1, VW);
-    d.P = d.TH * d.TWp;
-    d.PS = (d.TH + 1) * d.TWp + VW;
+    d.TWp = d.TW + 1;
+    d.P = round_up(d.TH * d.TWp, VW);
+    d.PS = d.P + d.TWp + VW;
     return d;
 }
 
@@ -213,44 +216,33 @@ store_lanes(float *dst, const ug_vf *pv, int64_t n, const int accumulate) {
 #endif
 }
 
-/* Stores 2 VW floats of output row dst (x0 = its first column), clipped to the row's W
- * columns: += with accumulate. */
+/* dst[0 .. n) [+]= the n floats of the 2 VW at y + off (0 <= off, off + n <= 2 VW, n > 0). */
 static inline __attribute__((always_inline)) void
-store_pair(float *dst, int64_t x0, int64_t W, const ug_vf *plo, const ug_vf *phi,
-           const int accumulate) {
-    ug_vf lo = *plo, hi = *phi;
-    if (x0 + 2 * VW <= W) {
-        if (accumulate) {
-            ug_vf a, b;
-            LOADV(a, dst);
-            LOADV(b, dst + VW);
-            lo += a;
-            hi += b;
-        }
-        memcpy(dst, &lo, sizeof lo);
-        memcpy(dst + VW, &hi, sizeof hi);
-        return;
+store_run(float *dst, const float *y, int64_t off, int64_t n, const int accumulate) {
+    ug_vf v;
+    LOADV(v, y + off);   /* y holds 3 VW floats: the load past 2 VW reads the padding */
+    store_lanes(dst, &v, n < VW ? n : VW, accumulate);
+    if (n > VW) {
+        LOADV(v, y + off + VW);
+        store_lanes(dst + VW, &v, n - VW, accumulate);
     }
-    const int64_t n = W - x0;   /* 1 .. 2 VW - 1 */
-    store_lanes(dst, &lo, n < VW ? n : VW, accumulate);
-    if (n > VW) store_lanes(dst + VW, &hi, n - VW, accumulate);
 }
 
 /* out (Oc, H, W) [+]= A^T M A [+ bias] of the image's tiles pa <= p < pb, from M[xi][o][q + p -
- * pa] (ms floats between components): a vector of positions is VW tiles of one tile row, whose
- * outputs interleave into 2 VW columns of two image rows. */
+ * pa] (ms floats between components): a vector of positions gives VW tiles' 2 x 2 outputs,
+ * interleaved into 2 VW floats per output row (tile i's two columns at 2 i, 2 i + 1); each tile
+ * row's run of them goes to its place in the image. */
 static inline __attribute__((always_inline)) void
 output_tiles_impl(float *out, const float *M, int64_t ms, int64_t NQ, int64_t q, int64_t Oc,
                   const ug_conv_geom *g, const wino_dims *d, int64_t pa, int64_t pb,
                   const float *bias, const int accumulate) {
-    const int64_t H = g->H, W = g->W, TWp = d->TWp;
+    const int64_t H = g->H, W = g->W, TWp = d->TWp, TW = d->TW, last = d->TH * TWp;
+    if (pb > last) pb = last;
     for (int64_t o = 0; o < Oc; o++) {
         const float *m = M + o * NQ + q - pa;
         ug_vf bv = {0};
         bv += bias ? bias[o] : 0.0f;
         for (int64_t p = pa; p < pb; p += VW) {
-            const int64_t ty = p / TWp, x0 = 2 * (p % TWp);
-            if (x0 >= W) continue;   /* only dropped positions */
             ug_vf s[2][4];   /* A^T M: rows 0 + 1 + 2 and 1 - 2 - 3 */
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) {
@@ -262,12 +254,25 @@ output_tiles_impl(float *out, const float *M, int64_t ms, int64_t NQ, int64_t q,
                 s[0][k] = m0 + m1 + m2;
                 s[1][k] = m1 - m2 - m3;
             }
-            for (int a = 0; a < 2 && 2 * ty + a < H; a++) {   /* (A^T M) A, row a */
+            ug_vf y[2][3];   /* (A^T M) A of output row a, interleaved; y[a][2]: load padding */
+            for (int a = 0; a < 2; a++) {
                 const ug_vf y0 = s[a][0] + s[a][1] + s[a][2] + bv,
-                            y1 = s[a][1] - s[a][2] - s[a][3] + bv,
-                            lo = __builtin_shuffle(y0, y1, ZIP_LO),
-                            hi = __builtin_shuffle(y0, y1, ZIP_HI);
-                store_pair(out + (o * H + 2 * ty + a) * W + x0, x0, W, &lo, &hi, accumulate);
+                            y1 = s[a][1] - s[a][2] - s[a][3] + bv;
+                y[a][0] = __builtin_shuffle(y0, y1, ZIP_LO);
+                y[a][1] = __builtin_shuffle(y0, y1, ZIP_HI);
+                y[a][2] = y[a][1];
+            }
+            const int64_t pe = p + VW < pb ? p + VW : pb;
+            for (int64_t t = p; t < pe;) {   /* the tile row runs of the vector */
+                const int64_t ty = t / TWp, tx = t % TWp, re = (ty + 1) * TWp,
+                              te = re < pe ? re : pe, x0 = 2 * tx;
+                if (tx < TW) {
+                    const int64_t nx = 2 * (te - t) < W - x0 ? 2 * (te - t) : W - x0;
+                    for (int a = 0; a < 2 && 2 * ty + a < H; a++)
+                        store_run(out + (o * H + 2 * ty + a) * W + x0, (const float *)y[a],
+                                  2 * (t - p), nx, accumulate);
+                }
+                t = te;
             }
         }
     }
