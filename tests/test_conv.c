@@ -200,8 +200,8 @@ TEST(conv_worker_rule) {
     EXPECT(ug_conv_workers(&g) == t, "64 images: %d workers, expected the %d threads",
            ug_conv_workers(&g), t);
     /* Direct path (AVX-512 or AVX2 + FMA builds): packed weights (32 x 96 x 9 both ways) + per
-     * worker the backward's padded input (96 x 30 x 29 + slack), padded dout (32 channels) and
-     * dx accumulators (96 x the 812 positions of the 28 x 29 grid rounded up to whole blocks of
+     * worker the backward's dw group of 4 images (3200+ positions of 812-position grids) of
+     * padded input (96 x 30 x 29 + slack) and padded dout (32 channels), and dx accumulators (96 x the 812 positions of the 28 x 29 grid rounded up to whole blocks of
      * 32 or 24), and the dw accumulator; elsewhere the im2col path: no packed weights, the
      * columns per worker. */
 #if (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))) && !defined(UG_NO_DIRECT_CONV)
@@ -222,14 +222,15 @@ TEST(conv_worker_rule) {
     EXPECT(ug_conv_is_winograd(&g), "96 -> 32 at 28 x 28 is Winograd");
     const int64_t ps = (14 * 15 + vw - 1) / vw * vw + 15 + vw, nq = 32 / block * block,
                   wf = 4 * 96 * ps + 16 * nq * (96 + 32), wb = 4 * 32 * ps + 16 * nq * (32 + 96),
-                  packed = 16 * 96 * 32, bwd = (96 * 870 + block + 16) + (32 * 870 + block + 16) + wb,
+                  packed = 16 * 96 * 32,
+                  bwd = 4 * ((96 * 870 + block + 16) + (32 * 870 + block + 16)) + wb,
                   per = wf > bwd ? wf : bwd;
 #else
-    /* Packed weights (32 x 96 x 9 both ways) + per worker the backward's padded input (96 x
-     * 30 x 29 + slack), padded dout (32 channels) and dx accumulators (96 x the 812 positions
+    /* Packed weights (32 x 96 x 9 both ways) + per worker the backward's dw group of 4 images'
+     * padded input (96 x 30 x 29 + slack) and padded dout (32 channels), and dx accumulators (96 x the 812 positions
      * of the 28 x 29 grid rounded up to whole blocks of 32 or 24). */
     const int64_t packed = 32 * 96 * 9,
-                  per = (96 * 870 + block + 16) + (32 * 870 + block + 16) +
+                  per = 4 * ((96 * 870 + block + 16) + (32 * 870 + block + 16)) +
                         96 * ((812 + block - 1) / block * block);
 #endif
 #else

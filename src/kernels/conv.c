@@ -277,12 +277,16 @@ static void direct_compute(float *out, int64_t ostride, int64_t k, int accumulat
     }
 }
 
-/* Stacks per dw sweep: enough for 400+ positions of the grids, at most 8 images (28 x 28: 1
- * image, 14 x 14: 2 stacks of 1, 7 x 7: 4 stacks of 2). One image's sweep of 14 x 14 or 7 x 7
- * is too short for its 12 lane sums: measured 0.96x and 0.65x the columns + sgemm with one
- * image per sweep (bench/NOTES.md, session 8). */
+/* Stacks per dw sweep (DW_MAX_IMG images at most). A sweep ends in 3 DB_O lane sums, so it
+ * wants many positions: grids of 256+ positions take 3200+ (28 x 28: 4 images, 14 x 14: 16),
+ * smaller ones 400+ in at most 8 images (7 x 7: 4 stacks of 2). Measured (AVX-512 Zen 4, 32
+ * images a worker, GFLOP/s of dw): 28 x 28 170 -> 195, 14 x 14 143 -> 168 against 400+ in at
+ * most 8 images; 7 x 7 lost with more (124 -> 117 at 3200+ in 16). With one image a sweep,
+ * 14 x 14 and 7 x 7 ran 0.96x and 0.65x the columns + sgemm (bench/NOTES.md, sessions 8, 16). */
+#define DW_MAX_IMG 16
 static int64_t direct_dw_group(const ug_conv_geom *g) {
-    const int64_t k = direct_stack(g), L = stack_grid(g, k), n = (400 + L - 1) / L, cap = 8 / k;
+    const int64_t k = direct_stack(g), L = stack_grid(g, k), big = L >= 256,
+                  n = ((big ? 3200 : 400) + L - 1) / L, cap = (big ? DW_MAX_IMG : 8) / k;
     return n < cap ? n : cap;
 }
 
@@ -323,11 +327,11 @@ static void direct_dw(float *dw, const float *xpx, const float *xpd, int64_t nim
                       int64_t C, int64_t O, const ug_conv_geom *g) {
     const int64_t Wp = g->W + 1, sx = direct_xp_size(g, C, k), sd = direct_xp_size(g, O, k),
                   ns = (nimg + k - 1) / k;
-    /* Per stack (at most 8): its channel stride, its positions and, per block of output
+    /* Per stack (at most DW_MAX_IMG): its channel stride, its positions and, per block of output
      * channels, its DB_O dout rows: set up once, out of the sweeps (7 x 7 sweeps 15 vectors a
      * stack, where computing them per sweep cost 10 %). */
-    int64_t cs[8], P[8];
-    const float *d[8][DB_O];
+    int64_t cs[DW_MAX_IMG], P[DW_MAX_IMG];
+    const float *d[DW_MAX_IMG][DB_O];
     for (int64_t i = 0; i < ns; i++) {
         const int64_t kk = nimg - i * k < k ? nimg - i * k : k;
         cs[i] = stack_cs(g, kk);
