@@ -278,14 +278,14 @@ static void direct_compute(float *out, int64_t ostride, int64_t k, int accumulat
 }
 
 /* Stacks per dw sweep (DW_MAX_IMG images at most). A sweep ends in 3 DB_O lane sums, so it
- * wants many positions: grids of 256+ positions take 3200+ (28 x 28: 4 images, 14 x 14: 16),
- * smaller ones 400+ in at most 8 images (7 x 7: 4 stacks of 2). Measured (AVX-512 Zen 4, 32
+ * wants many positions: grids of 192+ positions take 3200+ (28 x 28: 4 images, 14 x 14: 16),
+ * smaller ones 400+ in at most 8 images (7 x 7: 4 stacks of 2). Measured (AVX-512 Zen 4, 16
  * images a worker, GFLOP/s of dw): 28 x 28 170 -> 195, 14 x 14 143 -> 168 against 400+ in at
  * most 8 images; 7 x 7 lost with more (124 -> 117 at 3200+ in 16). With one image a sweep,
  * 14 x 14 and 7 x 7 ran 0.96x and 0.65x the columns + sgemm (bench/NOTES.md, sessions 8, 16). */
 #define DW_MAX_IMG 16
 static int64_t direct_dw_group(const ug_conv_geom *g) {
-    const int64_t k = direct_stack(g), L = stack_grid(g, k), big = L >= 256,
+    const int64_t k = direct_stack(g), L = stack_grid(g, k), big = L >= 192,
                   n = ((big ? 3200 : 400) + L - 1) / L, cap = (big ? DW_MAX_IMG : 8) / k;
     return n < cap ? n : cap;
 }
