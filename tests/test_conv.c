@@ -201,8 +201,9 @@ TEST(conv_worker_rule) {
            ug_conv_workers(&g), t);
     /* Direct path (AVX-512 or AVX2 + FMA builds): packed weights (32 x 96 x 9 both ways) + per
      * worker the backward's dw group of 4 images (3200+ positions of 812-position grids) of
-     * padded input (96 x 30 x 29 + slack) and padded dout (32 channels), and dx accumulators (96 x the 812 positions of the 28 x 29 grid rounded up to whole blocks of
-     * 32 or 24), and the dw accumulator; elsewhere the im2col path: no packed weights, the
+     * padded input (96 x 30 x 29 + slack) and padded dout (32 channels), and dx accumulators
+     * (96 x the 812 positions of the 28 x 29 grid rounded up to whole blocks of 32 or 24), and
+     * the dw accumulator; elsewhere the im2col path: no packed weights, the
      * columns per worker. */
 #if (defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))) && !defined(UG_NO_DIRECT_CONV)
 #if defined(__AVX512F__)
@@ -215,8 +216,7 @@ TEST(conv_worker_rule) {
     /* 96 x 32 >= UG_WINO_MIN_CO at 28 x 28: the forward and dx by Winograd. Its buffers for Ci
      * input and Oc output channels: 4 planes per input channel, each the 14 tile rows of 15
      * positions (14 tiles + 1) rounded up to whole vectors, one more tile row and one vector; a
-     * chunk of transformed
-     * inputs and products, 16 x NQ x (Ci + Oc rounded up to the register block), NQ = 65536 /
+     * chunk of transformed inputs and products, 16 x NQ x (Ci + Oc rounded up to the register block), NQ = 65536 /
      * (16 x 128) = 32 positions rounded down to whole blocks (24 or 32). Packed: 16 x 96 x 32
      * both ways. */
     EXPECT(ug_conv_is_winograd(&g), "96 -> 32 at 28 x 28 is Winograd");
