@@ -216,9 +216,9 @@ TEST(conv_worker_rule) {
     /* 96 x 32 >= UG_WINO_MIN_CO at 28 x 28: the forward and dx by Winograd. Its buffers for Ci
      * input and Oc output channels: 4 planes per input channel, each the 14 tile rows of 15
      * positions (14 tiles + 1) rounded up to whole vectors, one more tile row and one vector; a
-     * chunk of transformed inputs and products, 16 x NQ x (Ci + Oc rounded up to the register block), NQ = 65536 /
-     * (16 x 128) = 32 positions rounded down to whole blocks (24 or 32). Packed: 16 x 96 x 32
-     * both ways. */
+     * chunk of transformed inputs and products, 16 x NQ x (Ci + Oc rounded up to the register
+     * block), NQ = 65536 / (16 x 128) = 32 positions rounded down to whole blocks (24 or 32).
+     * Packed: 16 x 96 x 32 both ways. */
     EXPECT(ug_conv_is_winograd(&g), "96 -> 32 at 28 x 28 is Winograd");
     const int64_t ps = (14 * 15 + vw - 1) / vw * vw + 15 + vw, nq = 32 / block * block,
                   wf = 4 * 96 * ps + 16 * nq * (96 + 32), wb = 4 * 32 * ps + 16 * nq * (32 + 96),
@@ -227,8 +227,8 @@ TEST(conv_worker_rule) {
                   per = wf > bwd ? wf : bwd;
 #else
     /* Packed weights (32 x 96 x 9 both ways) + per worker the backward's dw group of 4 images'
-     * padded input (96 x 30 x 29 + slack) and padded dout (32 channels), and dx accumulators (96 x the 812 positions
-     * of the 28 x 29 grid rounded up to whole blocks of 32 or 24). */
+     * padded input (96 x 30 x 29 + slack) and padded dout (32 channels), and dx accumulators
+     * (96 x the 812 positions of the 28 x 29 grid rounded up to whole blocks of 32 or 24). */
     const int64_t packed = 32 * 96 * 9,
                   per = 4 * ((96 * 870 + block + 16) + (32 * 870 + block + 16)) +
                         96 * ((812 + block - 1) / block * block);
