@@ -112,7 +112,9 @@ typedef struct {
     const ug_diffusion *m;
     ug_ctx *ctx;                          /* the caller's: thread 0 */
     const int32_t *labels;
-    ug_ctx *extra[DN_MAX_THREADS - 1];    /* threads 1.. (owned) */
+    ug_ctx **extra;                       /* threads 1..: own, or lent by the caller */
+    int nextra;
+    ug_ctx *own[DN_MAX_THREADS - 1];
 } dn_self;
 
 static int64_t row_tile(const ug_diffusion *m) { return m->net.row_tile > 0 ? m->net.row_tile : 512; }
@@ -178,7 +180,7 @@ static ug_status by_tiles(tile_fn f, void *self, int64_t n, const double *x, dou
     nt = omp_in_parallel() ? 1 : omp_get_max_threads();
 #endif
     if (nt > ntiles) nt = (int)ntiles;
-    if (nt > DN_MAX_THREADS) nt = DN_MAX_THREADS;
+    if (nt > me->nextra + 1) nt = me->nextra + 1;
     ug_status st = UG_OK;
     for (int t = 1; t < nt && !st; t++)
         if (!me->extra[t - 1]) st = ug_ctx_create(&me->extra[t - 1], 0);
@@ -221,6 +223,8 @@ ug_status ug_diffusion_denoiser(const ug_diffusion *m, ug_ctx *ctx, const int32_
     s->m = m;
     s->ctx = ctx;
     s->labels = labels;
+    s->extra = s->own;
+    s->nextra = DN_MAX_THREADS - 1;
     out->dim = m->data_dim;
     out->fn = diffusion_fn;
     out->self = s;
@@ -232,6 +236,12 @@ ug_status ug_diffusion_denoiser(const ug_diffusion *m, ug_ctx *ctx, const int32_
 void ug_diffusion_denoiser_free(void *state) {
     dn_self *s = state;
     if (!s) return;
-    for (int t = 0; t < DN_MAX_THREADS - 1; t++) ug_ctx_free(s->extra[t]);
+    for (int t = 0; t < DN_MAX_THREADS - 1; t++) ug_ctx_free(s->own[t]);
     free(s);
+}
+
+void ug_diffusion_denoiser_lend(void *state, ug_ctx **extra, int n) {
+    dn_self *s = state;
+    s->extra = extra;
+    s->nextra = n < DN_MAX_THREADS - 1 ? n : DN_MAX_THREADS - 1;
 }

@@ -48,6 +48,10 @@ ug_tensor *ug_diffusion_denoise(ug_ctx *ctx, const ug_diffusion *m, ug_tensor *x
 ug_status ug_diffusion_denoiser(const ug_diffusion *m, ug_ctx *ctx, const int32_t *labels,
                                 ug_denoiser *out, void **state);
 void ug_diffusion_denoiser_free(void *state);
+/* Run threads 1..n on the caller's contexts extra[0..n-1] (created on first use, owned and
+ * freed by the caller) instead of contexts of the denoiser's own: a model lends the same ones
+ * to every sampling call, so their arenas are not faulted in again on every call. */
+void ug_diffusion_denoiser_lend(void *state, ug_ctx **extra, int n);
 /* Internal accessors of the public model handle (models/model.c). */
 const ug_diffusion *ug_model_diffusion(const ug_model *m);
 const ug_gmm *ug_model_gmm(const ug_model *m);   /* NULL unless an analytic mixture */

@@ -21,7 +21,8 @@ struct ug_model {
     void *limpl;
     int64_t step;        /* training step: per-minibatch choices (MADE's mask) */
     /* Data-parallel training (ug_model_loss_backward): thread t >= 1 runs its rows on replica
-     * dp_rep[t - 1] (the same model, values shared, gradients its own) in context dp_ctx[t - 1]. */
+     * dp_rep[t - 1] (the same model, values shared, gradients its own) in context dp_ctx[t - 1].
+     * Sampling lends dp_ctx to its threads 1.. as well (ug_diffusion_denoiser_lend). */
     ug_model *dp_rep[UG_DP_MAX_THREADS - 1];
     ug_ctx *dp_ctx[UG_DP_MAX_THREADS - 1];
 };
@@ -633,6 +634,9 @@ ug_status ug_model_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, const 
         /* An unconditional model guided by a classifier: its denoiser ignores the labels. */
         const int32_t *own = m->cfg.num_classes && !uncond ? labels : NULL;
         if ((st = ug_diffusion_denoiser(&m->diff, m->ctx, own, &dn, &state))) return st;
+        /* The training threads' contexts serve the sampling threads too (never both at once):
+         * their arenas stay faulted in from call to call and no second set is kept. */
+        ug_diffusion_denoiser_lend(state, m->dp_ctx, UG_DP_MAX_THREADS - 1);
     }
     ug_guided g;
     memset(&g, 0, sizeof g);
@@ -644,6 +648,7 @@ ug_status ug_model_sample(ug_model *m, const ug_sample_cfg *c, int64_t n, const 
             ug_diffusion_denoiser_free(state);
             return st;
         }
+        if (guided) ug_diffusion_denoiser_lend(ustate, m->dp_ctx, UG_DP_MAX_THREADS - 1);
         if (cls_guided) {
             g.grad_logp = guide_grad_fn;
             g.grad_self = &gg;
