@@ -197,14 +197,20 @@ static int64_t direct_acc_size(const ug_conv_geom *g, int64_t rows, int64_t k) {
  * the weight's two channel axes swap and the taps run backwards (dx = conv(dout, w^T flipped)). */
 static void direct_pack(float *wpk, const float *w, int64_t O, int64_t C, int transposed) {
     const int64_t Ob = round_up(transposed ? C : O, DB_O), Ci = transposed ? O : C;
-    for (int64_t o = 0; o < Ob; o++)
-        for (int64_t c = 0; c < Ci; c++)
-            for (int t = 0; t < 9; t++) {
+    /* Orphaned, as ug_wino_pack: inside a parallel region the team shares the (block, channel)
+     * pairs, and every thread must call it. */
+#pragma omp for schedule(static)
+    for (int64_t q = 0; q < Ob / DB_O * Ci; q++) {
+        const int64_t ob = q / Ci, c = q % Ci;
+        for (int t = 0; t < 9; t++)
+            for (int j = 0; j < DB_O; j++) {
+                const int64_t o = ob * DB_O + j;
                 float v = 0.0f;
                 if (!transposed && o < O) v = w[(o * C + c) * 9 + t];
                 if (transposed && o < C) v = w[(c * C + o) * 9 + (8 - t)];
-                wpk[(((o / DB_O) * Ci + c) * 9 + t) * DB_O + o % DB_O] = v;
+                wpk[((ob * Ci + c) * 9 + t) * DB_O + j] = v;
             }
+    }
 }
 
 /* acc[j][p0 .. p0 + DB_P) for the DB_O output channels of wpk's block: sum over Ci channels of
@@ -427,11 +433,12 @@ void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *i
     if (workers > 1) {
         const int64_t per = per_worker(g, workers), pk = packed_size(g, workers);
         const int direct = ug_conv_is_direct(g), wino = ug_conv_is_winograd(g);
-        if (wino) ug_wino_pack(scratch, w, O, C, 0);
-        else if (direct) direct_pack(scratch, w, O, C, 0);
 #pragma omp parallel num_threads(workers)
         {
             int nt = ug_omp_nthreads(), id = ug_omp_tid();
+            /* The packed weights, shared out among the team (the loop's barrier ends it). */
+            if (wino) ug_wino_pack(scratch, w, O, C, 0);
+            else if (direct) direct_pack(scratch, w, O, C, 0);
             float *col = scratch ? scratch + pk + per * id : NULL;   /* NULL: 1x1, no columns */
             const int64_t n0 = N * id / nt, n1 = N * (id + 1) / nt,
                           k = direct ? direct_stack(g) : 1;
@@ -496,11 +503,11 @@ void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, 
         const int64_t ncol = per_worker(g, workers), per = ncol + (dw ? O * K : 0),
                       pk = packed_size(g, workers);
         const int direct = ug_conv_is_direct(g), wino = ug_conv_is_winograd(g);
-        if (wino && dinp) ug_wino_pack(scratch, w, O, C, 1);
-        else if (direct && dinp) direct_pack(scratch, w, O, C, 1);
 #pragma omp parallel num_threads(workers)
         {
             int nt = ug_omp_nthreads(), id = ug_omp_tid();
+            if (wino && dinp) ug_wino_pack(scratch, w, O, C, 1);
+            else if (direct && dinp) direct_pack(scratch, w, O, C, 1);
             float *col = scratch ? scratch + pk + per * id : NULL, *acc = dw ? col + ncol : NULL;
             int64_t n0 = N * id / nt, n1 = N * (id + 1) / nt;
             if (acc && (n1 == n0 || direct)) memset(acc, 0, (size_t)(O * K) * sizeof(float));

@@ -40,31 +40,33 @@ int64_t ug_wino_packed_size(int64_t Oc, int64_t Ci) { return 16 * round_up(Oc, D
 void ug_wino_pack(float *U, const float *w, int64_t O, int64_t C, int transposed) {
     const int64_t Oc = transposed ? C : O, Ci = transposed ? O : C, Ob = round_up(Oc, DB_O),
                   xs = Ob * Ci;   /* floats between components */
-    for (int64_t ob = 0; ob < Ob; ob += DB_O)
-        for (int64_t c = 0; c < Ci; c++) {
-            double k[9][DB_O], t[4][3][DB_O];
-            for (int j = 0; j < DB_O; j++) {
-                const int64_t o = ob + j;
-                for (int s = 0; s < 9; s++)
-                    k[s][j] = o >= Oc ? 0.0
-                              : transposed ? w[(c * C + o) * 9 + (8 - s)] : w[(o * C + c) * 9 + s];
-            }
-            for (int m = 0; m < 3; m++)   /* G g */
-                for (int j = 0; j < DB_O; j++) {
-                    t[0][m][j] = k[m][j];
-                    t[1][m][j] = 0.5 * (k[m][j] + k[3 + m][j] + k[6 + m][j]);
-                    t[2][m][j] = 0.5 * (k[m][j] - k[3 + m][j] + k[6 + m][j]);
-                    t[3][m][j] = k[6 + m][j];
-                }
-            float *dst = U + ob * Ci + c * DB_O;
-            for (int i = 0; i < 4; i++)   /* (G g) G^T, row i */
-                for (int j = 0; j < DB_O; j++) {
-                    dst[(4 * i + 0) * xs + j] = (float)t[i][0][j];
-                    dst[(4 * i + 1) * xs + j] = (float)(0.5 * (t[i][0][j] + t[i][1][j] + t[i][2][j]));
-                    dst[(4 * i + 2) * xs + j] = (float)(0.5 * (t[i][0][j] - t[i][1][j] + t[i][2][j]));
-                    dst[(4 * i + 3) * xs + j] = (float)t[i][2][j];
-                }
+    /* Orphaned: inside a parallel region the team shares the (block, channel) pairs. */
+#pragma omp for schedule(static)
+    for (int64_t q = 0; q < Ob / DB_O * Ci; q++) {
+        const int64_t ob = q / Ci * DB_O, c = q % Ci;
+        double k[9][DB_O], t[4][3][DB_O];
+        for (int j = 0; j < DB_O; j++) {
+            const int64_t o = ob + j;
+            for (int s = 0; s < 9; s++)
+                k[s][j] = o >= Oc ? 0.0
+                          : transposed ? w[(c * C + o) * 9 + (8 - s)] : w[(o * C + c) * 9 + s];
         }
+        for (int m = 0; m < 3; m++)   /* G g */
+            for (int j = 0; j < DB_O; j++) {
+                t[0][m][j] = k[m][j];
+                t[1][m][j] = 0.5 * (k[m][j] + k[3 + m][j] + k[6 + m][j]);
+                t[2][m][j] = 0.5 * (k[m][j] - k[3 + m][j] + k[6 + m][j]);
+                t[3][m][j] = k[6 + m][j];
+            }
+        float *dst = U + ob * Ci + c * DB_O;
+        for (int i = 0; i < 4; i++)   /* (G g) G^T, row i */
+            for (int j = 0; j < DB_O; j++) {
+                dst[(4 * i + 0) * xs + j] = (float)t[i][0][j];
+                dst[(4 * i + 1) * xs + j] = (float)(0.5 * (t[i][0][j] + t[i][1][j] + t[i][2][j]));
+                dst[(4 * i + 2) * xs + j] = (float)(0.5 * (t[i][0][j] - t[i][1][j] + t[i][2][j]));
+                dst[(4 * i + 3) * xs + j] = (float)t[i][2][j];
+            }
+    }
 }
 
 /* The tile grid of one image: TH x TW tiles in tile rows of TWp = TW + 1 positions (the last

@@ -9,7 +9,8 @@
 /* Floats of the transformed weights for Oc output and Ci input channels. */
 int64_t ug_wino_packed_size(int64_t Oc, int64_t Ci);
 /* U = G g G^T of every (output, input) channel pair of w (O, C, 3, 3), in the register blocks'
- * order; transposed: the pairs of dx (output C, input O, taps flipped). */
+ * order; transposed: the pairs of dx (output C, input O, taps flipped). Called inside a parallel
+ * region, every thread of the team must call it: they share the work (an `omp for`). */
 void ug_wino_pack(float *U, const float *w, int64_t O, int64_t C, int transposed);
 /* Floats of one worker's buffers for Ci input and Oc output channels of g's image size. */
 int64_t ug_wino_work_size(const ug_conv_geom *g, int64_t Ci, int64_t Oc);
