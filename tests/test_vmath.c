@@ -108,6 +108,70 @@ TEST(vmath_expf_1p_leaves_activations_bitwise) {
     EXPECT(ok, "ug_expf_1p differs from ug_expf above -86");
 }
 
+/* The 16-lane AVX-512 versions (vmath.h) against the scalar functions, bit for bit: every 61st
+ * float bit pattern (NaNs and infinities included), every float within 20000 ulps of the
+ * clamps' and the derivative's switch points, each with several dz; then the SiLU kernels,
+ * whose last vector is masked, at lengths around the vector width. */
+#ifdef __AVX512F__
+static int check_v16_at(const float *x) {
+    float e[16], y[16], g[16], dz[16];
+    for (int k = 0; k < 16; k++) dz[k] = k % 4 == 0 ? 0.37f : k % 4 == 1 ? -3.0f : k % 4 == 2 ? 1e-30f : -x[k];
+    const __m512 vx = _mm512_loadu_ps(x);
+    _mm512_storeu_ps(e, ug_expf_1p_v16(vx));
+    _mm512_storeu_ps(y, ug_siluf_v16(vx));
+    _mm512_storeu_ps(g, ug_silu_grad_v16(_mm512_loadu_ps(dz), vx));
+    for (int k = 0; k < 16; k++)
+        if (!same_bits(e[k], ug_expf_1p(x[k])) || !same_bits(y[k], ug_siluf(x[k])) ||
+            !same_bits(g[k], ug_silu_grad(dz[k], x[k]))) {
+            ug_test_fail(__FILE__, __LINE__, "x = %a: e^x %a / %a, silu %a / %a, grad(%a) %a / %a",
+                         x[k], e[k], ug_expf_1p(x[k]), y[k], ug_siluf(x[k]), dz[k], g[k],
+                         ug_silu_grad(dz[k], x[k]));
+            return 0;
+        }
+    return 1;
+}
+
+TEST(vmath_v16_matches_scalar_bitwise) {
+    float x[16];
+    int ok = 1, k = 0;
+    for (uint64_t u = 0; u < ((uint64_t)1 << 32) && ok; u += 61) {
+        x[k++] = ug_bits_to_f32((uint32_t)u);
+        if (k == 16) ok = check_v16_at(x), k = 0;
+    }
+    const float centers[] = {0.0f, -0.0f, 86.0f, -86.0f, 89.0f, -89.0f, UG_EXPF_HI, -UG_EXPF_HI,
+                             16.6f, -16.6f, 1e30f, -1e30f};
+    for (size_t c = 0; c < sizeof centers / sizeof *centers && ok; c++) {
+        uint32_t b = ug_f32_to_bits(centers[c]);
+        for (int32_t d = -20000; d <= 20000 && ok; d++) {
+            x[k++] = ug_bits_to_f32(b + (uint32_t)d);
+            if (k == 16) ok = check_v16_at(x), k = 0;
+        }
+    }
+    /* The kernels: forward, and backward adding into dx, at lengths 1..40 and one parallel. */
+    enum { BIG = UG_PAR_MIN + 21 };
+    static float in[BIG], dout[BIG], out[BIG], dx[BIG];
+    for (int64_t i = 0; i < BIG; i++) {
+        in[i] = (float)((i * 7919) % 4001) / 100.0f - 20.0f;
+        dout[i] = (float)((i * 104729) % 2003) / 1000.0f - 1.0f;
+    }
+    const int64_t lens[] = {1, 15, 16, 17, 31, 33, 40, BIG};
+    for (size_t l = 0; l < sizeof lens / sizeof *lens && ok; l++) {
+        const int64_t n = lens[l];
+        for (int64_t i = 0; i < BIG; i++) out[i] = dx[i] = 0.5f;
+        ug_k_act_forward(UG_ACT_SILU, out, in, n);
+        ug_k_act_backward(UG_ACT_SILU, dx, dout, in, out, n);
+        for (int64_t i = 0; i < BIG && ok; i++) {
+            float yf = i < n ? ug_siluf(in[i]) : 0.5f, gf = i < n ? 0.5f + ug_silu_grad(dout[i], in[i]) : 0.5f;
+            ok = same_bits(out[i], yf) && same_bits(dx[i], gf);
+            if (!ok)
+                ug_test_fail(__FILE__, __LINE__, "n %lld, i %lld: silu %a / %a, dx %a / %a",
+                             (long long)n, (long long)i, out[i], yf, dx[i], gf);
+        }
+    }
+    EXPECT(ok, "the 16-lane functions differ from the scalar ones");
+}
+#endif
+
 TEST(vmath_expf_specials) {
     const float xs[] = {NAN, -NAN, INFINITY, -INFINITY, 0.0f, -0.0f, FLT_MAX, -FLT_MAX,
                         0x1p-149f, -0x1p-149f, UG_EXPF_HI, nextafterf(UG_EXPF_HI, INFINITY),
