@@ -200,6 +200,10 @@ ug_tensor *ug_logsumexp(ug_ctx *ctx, ug_tensor *x);
 
 /* Elementwise. GELU is the exact (erf) form, PyTorch's default. */
 ug_tensor *ug_silu(ug_ctx *ctx, ug_tensor *x);
+/* SiLU over x itself, returning x, where the tape records nothing for it (grad off, or x needs
+ * none): no new buffer (W1 sampling 1.7 % faster, bench/NOTES.md session 17); x's old values
+ * are gone. Where the tape records, the same as ug_silu. */
+ug_tensor *ug_silu_inplace(ug_ctx *ctx, ug_tensor *x);
 ug_tensor *ug_gelu(ug_ctx *ctx, ug_tensor *x);
 ug_tensor *ug_relu(ug_ctx *ctx, ug_tensor *x);
 ug_tensor *ug_tanh(ug_ctx *ctx, ug_tensor *x);

@@ -849,3 +849,42 @@ TEST(autograd_first_write_matches_branch_sums) {
     }
     ug_test_tensor_free(x); ug_test_tensor_free(w); ug_test_tensor_free(w2); ug_test_tensor_free(c);
 }
+
+/* ug_silu_inplace: with the tape recording, ug_silu (a new tensor, x untouched, the same
+ * gradient); without (grad off, or x needing none), x itself overwritten with the same bits.
+ * (Not through ug_gradcheck: its numeric side runs off the tape, where x would change.) */
+
+TEST(nn_silu_inplace_only_off_the_tape) {
+    ug_ctx *ctx;
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    ug_tensor *x = ug_test_tensor(2, (int64_t[]){7, 37}, 41, -9, 9);
+    float *x0 = malloc((size_t)x->numel * sizeof *x0);
+    memcpy(x0, x->data, (size_t)x->numel * sizeof *x0);
+    ug_tensor *ref = ug_silu(ctx, x), *y = ug_silu_inplace(ctx, x);
+    EXPECT(y != x && !memcmp(x->data, x0, (size_t)x->numel * sizeof *x0), "recorded: x was written");
+    EXPECT(!memcmp(y->data, ref->data, (size_t)x->numel * sizeof *x0), "recorded: values differ");
+    float *g0 = malloc((size_t)x->numel * sizeof *g0);
+    for (int k = 0; k < 2; k++) {
+        ug_ctx_reset(ctx);
+        memset(x->grad, 0, (size_t)x->numel * sizeof *x0);
+        ug_tensor *t = ug_mul(ctx, k ? ug_silu_inplace(ctx, x) : ug_silu(ctx, x), x);
+        ASSERT_OK(ug_backward(ctx, ug_sum_all(ctx, t)));
+        if (!k) memcpy(g0, x->grad, (size_t)x->numel * sizeof *g0);
+    }
+    EXPECT(!memcmp(g0, x->grad, (size_t)x->numel * sizeof *g0) && g0[0] != 0, "recorded: gradients differ");
+    EXPECT(!memcmp(x->data, x0, (size_t)x->numel * sizeof *x0), "recorded: x was written");
+    free(g0);
+    for (int mode = 0; mode < 2; mode++) {   /* grad off; grad on but x needs none */
+        ug_ctx_reset(ctx);
+        ug_ctx_set_grad(ctx, mode);
+        x->requires_grad = !mode;
+        ref = ug_silu(ctx, x);
+        y = ug_silu_inplace(ctx, x);
+        EXPECT(y == x && !memcmp(x->data, ref->data, (size_t)x->numel * sizeof *x0),
+               "mode %d: not in place, or values differ", mode);
+        memcpy(x->data, x0, (size_t)x->numel * sizeof *x0);
+    }
+    free(x0);
+    ug_test_tensor_free(x);
+    ug_ctx_free(ctx);
+}

@@ -89,6 +89,7 @@ ug_tensor *ug_mlp_forward(ug_ctx *ctx, const ug_mlp *m, ug_tensor *x_in, ug_tens
         if (m->cfg.num_classes) parts[np++] = ug_embedding(ctx, m->label_emb, labels, B);
         h = ug_linear(ctx, ug_concat(ctx, parts, np, 1), m->w[0], m->b[0]);
     }
-    for (int l = 1; l < m->nlayers; l++) h = ug_linear(ctx, ug_silu(ctx, h), m->w[l], m->b[l]);
+    /* h is read by nothing else: a sampler's SiLU overwrites it. */
+    for (int l = 1; l < m->nlayers; l++) h = ug_linear(ctx, ug_silu_inplace(ctx, h), m->w[l], m->b[l]);
     return h;
 }

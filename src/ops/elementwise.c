@@ -17,6 +17,12 @@ static ug_tensor *act(ug_ctx *ctx, ug_tensor *x, ug_act a) {
 }
 
 ug_tensor *ug_silu(ug_ctx *ctx, ug_tensor *x) { return act(ctx, x, UG_ACT_SILU); }
+
+ug_tensor *ug_silu_inplace(ug_ctx *ctx, ug_tensor *x) {
+    if (ug_any_requires_grad(ctx, 1, &x)) return act(ctx, x, UG_ACT_SILU);
+    ug_k_act_forward(UG_ACT_SILU, x->data, x->data, x->numel);
+    return x;
+}
 ug_tensor *ug_gelu(ug_ctx *ctx, ug_tensor *x) { return act(ctx, x, UG_ACT_GELU); }
 ug_tensor *ug_relu(ug_ctx *ctx, ug_tensor *x) { return act(ctx, x, UG_ACT_RELU); }
 ug_tensor *ug_tanh(ug_ctx *ctx, ug_tensor *x) { return act(ctx, x, UG_ACT_TANH); }
