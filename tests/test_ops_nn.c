@@ -861,7 +861,8 @@ TEST(nn_silu_inplace_only_off_the_tape) {
     float *x0 = malloc((size_t)x->numel * sizeof *x0);
     memcpy(x0, x->data, (size_t)x->numel * sizeof *x0);
     ug_tensor *ref = ug_silu(ctx, x), *y = ug_silu_inplace(ctx, x);
-    EXPECT(y != x && !memcmp(x->data, x0, (size_t)x->numel * sizeof *x0), "recorded: x was written");
+    EXPECT(y != x && !memcmp(x->data, x0, (size_t)x->numel * sizeof *x0),
+           "recorded: x was written");
     EXPECT(!memcmp(y->data, ref->data, (size_t)x->numel * sizeof *x0), "recorded: values differ");
     float *g0 = malloc((size_t)x->numel * sizeof *g0);
     for (int k = 0; k < 2; k++) {
@@ -871,7 +872,8 @@ TEST(nn_silu_inplace_only_off_the_tape) {
         ASSERT_OK(ug_backward(ctx, ug_sum_all(ctx, t)));
         if (!k) memcpy(g0, x->grad, (size_t)x->numel * sizeof *g0);
     }
-    EXPECT(!memcmp(g0, x->grad, (size_t)x->numel * sizeof *g0) && g0[0] != 0, "recorded: gradients differ");
+    EXPECT(!memcmp(g0, x->grad, (size_t)x->numel * sizeof *g0) && g0[0] != 0,
+           "recorded: gradients differ");
     EXPECT(!memcmp(x->data, x0, (size_t)x->numel * sizeof *x0), "recorded: x was written");
     free(g0);
     for (int mode = 0; mode < 2; mode++) {   /* grad off; grad on but x needs none */

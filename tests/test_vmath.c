@@ -115,7 +115,8 @@ TEST(vmath_expf_1p_leaves_activations_bitwise) {
 #ifdef __AVX512F__
 static int check_v16_at(const float *x) {
     float e[16], y[16], g[16], dz[16];
-    for (int k = 0; k < 16; k++) dz[k] = k % 4 == 0 ? 0.37f : k % 4 == 1 ? -3.0f : k % 4 == 2 ? 1e-30f : -x[k];
+    for (int k = 0; k < 16; k++)
+        dz[k] = k % 4 == 0 ? 0.37f : k % 4 == 1 ? -3.0f : k % 4 == 2 ? 1e-30f : -x[k];
     const __m512 vx = _mm512_loadu_ps(x);
     _mm512_storeu_ps(e, ug_expf_1p_v16(vx));
     _mm512_storeu_ps(y, ug_siluf_v16(vx));
@@ -161,7 +162,8 @@ TEST(vmath_v16_matches_scalar_bitwise) {
         ug_k_act_forward(UG_ACT_SILU, out, in, n);
         ug_k_act_backward(UG_ACT_SILU, dx, dout, in, out, n);
         for (int64_t i = 0; i < BIG && ok; i++) {
-            float yf = i < n ? ug_siluf(in[i]) : 0.5f, gf = i < n ? 0.5f + ug_silu_grad(dout[i], in[i]) : 0.5f;
+            const float yf = i < n ? ug_siluf(in[i]) : 0.5f,
+                        gf = i < n ? 0.5f + ug_silu_grad(dout[i], in[i]) : 0.5f;
             ok = same_bits(out[i], yf) && same_bits(dx[i], gf);
             if (!ok)
                 ug_test_fail(__FILE__, __LINE__, "n %lld, i %lld: silu %a / %a, dx %a / %a",

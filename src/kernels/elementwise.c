@@ -36,7 +36,8 @@ static void silu_forward(float *out, const float *x, int64_t n) {
 static void silu_backward(float *dx, const float *dout, const float *x, int64_t n) {
     PAR_FOR16 {
         const __mmask16 m = ug_mask_v16(n - i);
-        __m512 g = ug_silu_grad_v16(_mm512_maskz_loadu_ps(m, dout + i), _mm512_maskz_loadu_ps(m, x + i));
+        const __m512 g =
+            ug_silu_grad_v16(_mm512_maskz_loadu_ps(m, dout + i), _mm512_maskz_loadu_ps(m, x + i));
         _mm512_mask_storeu_ps(dx + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dx + i), g));
     }
 }

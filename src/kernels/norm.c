@@ -75,7 +75,8 @@ static void silu_affine(float *y, const float *x, int64_t n, float mu, float sca
     const __m512 vm = _mm512_set1_ps(mu), vs = _mm512_set1_ps(scale), vb = _mm512_set1_ps(shift);
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = ug_mask_v16(n - i);
-        __m512 a = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm), vs), vb);
+        const __m512 xi = _mm512_maskz_loadu_ps(m, x + i);
+        const __m512 a = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(xi, vm), vs), vb);
         _mm512_mask_storeu_ps(y + i, m, ug_siluf_v16(a));
     }
 #else
@@ -90,7 +91,8 @@ static void silu_affine_grad(float *d, const float *dz, const float *x, int64_t 
     const __m512 vm = _mm512_set1_ps(mu), vs = _mm512_set1_ps(scale), vb = _mm512_set1_ps(shift);
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = ug_mask_v16(n - i);
-        __m512 a = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vm), vs), vb);
+        const __m512 xi = _mm512_maskz_loadu_ps(m, x + i);
+        const __m512 a = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(xi, vm), vs), vb);
         __m512 g = ug_silu_grad_v16(_mm512_maskz_loadu_ps(m, dz + i), a);
         _mm512_mask_storeu_ps(d + i, m, _mm512_add_ps(_mm512_setzero_ps(), g));
     }

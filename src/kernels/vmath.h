@@ -104,15 +104,17 @@ static inline float ug_silu_grad(float dz, float x) {
 
 #ifdef __AVX512F__
 #include <immintrin.h>
-/* ---- 16 lanes at a time, bit for bit ug_expf_1p, ug_siluf and ug_silu_grad above (test_vmath
- * compares them over every float). GCC's vectorization of the scalar code builds each clamp
- * from a compare, a mask operation and a blend, and 2^(n-1) from integer adds and shifts; here
- * the clamps are vminps / vmaxps (which keep a NaN x, as the C selects do: min(a, b) is
- * a < b ? a : b) and p 2^n is one vscalefps. That product is exact, as the two it replaces:
- * p 2^n is a normal float for n >= -124, and overflows to inf alike. SiLU: 0.358 -> 0.263 ns an
- * element on a Zen 4 core (bench/NOTES.md, session 17). */
+/* ---- 16 lanes at a time, bit for bit ug_expf_1p, ug_siluf and ug_silu_grad above (checked
+ * once over all 2^32 floats; test_vmath keeps every 61st and the switch points). GCC's
+ * vectorization of the scalar code builds each clamp from a compare, a mask operation and a
+ * blend, and 2^(n-1) from integer adds and shifts; here the clamps are vminps / vmaxps (which
+ * keep a NaN x, as the C selects do: min(a, b) is a < b ? a : b) and p 2^n is one vscalefps.
+ * That product is exact, as the two it replaces: p 2^n is a normal float for n >= -124, and
+ * overflows to inf alike. SiLU: 0.358 -> 0.263 ns an element on a Zen 4 core (bench/NOTES.md,
+ * session 17). */
 static inline __m512 ug_negf_v16(__m512 x) {
-    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32(INT32_MIN)));
+    const __m512i sign = _mm512_set1_epi32(INT32_MIN);
+    return _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), sign));
 }
 
 static inline __m512 ug_expf_1p_v16(__m512 x) {
@@ -147,7 +149,7 @@ static inline __m512 ug_silu_grad_v16(__m512 dz, __m512 x) {
     return _mm512_mul_ps(_mm512_mul_ps(dz, s), _mm512_add_ps(one, _mm512_mul_ps(x, oms)));
 }
 
-/* The lanes of a row's last, partial vector: i of n done. */
+/* The lanes to load and store with `left` floats of a row still to do (all 16 from 16 up). */
 static inline __mmask16 ug_mask_v16(int64_t left) {
     return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
 }

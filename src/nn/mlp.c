@@ -90,6 +90,7 @@ ug_tensor *ug_mlp_forward(ug_ctx *ctx, const ug_mlp *m, ug_tensor *x_in, ug_tens
         h = ug_linear(ctx, ug_concat(ctx, parts, np, 1), m->w[0], m->b[0]);
     }
     /* h is read by nothing else: a sampler's SiLU overwrites it. */
-    for (int l = 1; l < m->nlayers; l++) h = ug_linear(ctx, ug_silu_inplace(ctx, h), m->w[l], m->b[l]);
+    for (int l = 1; l < m->nlayers; l++)
+        h = ug_linear(ctx, ug_silu_inplace(ctx, h), m->w[l], m->b[l]);
     return h;
 }
