@@ -66,39 +66,32 @@ static void sums_dy_xhat(const float *dy, const float *x, int64_t n, float mu, f
     *sdy += ug_lanes_total(b);
 }
 
-/* y[s] = silu((x[s] - mu) scale + shift), and the gradient d[s] = 0 + silu'(that) dz[s] (as the
- * unfused SiLU backward leaves it in a zeroed gradient): 16 lanes at a time with AVX-512
- * (vmath.h), bit for bit the scalar loops (no contraction: -std=c11 keeps the product and the
- * sum apart, and so do the intrinsics). */
-static void silu_affine(float *y, const float *x, int64_t n, float mu, float scale, float shift) {
+/* With a[s] = (x[s] - mu) scale + shift: y[s] = silu(a[s]) (dz NULL), or the gradient
+ * y[s] = 0 + silu'(a[s]) dz[s] (as the unfused SiLU backward leaves it in a zeroed gradient).
+ * 16 lanes at a time with AVX-512 (vmath.h), bit for bit the scalar loops (no contraction:
+ * -std=c11 keeps the product and the sum apart, and so do the intrinsics). */
+static void silu_affine(float *y, const float *dz, const float *x, int64_t n, float mu,
+                        float scale, float shift) {
 #ifdef __AVX512F__
     const __m512 vm = _mm512_set1_ps(mu), vs = _mm512_set1_ps(scale), vb = _mm512_set1_ps(shift);
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = ug_mask_v16(n - i);
         const __m512 xi = _mm512_maskz_loadu_ps(m, x + i);
         const __m512 a = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(xi, vm), vs), vb);
-        _mm512_mask_storeu_ps(y + i, m, ug_siluf_v16(a));
+        const __m512 v = dz ? _mm512_add_ps(_mm512_setzero_ps(),
+                                            ug_silu_grad_v16(_mm512_maskz_loadu_ps(m, dz + i), a))
+                            : ug_siluf_v16(a);
+        _mm512_mask_storeu_ps(y + i, m, v);
     }
 #else
+    if (dz) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) y[i] = ug_siluf((x[i] - mu) * scale + shift);
-#endif
-}
-
-static void silu_affine_grad(float *d, const float *dz, const float *x, int64_t n, float mu,
-                             float scale, float shift) {
-#ifdef __AVX512F__
-    const __m512 vm = _mm512_set1_ps(mu), vs = _mm512_set1_ps(scale), vb = _mm512_set1_ps(shift);
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = ug_mask_v16(n - i);
-        const __m512 xi = _mm512_maskz_loadu_ps(m, x + i);
-        const __m512 a = _mm512_add_ps(_mm512_mul_ps(_mm512_sub_ps(xi, vm), vs), vb);
-        __m512 g = ug_silu_grad_v16(_mm512_maskz_loadu_ps(m, dz + i), a);
-        _mm512_mask_storeu_ps(d + i, m, _mm512_add_ps(_mm512_setzero_ps(), g));
+        for (int64_t i = 0; i < n; i++)
+            y[i] = 0.0f + ug_silu_grad(dz[i], (x[i] - mu) * scale + shift);
+    } else {
+#pragma omp simd
+        for (int64_t i = 0; i < n; i++) y[i] = ug_siluf((x[i] - mu) * scale + shift);
     }
-#else
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++) d[i] = 0.0f + ug_silu_grad(dz[i], (x[i] - mu) * scale + shift);
 #endif
 }
 
@@ -123,7 +116,7 @@ static void norm_forward(float *out, float *mean, float *rstd, const float *inp,
             const float *xs = x + j * S;
             float *ys = y + j * S;
             if (silu)
-                silu_affine(ys, xs, S, muf, scale, shift);
+                silu_affine(ys, NULL, xs, S, muf, scale, shift);
             else
 #pragma omp simd
                 for (int64_t s = 0; s < S; s++) ys[s] = (xs[s] - muf) * scale + shift;
@@ -139,7 +132,7 @@ static void silu_slice_grad(float *buf, const float *dz, const float *x, const f
         float scale = w ? rs * w[c0 + j] : rs, shift = b ? b[c0 + j] : 0.0f;
         const float *xs = x + j * S, *dzs = dz + j * S;
         float *d = buf + j * S;
-        silu_affine_grad(d, dzs, xs, S, mu, scale, shift);
+        silu_affine(d, dzs, xs, S, mu, scale, shift);
     }
 }
 
