@@ -100,14 +100,19 @@ int main(int argc, char **argv) {
         }
         if (rep >= 0) ts[rep] = bench_now_s() - t0;
     }
+    /* The last run's samples summed: a change that should leave every float the same must
+     * leave this too. */
+    double sample_sum = 0;
+    for (int64_t j = 0; j < nimg * D; j++) sample_sum += out[j];
     printf("{\"workload\": \"unet\", \"impl\": \"unigen\", \"threads\": %d, \"params\": %lld, "
            "\"batch\": %lld, \"data\": \"%s\", \"warmup_steps\": %d, \"timed_steps\": %d, "
            "\"train_step_ms_median\": %.2f, \"train_steps_per_s\": %.3f, \"train_loss_last\": %.5f, "
            "\"sample_images\": %lld, \"sample_nfe\": %lld, \"sample_s_median\": %.4f, "
-           "\"train_peak_rss_mib\": %.1f, \"peak_rss_mib\": %.1f}\n",
+           "\"sample_sum\": %.9g, \"train_peak_rss_mib\": %.1f, \"peak_rss_mib\": %.1f}\n",
            ug_get_threads(), (long long)ug_params_count(ps), (long long)B,
            have ? "fashion-mnist" : "uniform", warm, steps, med * 1e3, 1.0 / med, loss_last,
-           (long long)nimg, (long long)nfe, bench_median(ts, sruns), train_rss, bench_peak_rss_mib());
+           (long long)nimg, (long long)nfe, bench_median(ts, sruns), sample_sum, train_rss,
+           bench_peak_rss_mib());
     free(x); free(t); free(out);
     if (have) ug_dataset_free(&ds);
     else free(data);

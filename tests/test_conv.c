@@ -98,7 +98,7 @@ TEST(conv_workers_match_naive) {
             for (int64_t i = 0; i < nx; i++) gx[i] = 1.0f;
             for (int64_t i = 0; i < nw; i++) gw[i] = 1.0f;
             for (int64_t i = 0; i < g.O; i++) gb[i] = 1.0f;
-            ug_k_conv2d_forward(out, scratch, wk, x, w, b, &g);
+            ug_k_conv2d_forward(out, scratch, wk, x, w, b, &g, NULL);
             ug_k_conv2d_backward(gx, gw, gb, scratch, wk, R, x, w, &g, 1);
             for (int64_t i = 0; i < nx; i++) gx[i] -= 1.0f;
             for (int64_t i = 0; i < nw; i++) gw[i] -= 1.0f;
@@ -134,6 +134,22 @@ TEST(conv_workers_match_naive) {
             EXPECT(!memcmp(gw, gw2, (size_t)nw * sizeof *gw),
                    "%lldx%lld cfg %d workers %d: dw repeats", (long long)H, (long long)W, ci, wk);
             free(gw2);
+            /* Weights packed beforehand (a sampling run's cache): the same bits, and the
+             * scratch's own packing region (NaN here) is not read. */
+            const int64_t npk = ug_conv_packed_size(&g, wk);
+            EXPECT((npk > 0) == (wk > 1 && ug_conv_is_direct(&g)),
+                   "%lldx%lld cfg %d workers %d: %lld packed floats", (long long)H, (long long)W,
+                   ci, wk, (long long)npk);
+            if (npk) {
+                float *pk = malloc((size_t)npk * sizeof *pk), *out2 = malloc((size_t)ny * sizeof *out2);
+                ug_k_conv2d_pack(pk, w, &g);
+                for (int64_t i = 0; i < ns; i++) scratch[i] = NAN;
+                ug_k_conv2d_forward(out2, scratch, wk, x, w, b, &g, pk);
+                EXPECT(!memcmp(out, out2, (size_t)ny * sizeof *out),
+                       "%lldx%lld cfg %d workers %d: forward with packed weights differs",
+                       (long long)H, (long long)W, ci, wk);
+                free(pk); free(out2);
+            }
             free(scratch); free(out); free(gx); free(gw); free(gb);
         }
         free(x); free(w); free(b); free(R); free(y); free(dx); free(dw); free(db);
@@ -252,4 +268,68 @@ TEST(conv_worker_rule) {
 #endif
     g.N = 1;
     EXPECT(ug_conv_workers(&g) == 1, "one image: one worker (OpenBLAS threads the sgemm)");
+}
+
+static int g_packs_made;
+static void count_pack(float *dst, const void *arg) {
+    (void)arg;
+    dst[0] = 7.0f;
+    g_packs_made++;
+}
+
+TEST(conv_packed_weights_cached) {
+    /* The cache itself: one pack per (key, tag, size), the same copy after. */
+    ug_pack_cache *c = ug_pack_cache_new();
+    ASSERT(c, "cache");
+    float k1[1], k2[1];
+    g_packs_made = 0;
+    const float *p1 = ug_pack_cache_get(c, k1, 1, 10, count_pack, NULL),
+                *p2 = ug_pack_cache_get(c, k1, 1, 10, count_pack, NULL),
+                *p3 = ug_pack_cache_get(c, k1, 2, 10, count_pack, NULL),
+                *p4 = ug_pack_cache_get(c, k2, 1, 10, count_pack, NULL),
+                *p5 = ug_pack_cache_get(c, k1, 1, 12, count_pack, NULL);
+    ASSERT(p1 && p2 && p3 && p4 && p5, "entries");
+    EXPECT(p1 == p2 && p1 != p3 && p1 != p4 && p1 != p5 && p3 != p4 && g_packs_made == 4 &&
+           p1[0] == 7.0f, "cache: %d packs, p1 == p2 %d", g_packs_made, p1 == p2);
+    EXPECT(!ug_pack_cache_get(NULL, k1, 1, 10, count_pack, NULL), "no cache: NULL");
+    /* ug_conv2d with the cache attached and no tape, at a direct (32 -> 8) and a Winograd
+     * (64 -> 64) geometry: the bits of the uncached call. Then w changes while the cache is
+     * attached (which its owner must never let happen): the output stays that of the old w,
+     * which shows the packed copy is what the convolution reads. */
+    ug_set_threads(2);
+    const int64_t shapes[2][2] = {{32, 8}, {64, 64}};
+    for (int si = 0; si < 2; si++) {
+        const int64_t C = shapes[si][0], O = shapes[si][1];
+        ug_ctx *ctx;
+        ASSERT_OK(ug_ctx_create(&ctx, 0));
+        ug_ctx_set_grad(ctx, 0);
+        float *xv = randf(4 * C * 100, 81), *wv = randf(O * C * 9, 82), *bv = randf(O, 83);
+        ug_tensor *x = ug_tensor_from(ctx, 4, (int64_t[]){4, C, 10, 10}, xv),
+                  *w = ug_tensor_from(ctx, 4, (int64_t[]){O, C, 3, 3}, wv),
+                  *b = ug_tensor_from(ctx, 1, (int64_t[]){O}, bv);
+        const int64_t ny = 4 * O * 100;
+        float *plain = malloc((size_t)ny * sizeof *plain);
+        memcpy(plain, ug_conv2d(ctx, x, w, b, 1, 1)->data, (size_t)ny * sizeof *plain);
+        ug_pack_cache *pc = ug_pack_cache_new();
+        ctx->packs = pc;
+        ug_tensor *y1 = ug_conv2d(ctx, x, w, b, 1, 1);
+        EXPECT(!memcmp(plain, y1->data, (size_t)ny * sizeof *plain),
+               "%lld -> %lld: cached packing changed the output", (long long)C, (long long)O);
+        for (int64_t i = 0; i < O * C * 9; i++) w->data[i] *= 2.0f;
+        ug_tensor *y2 = ug_conv2d(ctx, x, w, b, 1, 1);
+        EXPECT(!memcmp(plain, y2->data, (size_t)ny * sizeof *plain),
+               "%lld -> %lld: the second call did not reuse the packed weights", (long long)C,
+               (long long)O);
+        /* With the tape on, the cache is not used. */
+        ug_ctx_set_grad(ctx, 1);
+        ug_tensor *y3 = ug_conv2d(ctx, x, w, b, 1, 1);
+        EXPECT(memcmp(plain, y3->data, (size_t)ny * sizeof *plain),
+               "%lld -> %lld: the tape's call read the cache", (long long)C, (long long)O);
+        ctx->packs = NULL;
+        ug_pack_cache_free(pc);
+        ug_ctx_free(ctx);
+        free(xv); free(wv); free(bv); free(plain);
+    }
+    ug_set_threads(0);
+    ug_pack_cache_free(c);
 }

@@ -73,7 +73,20 @@ struct ug_ctx {
     int64_t nnodes, cap_nodes;
     int grad_enabled;
     void *free_grads;               /* gradient buffers the backward has finished with */
+    struct ug_pack_cache *packs;    /* packed weights kept across calls, or NULL (not owned;
+                                       packs.c): set only while the weights cannot change */
 };
+
+/* ---------------------------------------------------------------- packed weights (packs.c) */
+typedef struct ug_pack_cache ug_pack_cache;
+typedef void (*ug_pack_fn)(float *dst, const void *arg);
+ug_pack_cache *ug_pack_cache_new(void);   /* NULL when out of memory */
+void ug_pack_cache_free(ug_pack_cache *c);
+/* The packed copy (n floats, 64-byte aligned) keyed by (key, tag, n), made by pack(dst, arg) on
+ * first use. NULL when c is NULL or memory runs out: the caller then packs for itself. Safe to
+ * call from several threads. */
+const float *ug_pack_cache_get(ug_pack_cache *c, const float *key, int tag, int64_t n,
+                               ug_pack_fn pack, const void *arg);
 
 /* The gradient buffer a backward kernel may accumulate into: NULL for tensors that do not
  * require grad (frozen parameters keep their buffer but must not receive anything). */

@@ -400,13 +400,33 @@ static int64_t per_worker(const ug_conv_geom *g, int workers) {
     return ug_conv_col_size(g);
 }
 
+/* Floats of the direct path's packed weights for the forward (transposed 0) or dx. */
+static int64_t packed_floats(const ug_conv_geom *g, int transposed) {
+    const int64_t Oc = transposed ? g->C : g->O, Ci = transposed ? g->O : g->C;
+    return ug_conv_is_winograd(g) ? ug_wino_packed_size(Oc, Ci) : round_up(Oc, DB_O) * Ci * 9;
+}
+
 /* The direct path's packed weights (shared by the workers), ahead of the per-worker parts. */
 static int64_t packed_size(const ug_conv_geom *g, int workers) {
     if (workers <= 1 || !ug_conv_is_direct(g)) return 0;
-    const int wino = ug_conv_is_winograd(g);
-    int64_t f = wino ? ug_wino_packed_size(g->O, g->C) : round_up(g->O, DB_O) * g->C * 9,
-            b = wino ? ug_wino_packed_size(g->C, g->O) : round_up(g->C, DB_O) * g->O * 9;
+    const int64_t f = packed_floats(g, 0), b = packed_floats(g, 1);
     return f > b ? f : b;
+}
+
+int64_t ug_conv_packed_size(const ug_conv_geom *g, int workers) {
+    return workers <= 1 || !ug_conv_is_direct(g) ? 0 : packed_floats(g, 0);
+}
+
+void ug_k_conv2d_pack(float *dst, const float *w, const ug_conv_geom *g) {
+    if (!ug_conv_is_direct(g)) return;
+    const int wino = ug_conv_is_winograd(g);
+    /* A team of its own for the orphaned loops: called by one thread of a team (a sampler's
+     * thread, inside the cache's critical section), they must not bind to that team. */
+#pragma omp parallel num_threads(ug_get_threads())
+    {
+        if (wino) ug_wino_pack(dst, w, g->O, g->C, 0);
+        else direct_pack(dst, w, g->O, g->C, 0);
+    }
 }
 
 int64_t ug_conv_scratch_size(const ug_conv_geom *g, int workers, int with_dw) {
@@ -427,7 +447,8 @@ static void forward_image(float *on, float *col, const float *xn, const float *w
 }
 
 void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *inp,
-                         const float *w, const float *bias, const ug_conv_geom *g) {
+                         const float *w, const float *bias, const ug_conv_geom *g,
+                         const float *packed) {
     const int64_t C = g->C, O = g->O, HW = g->H * g->W, L = g->Ho * g->Wo, N = g->N;
     const int pw = ug_conv_is_pointwise(g);
     if (workers > 1) {
@@ -436,20 +457,22 @@ void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *i
 #pragma omp parallel num_threads(workers)
         {
             int nt = ug_omp_nthreads(), id = ug_omp_tid();
-            /* The packed weights, shared out among the team (the loop's barrier ends it). */
-            if (wino) ug_wino_pack(scratch, w, O, C, 0);
-            else if (direct) direct_pack(scratch, w, O, C, 0);
+            /* The packed weights, shared out among the team (the loop's barrier ends it), unless
+             * the caller has them already. */
+            if (!packed && wino) ug_wino_pack(scratch, w, O, C, 0);
+            else if (!packed && direct) direct_pack(scratch, w, O, C, 0);
+            const float *wpk = packed ? packed : scratch;
             float *col = scratch ? scratch + pk + per * id : NULL;   /* NULL: 1x1, no columns */
             const int64_t n0 = N * id / nt, n1 = N * (id + 1) / nt,
                           k = direct ? direct_stack(g) : 1;
             if (wino && n1 > n0)
                 ug_wino_images(out + n0 * O * L, O * L, 0, bias, inp + n0 * C * HW, C * HW,
-                               n1 - n0, C, O, scratch, g, col);
+                               n1 - n0, C, O, wpk, g, col);
             for (int64_t n = n0; n < n1 && !wino; n += k) {
                 if (direct) {
                     const int64_t kk = n1 - n < k ? n1 - n : k;
                     direct_pad(col, inp + n * C * HW, C * HW, kk, C, g);
-                    direct_compute(out + n * O * L, O * L, kk, 0, bias, col, C, O, scratch, g,
+                    direct_compute(out + n * O * L, O * L, kk, 0, bias, col, C, O, wpk, g,
                                    col + direct_xp_size(g, C, k));
                 }
                 else forward_image(out + n * O * L, col, inp + n * C * HW, w, bias, g);

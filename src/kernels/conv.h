@@ -42,9 +42,17 @@ int ug_conv_workers(const ug_conv_geom *g);
 int64_t ug_conv_scratch_size(const ug_conv_geom *g, int workers, int with_dw);
 
 /* out (N, O, Ho, Wo) = conv(inp, w) + bias (O, or NULL). scratch: ug_conv_scratch_size floats
- * for `workers` (with_dw may be 0 for the forward alone). */
+ * for `workers` (with_dw may be 0 for the forward alone). packed: w as ug_k_conv2d_pack left it
+ * for this geometry and `workers`, or NULL (the forward packs it into scratch). */
 void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *inp,
-                         const float *w, const float *bias, const ug_conv_geom *g);
+                         const float *w, const float *bias, const ug_conv_geom *g,
+                         const float *packed);
+/* Floats of the weights as the forward packs them for `workers` (the direct and Winograd
+ * paths), 0 where it packs nothing; ug_k_conv2d_pack writes them (on a team of its own, so
+ * one thread of a parallel region may call it). A caller whose weights stay the same over many calls packs
+ * once (a sampling run, core/packs.c). */
+int64_t ug_conv_packed_size(const ug_conv_geom *g, int workers);
+void ug_k_conv2d_pack(float *dst, const float *w, const ug_conv_geom *g);
 /* dinp += conv^T(dout, w) (dx_add 0: dinp = conv^T(dout, w), dinp's old contents unread: a
  * gradient buffer not yet written, see ug_grad_add); dw += sum_n dout_n col_n^T; dbias += sum
  * over N, Ho, Wo.

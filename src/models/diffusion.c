@@ -115,6 +115,7 @@ typedef struct {
     ug_ctx **extra;                       /* threads 1..: own, or lent by the caller */
     int nextra;
     ug_ctx *own[DN_MAX_THREADS - 1];
+    ug_pack_cache *packs;                 /* the network's packed weights, shared by the threads */
 } dn_self;
 
 static int64_t row_tile(const ug_diffusion *m) { return m->net.row_tile > 0 ? m->net.row_tile : 512; }
@@ -128,6 +129,7 @@ static ug_status diffusion_tile(void *self, int64_t n, const double *x, double s
     dn_self *s = self;
     int64_t d = s->m->data_dim;
     int old = ug_ctx_set_grad(s->ctx, 0);
+    s->ctx->packs = s->packs;
     int64_t np = padded_rows(s->m, n);
     ug_tensor *xt = ug_tensor_zeros(s->ctx, 2, (int64_t[]){np, d});
     for (int64_t j = 0; j < n * d; j++) xt->data[j] = (float)x[j];
@@ -140,6 +142,7 @@ static ug_status diffusion_tile(void *self, int64_t n, const double *x, double s
     }
     ug_tensor *D = ug_diffusion_denoise(s->ctx, s->m, xt, sigma, lab);
     for (int64_t j = 0; j < n * d; j++) out[j] = D->data[j];
+    s->ctx->packs = NULL;
     ug_ctx_set_grad(s->ctx, old);
     ug_ctx_reset(s->ctx);
     return UG_OK;
@@ -152,6 +155,7 @@ static ug_status diffusion_fm_tile(void *self, int64_t n, const double *x, doubl
     const ug_diffusion *m = s->m;
     int64_t d = m->data_dim;
     int old = ug_ctx_set_grad(s->ctx, 0);
+    s->ctx->packs = s->packs;
     int64_t np = padded_rows(s->m, n);
     ug_tensor *xt = ug_tensor_zeros(s->ctx, 2, (int64_t[]){np, d});
     ug_tensor *c_noise = ug_tensor_new(s->ctx, 1, (int64_t[]){np});
@@ -165,6 +169,7 @@ static ug_status diffusion_fm_tile(void *self, int64_t n, const double *x, doubl
     }
     ug_tensor *v = ug_net_forward(s->ctx, &m->net, xt, c_noise, lab);
     for (int64_t j = 0; j < n * d; j++) out[j] = x[j] - t * (double)v->data[j];
+    s->ctx->packs = NULL;
     ug_ctx_set_grad(s->ctx, old);
     ug_ctx_reset(s->ctx);
     return UG_OK;
@@ -225,6 +230,7 @@ ug_status ug_diffusion_denoiser(const ug_diffusion *m, ug_ctx *ctx, const int32_
     s->labels = labels;
     s->extra = s->own;
     s->nextra = DN_MAX_THREADS - 1;
+    s->packs = ug_pack_cache_new();   /* NULL: every call packs for itself */
     out->dim = m->data_dim;
     out->fn = diffusion_fn;
     out->self = s;
@@ -237,6 +243,7 @@ void ug_diffusion_denoiser_free(void *state) {
     dn_self *s = state;
     if (!s) return;
     for (int t = 0; t < DN_MAX_THREADS - 1; t++) ug_ctx_free(s->own[t]);
+    ug_pack_cache_free(s->packs);
     free(s);
 }
 

@@ -44,7 +44,9 @@ ug_tensor *ug_diffusion_denoise(ug_ctx *ctx, const ug_diffusion *m, ug_tensor *x
                                 const int32_t *labels);
 /* A sampler's view of the model (no grad; ctx is reset after every call; tiles of rows run on
  * the threads side by side, threads beyond the first in arenas of their own). Free *state with
- * ug_diffusion_denoiser_free when done. labels: one per point, or NULL. */
+ * ug_diffusion_denoiser_free when done. labels: one per point, or NULL. The network's weights
+ * must stay the same while the denoiser lives: its convolutions pack them on the first call and
+ * reuse the packed copies (core/packs.c). */
 ug_status ug_diffusion_denoiser(const ug_diffusion *m, ug_ctx *ctx, const int32_t *labels,
                                 ug_denoiser *out, void **state);
 void ug_diffusion_denoiser_free(void *state);

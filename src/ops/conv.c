@@ -20,6 +20,14 @@ static void conv2d_backward(ug_node *n) {
                          n->out->grad, x->data, w->data, &g, dx_add);
 }
 
+/* ctx->packs entries of the forward's packed weights: the layout depends on the path. */
+typedef struct { const float *w; const ug_conv_geom *g; } conv_pack_arg;
+static void conv_pack(float *dst, const void *arg) {
+    const conv_pack_arg *a = arg;
+    ug_k_conv2d_pack(dst, a->w, a->g);
+}
+static int conv_pack_tag(const ug_conv_geom *g) { return ug_conv_is_winograd(g) ? 2 : 1; }
+
 ug_tensor *ug_conv2d(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int stride, int pad) {
     char s1[96], s2[96];
     UG_CHECK(x->ndim == 4 && w->ndim == 4 && x->shape[1] == w->shape[1],
@@ -36,7 +44,14 @@ ug_tensor *ug_conv2d(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int 
     /* The dw accumulators only when the tape keeps the node for a backward pass. */
     int64_t nscr = ug_conv_scratch_size(&g, workers, ctx->grad_enabled);
     float *col = nscr ? ug_ctx_alloc(ctx, (size_t)nscr * sizeof(float)) : NULL;
-    ug_k_conv2d_forward(out->data, col, workers, x->data, w->data, b ? b->data : NULL, &g);
+    /* Weights that cannot change (a sampling run): packed once, kept in ctx->packs. */
+    const float *packed = NULL;
+    int64_t npk = ctx->packs && !ctx->grad_enabled ? ug_conv_packed_size(&g, workers) : 0;
+    if (npk) {
+        conv_pack_arg a = {w->data, &g};
+        packed = ug_pack_cache_get(ctx->packs, w->data, conv_pack_tag(&g), npk, conv_pack, &a);
+    }
+    ug_k_conv2d_forward(out->data, col, workers, x->data, w->data, b ? b->data : NULL, &g, packed);
     ug_tensor *ins[3] = {x, w, b};
     ug_node *n = ug_tape_record(ctx, "conv2d", conv2d_backward, out, 3, ins);
     if (n) {
