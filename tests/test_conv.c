@@ -184,6 +184,8 @@ TEST(conv_winograd_matches_naive) {
               *out = malloc((size_t)ny * sizeof *out), *out1 = malloc((size_t)ny * sizeof *out1),
               *gx = malloc((size_t)nx * sizeof *gx), *gx1 = malloc((size_t)nx * sizeof *gx1);
         char what[64];
+        /* NaN scratch: whatever the kernel reads of it, it must have written first. */
+        for (int64_t i = 0; i < nk; i++) work[i] = NAN;
         ug_wino_pack(U, w, O, C, 0);
         ug_wino_images(out, O * HW, 0, b, x, C * HW, N, C, O, U, &g, work);
         for (int64_t n = 0; n < N; n++)
