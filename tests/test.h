@@ -63,6 +63,9 @@ void ug_test_arena_steady(ug_model *m, const float *x, int64_t B, int steps, int
 /* qsort comparator of doubles; monotonic seconds. */
 int ug_test_cmp_double(const void *a, const void *b);
 double ug_test_now_s(void);
+/* The larger of a running worst error e and err, where a NaN err wins and stays (fmax would
+ * drop it: a NaN result would pass a `worst < tol` check). */
+static inline double ug_test_worst(double e, double err) { return err > e || err != err ? err : e; }
 
 /* Tensors owned by the test (malloc'd data and zeroed grad), filled U(lo, hi) from seed. */
 ug_tensor *ug_test_tensor(int ndim, const int64_t *shape, uint64_t seed, float lo, float hi);

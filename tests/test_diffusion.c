@@ -192,7 +192,7 @@ TEST(mlp_shared_conditioning_matches_full_first_layer) {
             }
             double worst = 0, scale = 0;
             for (int j = 0; j < B * 3; j++) {
-                worst = fmax(worst, fabs((double)shared[j] - full[j]));
+                worst = ug_test_worst(worst, fabs((double)shared[j] - full[j]));
                 scale = fmax(scale, fabs((double)full[j]));
             }
             if (mixed)

@@ -67,7 +67,7 @@ static double brute_logdet(map_fn f, void *self, const float *x, int n) {
 static double max_abs_diff(const float *a, const float *b, int64_t n, double *scale) {
     double m = 0, s = 0;
     for (int64_t i = 0; i < n; i++) {
-        m = fmax(m, fabs((double)a[i] - b[i]));
+        m = ug_test_worst(m, fabs((double)a[i] - b[i]));
         s = fmax(s, fabs((double)b[i]));
     }
     if (scale) *scale = s;
@@ -492,7 +492,7 @@ static void check_model(const char *what, flow_case *f, float lo, float hi) {
     double scale, err = max_abs_diff(xb, x, n * d, &scale);
     EXPECT(err <= 1e-4 * scale, "%s: round trip error %g (scale %g)", what, err, scale);
     double zs = 0;
-    for (int i = 0; i < n * d; i++) zs = fmax(zs, fabs(z[i] - x[i]));
+    for (int i = 0; i < n * d; i++) zs = ug_test_worst(zs, fabs(z[i] - x[i]));
     EXPECT(zs > 1e-2, "%s: the flow is (nearly) the identity, max |z - x| = %g", what, zs);
     for (int b = 0; b < 2; b++) {
         double bl = brute_logdet(flow_map, f, x + b * d, d);

@@ -160,7 +160,7 @@ TEST(vmath_v16_matches_scalar_bitwise) {
         const int64_t n = lens[l];
         for (int64_t i = 0; i < BIG; i++) out[i] = dx[i] = 0.5f;
         ug_k_act_forward(UG_ACT_SILU, out, in, n);
-        ug_k_act_backward(UG_ACT_SILU, dx, dout, in, out, n);
+        ug_k_act_backward(UG_ACT_SILU, dx, dout, in, out, n, 1);
         for (int64_t i = 0; i < BIG && ok; i++) {
             const float yf = i < n ? ug_siluf(in[i]) : 0.5f,
                         gf = i < n ? 0.5f + ug_silu_grad(dout[i], in[i]) : 0.5f;
@@ -270,11 +270,23 @@ TEST(vmath_activation_kernels_match_libm) {
                 check_kernel(what, got, old, x, acts[k].ref_fwd, n);
             }
             if (acts[k].old_bwd) {
-                memset(got, 0, (size_t)n * sizeof *got);
-                ug_k_act_backward(acts[k].a, got, ones, x, x /* y unused by these */, n);
+                /* Written over NaNs (add 0), then added to what is there (add 1). */
+                for (int64_t i = 0; i < n; i++) got[i] = NAN;
+                ug_k_act_backward(acts[k].a, got, ones, x, x /* y unused by these */, n, 0);
                 for (int64_t i = 0; i < n; i++) old[i] = acts[k].old_bwd(x[i]);
                 snprintf(what, sizeof what, "%s backward n=%lld", names[k], (long long)n);
                 check_kernel(what, got, old, x, acts[k].ref_bwd, n);
+                for (int64_t i = 0; i < n; i++) {
+                    old[i] = 0.25f + got[i];   /* the written gradient, added to 0.25 */
+                    got[i] = 0.25f;
+                }
+                ug_k_act_backward(acts[k].a, got, ones, x, x, n, 1);
+                int64_t bad = -1;
+                for (int64_t i = 0; i < n && bad < 0; i++)
+                    if (memcmp(got + i, old + i, sizeof *got)) bad = i;
+                EXPECT(bad < 0, "%s backward n=%lld: added %.9g at %lld, expected %.9g", names[k],
+                       (long long)n, bad < 0 ? 0.0 : got[bad], (long long)bad,
+                       bad < 0 ? 0.0 : old[bad]);
             }
         }
         free(x), free(got), free(old), free(ones);

@@ -33,18 +33,20 @@ static void silu_forward(float *out, const float *x, int64_t n) {
     }
 }
 
-static void silu_backward(float *dx, const float *dout, const float *x, int64_t n) {
+static void silu_backward(float *dx, const float *dout, const float *x, int64_t n, int add) {
     PAR_FOR16 {
         const __mmask16 m = ug_mask_v16(n - i);
         const __m512 g =
             ug_silu_grad_v16(_mm512_maskz_loadu_ps(m, dout + i), _mm512_maskz_loadu_ps(m, x + i));
-        _mm512_mask_storeu_ps(dx + i, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dx + i), g));
+        _mm512_mask_storeu_ps(dx + i, m,
+                              add ? _mm512_add_ps(_mm512_maskz_loadu_ps(m, dx + i), g) : g);
     }
 }
 #else
 static void silu_forward(float *out, const float *x, int64_t n) { PAR_FOR out[i] = ug_siluf(x[i]); }
-static void silu_backward(float *dx, const float *dout, const float *x, int64_t n) {
-    PAR_FOR dx[i] += ug_silu_grad(dout[i], x[i]);
+static void silu_backward(float *dx, const float *dout, const float *x, int64_t n, int add) {
+    if (add) PAR_FOR dx[i] += ug_silu_grad(dout[i], x[i]);
+    else PAR_FOR dx[i] = ug_silu_grad(dout[i], x[i]);
 }
 #endif
 
@@ -66,25 +68,25 @@ void ug_k_act_forward(ug_act a, float *out, const float *x, int64_t n) {
     }
 }
 
+/* dx += g (add) or dx = g, g the gradient expression of i (written, dx's old values unread). */
+#define GRAD_TO_DX(g) do { if (add) PAR_FOR dx[i] += (g); else PAR_FOR dx[i] = (g); } while (0)
+
 void ug_k_act_backward(ug_act a, float *dx, const float *dout, const float *x, const float *y,
-                       int64_t n) {
+                       int64_t n, int add) {
     switch (a) {
-    case UG_ACT_SILU: silu_backward(dx, dout, x, n); break;
+    case UG_ACT_SILU: silu_backward(dx, dout, x, n, add); break;
     case UG_ACT_GELU:
-        PAR_FOR {
-            float cdf = 0.5f * (1.0f + erff(x[i] * (float)M_SQRT1_2));
-            float pdf = expf(-0.5f * x[i] * x[i]) * 0.3989422804014327f;
-            dx[i] += dout[i] * (cdf + x[i] * pdf);
-        }
+        GRAD_TO_DX(dout[i] * (0.5f * (1.0f + erff(x[i] * (float)M_SQRT1_2)) +
+                              x[i] * (expf(-0.5f * x[i] * x[i]) * 0.3989422804014327f)));
         break;
-    case UG_ACT_RELU: PAR_FOR dx[i] += x[i] > 0 ? dout[i] : 0.0f; break;
-    case UG_ACT_TANH: PAR_FOR dx[i] += dout[i] * (1.0f - y[i] * y[i]); break;
-    case UG_ACT_SIGMOID: PAR_FOR dx[i] += dout[i] * y[i] * (1.0f - y[i]); break;
-    case UG_ACT_SOFTPLUS: PAR_FOR dx[i] += dout[i] * ug_sigmoidf(x[i]); break;
-    case UG_ACT_EXP: PAR_FOR dx[i] += dout[i] * y[i]; break;
-    case UG_ACT_LOG: PAR_FOR dx[i] += dout[i] / x[i]; break;
-    case UG_ACT_SQUARE: PAR_FOR dx[i] += 2.0f * dout[i] * x[i]; break;
-    case UG_ACT_SQRT: PAR_FOR dx[i] += dout[i] * 0.5f / y[i]; break;
+    case UG_ACT_RELU: GRAD_TO_DX(x[i] > 0 ? dout[i] : 0.0f); break;
+    case UG_ACT_TANH: GRAD_TO_DX(dout[i] * (1.0f - y[i] * y[i])); break;
+    case UG_ACT_SIGMOID: GRAD_TO_DX(dout[i] * y[i] * (1.0f - y[i])); break;
+    case UG_ACT_SOFTPLUS: GRAD_TO_DX(dout[i] * ug_sigmoidf(x[i])); break;
+    case UG_ACT_EXP: GRAD_TO_DX(dout[i] * y[i]); break;
+    case UG_ACT_LOG: GRAD_TO_DX(dout[i] / x[i]); break;
+    case UG_ACT_SQUARE: GRAD_TO_DX(2.0f * dout[i] * x[i]); break;
+    case UG_ACT_SQRT: GRAD_TO_DX(dout[i] * 0.5f / y[i]); break;
     default: UG_CHECK(0, "activation %d unknown", (int)a);
     }
 }

@@ -11,9 +11,10 @@ typedef enum {
 
 const char *ug_act_name(ug_act a);
 void ug_k_act_forward(ug_act a, float *out, const float *x, int64_t n);
-/* x: the input, y: the forward output (both always available). */
+/* dx += (add) or = (add 0: dx's old contents unread, see ug_grad_add) dout times the
+ * derivative; x: the input, y: the forward output (both always available). */
 void ug_k_act_backward(ug_act a, float *dx, const float *dout, const float *x, const float *y,
-                       int64_t n);
+                       int64_t n, int add);
 /* out = a x + b */
 void ug_k_affine_forward(float *out, const float *x, float a, float b, int64_t n);
 #endif

@@ -63,7 +63,9 @@ void ug_k_linear_forward(float *out, const float *inp, const float *w, const flo
 #define UG_LINEAR_PAIR_MIN ((int64_t)1 << 22)
 
 void ug_k_linear_backward(float *dinp, float *dw, float *dbias, const float *dout,
-                          const float *inp, const float *w, int64_t N, int64_t Din, int64_t O) {
+                          const float *inp, const float *w, int64_t N, int64_t Din, int64_t O,
+                          int dx_add) {
+    const float bx = dx_add ? 1.0f : 0.0f;   /* 0: sgemm writes dinp without reading it */
     /* Two threads and both gradients of a large layer: the two GEMMs (equal FLOPs) run side by
      * side, one sgemm per thread (OpenBLAS's OpenMP build runs single-threaded inside a parallel
      * region), instead of one after the other on both threads: no synchronisation or partition
@@ -73,11 +75,11 @@ void ug_k_linear_backward(float *dinp, float *dw, float *dbias, const float *dou
         {
             /* A team of one (called inside another parallel region: no nesting) does both. */
             int nt = ug_omp_nthreads(), id = ug_omp_tid();
-            if (id == 0) ug_k_gemm(0, 0, N, Din, O, dout, w, 1.0f, dinp);
+            if (id == 0) ug_k_gemm(0, 0, N, Din, O, dout, w, bx, dinp);
             if (id == nt - 1) ug_k_gemm(1, 0, O, Din, N, dout, inp, 1.0f, dw);
         }
     } else {
-        if (dinp) ug_k_gemm(0, 0, N, Din, O, dout, w, 1.0f, dinp);
+        if (dinp) ug_k_gemm(0, 0, N, Din, O, dout, w, bx, dinp);
         if (dw) ug_k_gemm(1, 0, O, Din, N, dout, inp, 1.0f, dw);
     }
     if (dbias) {

@@ -4,15 +4,21 @@
 
 static void act_backward(ug_node *n) {
     ug_tensor *x = n->in[0];
-    if (ug_grad_of(x))
-        ug_k_act_backward((ug_act)n->i[0], x->grad, n->out->grad, x->data, n->out->data, x->numel);
+    if (ug_grad_of(x)) {
+        const int add = ug_grad_add(x);
+        ug_k_act_backward((ug_act)n->i[0], x->grad, n->out->grad, x->data, n->out->data, x->numel,
+                          add);
+    }
 }
 
 static ug_tensor *act(ug_ctx *ctx, ug_tensor *x, ug_act a) {
     ug_tensor *out = ug_tensor_new(ctx, x->ndim, x->shape);
     ug_k_act_forward(a, out->data, x->data, x->numel);
     ug_node *n = ug_tape_record(ctx, ug_act_name(a), act_backward, out, 1, &x);
-    if (n) n->i[0] = a;
+    if (n) {
+        n->i[0] = a;
+        n->first_write = 1u;   /* x's gradient: written whole when nothing is in it yet */
+    }
     return out;
 }
 
