@@ -306,9 +306,16 @@ TEST(conv_packed_weights_cached) {
         ASSERT_OK(ug_ctx_create(&ctx, 0));
         ug_ctx_set_grad(ctx, 0);
         float *xv = randf(4 * C * 100, 81), *wv = randf(O * C * 9, 82), *bv = randf(O, 83);
+        ug_params *ps;
+        ASSERT_OK(ug_params_create(&ps));
+        ug_tensor *w = ug_params_add(ps, "conv.weight", 4, (int64_t[]){O, C, 3, 3}),
+                  *b = ug_params_add(ps, "conv.bias", 1, (int64_t[]){O});
+        ASSERT(w && b, "params");
+        ASSERT_OK(ug_params_finalize(ps));
+        memcpy(w->data, wv, (size_t)(O * C * 9) * sizeof *wv);
+        memcpy(b->data, bv, (size_t)O * sizeof *bv);
         ug_tensor *x = ug_tensor_from(ctx, 4, (int64_t[]){4, C, 10, 10}, xv),
-                  *w = ug_tensor_from(ctx, 4, (int64_t[]){O, C, 3, 3}, wv),
-                  *b = ug_tensor_from(ctx, 1, (int64_t[]){O}, bv);
+                  *wa = ug_tensor_from(ctx, 4, (int64_t[]){O, C, 3, 3}, wv);
         const int64_t ny = 4 * O * 100;
         float *plain = malloc((size_t)ny * sizeof *plain);
         memcpy(plain, ug_conv2d(ctx, x, w, b, 1, 1)->data, (size_t)ny * sizeof *plain);
@@ -317,6 +324,16 @@ TEST(conv_packed_weights_cached) {
         ug_tensor *y1 = ug_conv2d(ctx, x, w, b, 1, 1);
         EXPECT(!memcmp(plain, y1->data, (size_t)ny * sizeof *plain),
                "%lld -> %lld: cached packing changed the output", (long long)C, (long long)O);
+        /* A weight that is no parameter (in the arena) is packed on every call. */
+        for (int si2 = 0; si2 < 2; si2++) {
+            ug_tensor *ya = ug_conv2d(ctx, x, wa, b, 1, 1);
+            EXPECT(si2 == 1 || !memcmp(plain, ya->data, (size_t)ny * sizeof *plain),
+                   "%lld -> %lld: arena weight", (long long)C, (long long)O);
+            EXPECT(si2 == 0 || memcmp(plain, ya->data, (size_t)ny * sizeof *plain),
+                   "%lld -> %lld: an arena weight's packed copy was reused", (long long)C,
+                   (long long)O);
+            for (int64_t i = 0; i < O * C * 9; i++) wa->data[i] *= 2.0f;
+        }
         for (int64_t i = 0; i < O * C * 9; i++) w->data[i] *= 2.0f;
         ug_tensor *y2 = ug_conv2d(ctx, x, w, b, 1, 1);
         EXPECT(!memcmp(plain, y2->data, (size_t)ny * sizeof *plain),
@@ -329,6 +346,7 @@ TEST(conv_packed_weights_cached) {
                "%lld -> %lld: the tape's call read the cache", (long long)C, (long long)O);
         ctx->packs = NULL;
         ug_pack_cache_free(pc);
+        ug_params_free(ps);
         ug_ctx_free(ctx);
         free(xv); free(wv); free(bv); free(plain);
     }

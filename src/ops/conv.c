@@ -44,9 +44,12 @@ ug_tensor *ug_conv2d(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int 
     /* The dw accumulators only when the tape keeps the node for a backward pass. */
     int64_t nscr = ug_conv_scratch_size(&g, workers, ctx->grad_enabled);
     float *col = nscr ? ug_ctx_alloc(ctx, (size_t)nscr * sizeof(float)) : NULL;
-    /* Weights that cannot change (a sampling run): packed once, kept in ctx->packs. */
+    /* Weights that cannot change (a sampling run): packed once, kept in ctx->packs. Only a
+     * parameter's (named, in the parameters' buffer): a weight computed in the arena could
+     * come back at the same address with other values. */
     const float *packed = NULL;
-    int64_t npk = ctx->packs && !ctx->grad_enabled ? ug_conv_packed_size(&g, workers) : 0;
+    int64_t npk = ctx->packs && !ctx->grad_enabled && w->name ? ug_conv_packed_size(&g, workers)
+                                                              : 0;
     if (npk) {
         conv_pack_arg a = {w->data, &g};
         packed = ug_pack_cache_get(ctx->packs, w->data, conv_pack_tag(&g), npk, conv_pack, &a);
