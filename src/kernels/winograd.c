@@ -119,7 +119,7 @@ typedef int ug_vi __attribute__((vector_size(32)));
  * b = (x + 1) & 1: the odd columns to b = 0 from kx = 1, the even ones to b = 1 from kx = 0. */
 static void wino_planes(float *pl, const float *in, int64_t Ci, const ug_conv_geom *g,
                         const wino_dims *d) {
-    const int64_t H = g->H, W = g->W, TWp = d->TWp, PS = d->PS, W2 = W / 2;
+    const int64_t H = g->H, W = g->W, TWp = d->TWp, PS = d->PS;
     for (int64_t c = 0; c < Ci; c++) {
         float *p0 = pl + 4 * c * PS;
         memset(p0, 0, (size_t)(4 * PS) * sizeof *p0);
@@ -127,6 +127,26 @@ static void wino_planes(float *pl, const float *in, int64_t Ci, const ug_conv_ge
             const int64_t a = (y + 1) & 1, ry = (y + 1) >> 1;
             const float *restrict src = in + (c * H + y) * W;
             float *restrict e = p0 + 2 * a * PS + ry * TWp, *restrict od = e + PS;
+#if defined(UG_DIRECT_CONV) && VW == 16
+            /* 2 VW columns at a time, the last run by masked loads and stores (a 28-wide row is
+             * one run; the loop below would do it all in its scalar tail). */
+            for (int64_t k = 0; 2 * k < W; k += VW) {   /* x = 2k .. 2k + nx - 1 */
+                const int64_t nx = W - 2 * k < 2 * VW ? W - 2 * k : 2 * VW;
+                const __mmask32 m = (__mmask32)(nx == 32 ? 0xFFFFFFFFu : (1u << nx) - 1u);
+                const ug_vf lo = (ug_vf)_mm512_maskz_loadu_ps((__mmask16)m, src + 2 * k),
+                            hi = (ug_vf)_mm512_maskz_loadu_ps((__mmask16)(m >> 16),
+                                                              src + 2 * k + VW);
+                const ug_vf ev = __builtin_shuffle(lo, hi, EVENS),
+                            ov = __builtin_shuffle(lo, hi, ODDS);
+                /* x = 2k + 2j to b = 1, kx = k + j ((nx + 1) / 2 of them); x = 2k + 2j + 1 to
+                 * b = 0, kx = k + j + 1 (nx / 2). */
+                const __mmask16 me = (__mmask16)((1u << ((nx + 1) / 2)) - 1u),
+                                mo = (__mmask16)((1u << (nx / 2)) - 1u);
+                _mm512_mask_storeu_ps(od + k, me, (__m512)ev);
+                _mm512_mask_storeu_ps(e + k + 1, mo, (__m512)ov);
+            }
+#else
+            const int64_t W2 = W / 2;
             int64_t k = 0;
             for (; k + VW <= W2; k += VW) {   /* x = 2k .. 2k + 2 VW - 1 */
                 ug_vf lo, hi, ev, ov;
@@ -142,6 +162,7 @@ static void wino_planes(float *pl, const float *in, int64_t Ci, const ug_conv_ge
                 e[k + 1] = src[2 * k + 1];
             }
             if (W & 1) od[W2] = src[W - 1];
+#endif
         }
     }
 }
