@@ -141,7 +141,8 @@ TEST(conv_workers_match_naive) {
                    "%lldx%lld cfg %d workers %d: %lld packed floats", (long long)H, (long long)W,
                    ci, wk, (long long)npk);
             if (npk) {
-                float *pk = malloc((size_t)npk * sizeof *pk), *out2 = malloc((size_t)ny * sizeof *out2);
+                float *pk = malloc((size_t)npk * sizeof *pk),
+                      *out2 = malloc((size_t)ny * sizeof *out2);
                 ug_k_conv2d_pack(pk, w, &g);
                 for (int64_t i = 0; i < ns; i++) scratch[i] = NAN;
                 ug_k_conv2d_forward(out2, scratch, wk, x, w, b, &g, pk);
@@ -160,8 +161,8 @@ TEST(conv_winograd_matches_naive) {
     /* The Winograd kernel alone (whatever the size rule of ug_conv_is_winograd): forward with
      * bias, and dx (the transposed, flipped kernel, added to what is there), on 1 x 1 ... 20 x 19
      * and 3 x 37, 2 x 64 images, odd sizes included (their last tile half outside), 1 to 17
-     * channels (partial register blocks). Three images in one call, and again one call per image: the same bits
-     * (each tile is computed the same way wherever its chunk starts). */
+     * channels (partial register blocks). Three images in one call, and again one call per
+     * image: the same bits (each tile is computed the same way wherever its chunk starts). */
     const struct { int64_t C, O; } ch[] = {{5, 4}, {12, 17}, {9, 3}, {1, 1}};
     const int64_t sizes[][2] = {{1, 1}, {2, 3}, {5, 6}, {7, 7}, {11, 9}, {8, 16}, {20, 19},
                                 {3, 37}, {2, 64}};   /* rows of 2 and 3 runs of 32 columns */
@@ -326,11 +327,11 @@ TEST(conv_packed_weights_cached) {
         EXPECT(!memcmp(plain, y1->data, (size_t)ny * sizeof *plain),
                "%lld -> %lld: cached packing changed the output", (long long)C, (long long)O);
         /* A weight that is no parameter (in the arena) is packed on every call. */
-        for (int si2 = 0; si2 < 2; si2++) {
+        for (int call = 0; call < 2; call++) {
             ug_tensor *ya = ug_conv2d(ctx, x, wa, b, 1, 1);
-            EXPECT(si2 == 1 || !memcmp(plain, ya->data, (size_t)ny * sizeof *plain),
+            EXPECT(call == 1 || !memcmp(plain, ya->data, (size_t)ny * sizeof *plain),
                    "%lld -> %lld: arena weight", (long long)C, (long long)O);
-            EXPECT(si2 == 0 || memcmp(plain, ya->data, (size_t)ny * sizeof *plain),
+            EXPECT(call == 0 || memcmp(plain, ya->data, (size_t)ny * sizeof *plain),
                    "%lld -> %lld: an arena weight's packed copy was reused", (long long)C,
                    (long long)O);
             for (int64_t i = 0; i < O * C * 9; i++) wa->data[i] *= 2.0f;

@@ -459,8 +459,10 @@ void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *i
             int nt = ug_omp_nthreads(), id = ug_omp_tid();
             /* The packed weights, shared out among the team (the loop's barrier ends it), unless
              * the caller has them already. */
-            if (!packed && wino) ug_wino_pack(scratch, w, O, C, 0);
-            else if (!packed && direct) direct_pack(scratch, w, O, C, 0);
+            if (!packed) {
+                if (wino) ug_wino_pack(scratch, w, O, C, 0);
+                else if (direct) direct_pack(scratch, w, O, C, 0);
+            }
             const float *wpk = packed ? packed : scratch;
             float *col = scratch ? scratch + pk + per * id : NULL;   /* NULL: 1x1, no columns */
             const int64_t n0 = N * id / nt, n1 = N * (id + 1) / nt,

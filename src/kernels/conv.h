@@ -48,9 +48,9 @@ void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *i
                          const float *w, const float *bias, const ug_conv_geom *g,
                          const float *packed);
 /* Floats of the weights as the forward packs them for `workers` (the direct and Winograd
- * paths), 0 where it packs nothing; ug_k_conv2d_pack writes them (on a team of its own, so
- * one thread of a parallel region may call it). A caller whose weights stay the same over many calls packs
- * once (a sampling run, core/packs.c). */
+ * paths), 0 where it packs nothing; ug_k_conv2d_pack writes them (on a team of its own, so one
+ * thread of a parallel region may call it). A caller whose weights stay the same over many
+ * calls packs once (a sampling run, core/packs.c). */
 int64_t ug_conv_packed_size(const ug_conv_geom *g, int workers);
 void ug_k_conv2d_pack(float *dst, const float *w, const ug_conv_geom *g);
 /* dinp += conv^T(dout, w) (dx_add 0: dinp = conv^T(dout, w), dinp's old contents unread: a
