@@ -84,7 +84,8 @@ typedef struct ug_tensor {
     int ndim;
     int requires_grad;
     int grad_lazy;        /* an op's output: gradient allocated in the backward, freed after */
-    int grad_unset;       /* (backward only) that buffer not yet written: the first backward to
+    int grad_unset;       /* that buffer not yet written since ug_backward handed it out (an op's
+                             output) or ug_params_zero_grad (a parameter): the first backward to
                              reach it writes instead of adding (ug_grad_add), or it is zeroed */
     struct ug_tensor *base; /* a view of such an output: the tensor whose gradient it shares */
     const char *name;     /* parameters only */
@@ -274,7 +275,11 @@ int ug_params_num_tensors(const ug_params *ps);
 ug_tensor *ug_params_tensor(ug_params *ps, int i);
 ug_tensor *ug_params_find(ug_params *ps, const char *name);
 float *ug_params_data(ug_params *ps);
+/* The flat gradient buffer, every entry valid: read gradients here, not through a tensor's grad
+ * pointer, which holds stale values for a parameter no backward reached since zero_grad. */
 float *ug_params_grad(ug_params *ps);
+/* Every gradient to zero, lazily (the backward writes or zeroes each entry when it first reaches
+ * it; ug_params_grad zeroes the rest). */
 void ug_params_zero_grad(ug_params *ps);
 /* Turn gradients for every parameter on or off (off: d/dx of a frozen network, e.g. guidance). */
 void ug_params_set_requires_grad(ug_params *ps, int on);

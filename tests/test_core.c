@@ -275,3 +275,75 @@ TEST(grad_linear_shared_weight_accumulates) {
     EXPECT(ug_gradcheck("linear twice", f_linear_twice, NULL, ins, 3, ug_gc_default()), "shared");
     ug_test_tensor_free(x); ug_test_tensor_free(w); ug_test_tensor_free(b);
 }
+
+/* zero_grad is lazy (params.c): the first backward write to a parameter replaces whatever the
+ * buffer held (linear's and masked linear's gradients written by sgemm with beta 0), an op that
+ * only adds gets its parameter zeroed by the core first, and ug_params_grad zeroes a parameter
+ * no backward reached. Checked against the same backward into an explicitly zeroed buffer, with
+ * NaNs left in the buffer before zero_grad: none may survive. */
+static ug_tensor *lazy_net(ug_ctx *ctx, ug_params *ps, const float *xv) {
+    ug_tensor *x = ug_tensor_from(ctx, 2, (int64_t[]){3, 4}, xv);
+    ug_tensor *w1 = ug_params_find(ps, "a.weight"), *b1 = ug_params_find(ps, "a.bias");
+    static const float mask[16] = {1, 0, 1, 1, 0, 1, 1, 0, 0, 1, 1, 1, 1, 1, 0, 1};
+    ug_tensor *h = ug_linear(ctx, ug_tanh(ctx, ug_linear(ctx, x, w1, b1)), w1, NULL);
+    h = ug_add(ctx, h, ug_masked_linear(ctx, x, ug_params_find(ps, "m.weight"), mask,
+                                       ug_params_find(ps, "m.bias")));
+    h = ug_mul(ctx, h, ug_params_find(ps, "s"));   /* adds into its gradients */
+    return ug_sum_all(ctx, ug_tanh(ctx, h));
+}
+
+TEST(params_zero_grad_lazy) {
+    ug_params *ps;
+    ASSERT_OK(ug_params_create(&ps));
+    ug_params_add(ps, "a.weight", 2, (int64_t[]){4, 4});
+    ug_params_add(ps, "a.bias", 1, (int64_t[]){4});
+    ug_params_add(ps, "unused.weight", 2, (int64_t[]){5, 2});
+    ug_params_add(ps, "m.weight", 2, (int64_t[]){4, 4});
+    ug_params_add(ps, "m.bias", 1, (int64_t[]){4});
+    ug_params_add(ps, "s", 2, (int64_t[]){3, 4});
+    ASSERT_OK(ug_params_finalize(ps));
+    ug_params_init_uniform(ps, 3);
+    const int64_t np = ug_params_count(ps);
+    float xv[12], *ref = malloc(sizeof(float) * np), *twice = malloc(sizeof(float) * np);
+    for (int i = 0; i < 12; i++) xv[i] = 0.3f * (float)i - 1.7f;
+    ug_ctx *ctx;
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    /* Reference: the buffer zeroed by hand, every backward adding. */
+    memset(ug_params_grad(ps), 0, sizeof(float) * np);
+    ASSERT_OK(ug_backward(ctx, lazy_net(ctx, ps, xv)));
+    memcpy(ref, ug_params_grad(ps), sizeof(float) * np);
+    ug_ctx_reset(ctx);
+    for (int round = 0; round < 2; round++) {
+        float *g = ug_params_grad(ps);
+        for (int64_t j = 0; j < np; j++) g[j] = NAN;
+        ug_params_zero_grad(ps);
+        ASSERT_OK(ug_backward(ctx, lazy_net(ctx, ps, xv)));
+        ug_ctx_reset(ctx);
+        g = ug_params_grad(ps);
+        int64_t bad = -1;
+        for (int64_t j = 0; j < np && bad < 0; j++)
+            if (memcmp(&g[j], &ref[j], sizeof(float)) != 0) bad = j;
+        EXPECT(bad < 0, "round %d: gradient %lld is %g, expected %g", round, (long long)bad,
+               bad < 0 ? 0.0 : g[bad], bad < 0 ? 0.0 : ref[bad]);
+    }
+    /* Without zero_grad a second backward adds to the first. */
+    ASSERT_OK(ug_backward(ctx, lazy_net(ctx, ps, xv)));
+    ug_ctx_reset(ctx);
+    memcpy(twice, ug_params_grad(ps), sizeof(float) * np);
+    double e = 0, m = 0;
+    for (int64_t j = 0; j < np; j++) {
+        e = ug_test_worst(e, fabs(twice[j] - 2.0 * ref[j]));
+        m = fmax(m, fabs(ref[j]));
+    }
+    EXPECT(e <= 1e-6 * m && m > 0, "accumulated: error %.3g (largest gradient %.3g)", e, m);
+    /* The zeroed-by-hand reference has the unused parameter at zero and the others not. */
+    const ug_tensor *u = ug_params_find(ps, "unused.weight");
+    float *gu = ref + (u->grad - ug_params_grad(ps));
+    int used_nonzero = ref[0] != 0.0f && ref[np - 1] != 0.0f, unused_zero = 1;
+    for (int64_t j = 0; j < u->numel; j++) unused_zero &= gu[j] == 0.0f;
+    EXPECT(used_nonzero && unused_zero, "reference: used %d, unused zero %d", used_nonzero,
+           unused_zero);
+    free(ref); free(twice);
+    ug_ctx_free(ctx);
+    ug_params_free(ps);
+}

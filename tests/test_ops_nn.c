@@ -336,22 +336,27 @@ TEST(nn_linear_backward_pair_matches_double) {   /* and the forward */
     float *dx = malloc(sizeof(float) * N * D), *dw = malloc(sizeof(float) * O * D),
           *db = calloc(O, sizeof(float));
     int threads0 = ug_get_threads();
-    /* Modes 3 and 4 (1 and 2 threads): dx written (dx_add 0) over NaNs, none of them read. */
-    for (int mode = 0; mode < 5; mode++) {
-        int th = mode == 0 || mode == 3 ? 1 : 2, dx_add = mode < 3;
+    /* Modes 3 and 4 (1 and 2 threads): the three gradients written (add 0) over NaNs, none of
+     * them read; modes 5 and 6: dx and db added, dw written. */
+    for (int mode = 0; mode < 7; mode++) {
+        int th = mode == 0 || mode == 3 || mode == 5 ? 1 : 2;
+        unsigned add = mode < 3 ? 7u : mode < 5 ? 0u : UG_ADD_DX | UG_ADD_DB;
+        int dx_add = (add & UG_ADD_DX) != 0;
         ug_set_threads(th);
         memcpy(dx, dx0->data, sizeof(float) * N * D);
         if (!dx_add)
             for (int i = 0; i < N * D; i++) dx[i] = NAN;
         memcpy(dw, dw0->data, sizeof(float) * O * D);
-        memset(db, 0, sizeof(float) * O);
+        if (!(add & UG_ADD_DW))
+            for (int i = 0; i < O * D; i++) dw[i] = NAN;
+        for (int o = 0; o < O; o++) db[o] = add & UG_ADD_DB ? 0.0f : NAN;
         if (mode != 2) {
-            ug_k_linear_backward(dx, dw, db, dy->data, x->data, w->data, N, D, O, dx_add);
+            ug_k_linear_backward(dx, dw, db, dy->data, x->data, w->data, N, D, O, add);
         } else {
 #pragma omp parallel num_threads(2)
             {
                 if (ug_omp_tid() == 0)
-                    ug_k_linear_backward(dx, dw, db, dy->data, x->data, w->data, N, D, O, 1);
+                    ug_k_linear_backward(dx, dw, db, dy->data, x->data, w->data, N, D, O, add);
             }
         }
         double ex = 0, ew = 0, eb = 0;
@@ -366,7 +371,7 @@ TEST(nn_linear_backward_pair_matches_double) {   /* and the forward */
             for (int n = 0; n < N; n++) rb += dy->data[n * O + o];
             eb = ug_test_worst(eb, fabs(db[o] - rb));
             for (int d = 0; d < D; d++) {
-                double r = dw0->data[o * D + d];
+                double r = add & UG_ADD_DW ? dw0->data[o * D + d] : 0.0;
                 for (int n = 0; n < N; n++) r += (double)dy->data[n * O + o] * x->data[n * D + d];
                 ew = ug_test_worst(ew, fabs(dw[o * D + d] - r));
             }
@@ -394,9 +399,8 @@ TEST(nn_linear_backward_pair_matches_double) {   /* and the forward */
                mode == 2 ? " inside a parallel region" : "", ey);
         /* Sums of 330 (dx) and 64 (dw, db) products of magnitude <= 1: float rounding is ~1e-5. */
         EXPECT(ex < 2e-5 && ew < 1e-5 && eb < 1e-5,
-               "%d thread(s)%s%s: max error dx %.3g dw %.3g db %.3g", th,
-               mode == 2 ? " inside a parallel region" : "", dx_add ? "" : ", dx written", ex, ew,
-               eb);
+               "%d thread(s)%s, add %u: max error dx %.3g dw %.3g db %.3g", th,
+               mode == 2 ? " inside a parallel region" : "", add, ex, ew, eb);
     }
     ug_set_threads(threads0);
     free(dx); free(dw); free(db);

@@ -1,6 +1,6 @@
 /* params.c — every parameter in ONE flat buffer with named views (llm.c's
  * malloc_and_point_parameters). Gradients, Adam moments and the EMA copy use the same layout,
- * so zero_grad is one memset, an optimizer step one loop and an MPI allreduce one call. */
+ * so an optimizer step is one loop and an MPI allreduce one call. */
 #include "core.h"
 #include <math.h>
 
@@ -129,7 +129,6 @@ ug_tensor *ug_params_tensor(ug_params *ps, int i) {
     return (i >= 0 && i < ps->num) ? &ps->entries[i]->t : NULL;
 }
 float *ug_params_data(ug_params *ps) { return ps->data; }
-float *ug_params_grad(ug_params *ps) { return ps->grad; }
 
 ug_tensor *ug_params_find(ug_params *ps, const char *name) {
     for (int i = 0; i < ps->num; i++)
@@ -137,17 +136,26 @@ ug_tensor *ug_params_find(ug_params *ps, const char *name) {
     return NULL;
 }
 
-/* One memset a thread over its share (W4's 19 M gradients: 1.3 % of a step on one thread while
- * the other waited). */
+/* Zeroing is lazy: every entry is marked unset (grad_unset), and the backward's first write to
+ * an entry replaces instead of adding (a node's first_write, e.g. linear's dW by sgemm with beta
+ * 0) or the core zeroes that entry just before, while the kernel is about to read it (W4's 19 M
+ * gradients were a 77 MB memset at the start of every step, read back from memory by each dW
+ * sgemm). ug_params_grad zeroes the entries no backward reached before it hands the buffer out,
+ * so every reader of the flat buffer sees exact zeros there. */
 void ug_params_zero_grad(ug_params *ps) {
     if (!ps->grad) return;
-    const int64_t n = ps->total;
-#pragma omp parallel if (n >= 64 * UG_PAR_MIN)
-    {
-        int nt = ug_omp_nthreads(), id = ug_omp_tid();
-        int64_t lo = n * id / nt, hi = n * (id + 1) / nt;
-        memset(ps->grad + lo, 0, (size_t)(hi - lo) * sizeof(float));
+    for (int i = 0; i < ps->num; i++) ps->entries[i]->t.grad_unset = 1;
+}
+
+float *ug_params_grad(ug_params *ps) {
+    for (int i = 0; ps->grad && i < ps->num; i++) {
+        ug_tensor *t = &ps->entries[i]->t;
+        if (t->grad_unset) {
+            memset(t->grad, 0, (size_t)t->numel * sizeof(float));
+            t->grad_unset = 0;
+        }
     }
+    return ps->grad;
 }
 
 void ug_params_set_requires_grad(ug_params *ps, int on) {

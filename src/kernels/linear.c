@@ -64,8 +64,9 @@ void ug_k_linear_forward(float *out, const float *inp, const float *w, const flo
 
 void ug_k_linear_backward(float *dinp, float *dw, float *dbias, const float *dout,
                           const float *inp, const float *w, int64_t N, int64_t Din, int64_t O,
-                          int dx_add) {
-    const float bx = dx_add ? 1.0f : 0.0f;   /* 0: sgemm writes dinp without reading it */
+                          unsigned add) {
+    /* beta 0: sgemm writes its output without reading it */
+    const float bx = add & UG_ADD_DX ? 1.0f : 0.0f, bw = add & UG_ADD_DW ? 1.0f : 0.0f;
     /* Two threads and both gradients of a large layer: the two GEMMs (equal FLOPs) run side by
      * side, one sgemm per thread (OpenBLAS's OpenMP build runs single-threaded inside a parallel
      * region), instead of one after the other on both threads: no synchronisation or partition
@@ -76,13 +77,14 @@ void ug_k_linear_backward(float *dinp, float *dw, float *dbias, const float *dou
             /* A team of one (called inside another parallel region: no nesting) does both. */
             int nt = ug_omp_nthreads(), id = ug_omp_tid();
             if (id == 0) ug_k_gemm(0, 0, N, Din, O, dout, w, bx, dinp);
-            if (id == nt - 1) ug_k_gemm(1, 0, O, Din, N, dout, inp, 1.0f, dw);
+            if (id == nt - 1) ug_k_gemm(1, 0, O, Din, N, dout, inp, bw, dw);
         }
     } else {
         if (dinp) ug_k_gemm(0, 0, N, Din, O, dout, w, bx, dinp);
-        if (dw) ug_k_gemm(1, 0, O, Din, N, dout, inp, 1.0f, dw);
+        if (dw) ug_k_gemm(1, 0, O, Din, N, dout, inp, bw, dw);
     }
     if (dbias) {
+        const int64_t n0 = add & UG_ADD_DB ? 0 : 1;   /* written: the first row is the start */
         /* Column sums: split the columns across threads, each sums its slice over all rows. */
 #pragma omp parallel if (N * O >= UG_PAR_MIN)
         {
@@ -92,7 +94,9 @@ void ug_k_linear_backward(float *dinp, float *dw, float *dbias, const float *dou
             int nt = 1, id = 0;
 #endif
             int64_t lo = O * id / nt, hi = O * (id + 1) / nt;
-            for (int64_t n = 0; n < N; n++) {
+            if (n0)
+                for (int64_t o = lo; o < hi; o++) dbias[o] = N > 0 ? dout[o] : 0.0f;
+            for (int64_t n = n0; n < N; n++) {
                 const float *row = dout + n * O;
                 for (int64_t o = lo; o < hi; o++) dbias[o] += row[o];
             }

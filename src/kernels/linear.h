@@ -7,11 +7,15 @@
 /* out (N, O) = inp (N, Din) w^T (w: (O, Din)) + bias (O, or NULL). */
 void ug_k_linear_forward(float *out, const float *inp, const float *w, const float *bias,
                          int64_t N, int64_t Din, int64_t O);
-/* dinp (N, Din) += dout w (dx_add 0: =, dinp's old contents unread); dw (O, Din) += dout^T inp;
- * dbias (O) += colsum(dout). NULL skips one. */
+/* dinp (N, Din) += dout w; dw (O, Din) += dout^T inp; dbias (O) += colsum(dout). NULL skips one.
+ * add: which of them add (UG_ADD_DX | UG_ADD_DW | UG_ADD_DB); the others are written (=), their
+ * old contents unread. */
+#define UG_ADD_DX 1u
+#define UG_ADD_DW 2u
+#define UG_ADD_DB 4u
 void ug_k_linear_backward(float *dinp, float *dw, float *dbias, const float *dout,
                           const float *inp, const float *w, int64_t N, int64_t Din, int64_t O,
-                          int dx_add);
+                          unsigned add);
 /* c (M, N) (+)= op(a) op(b), op = transpose when ta/tb; a is (M, K) or (K, M), b (K, N) or
  * (N, K). beta = 0 overwrites c, 1 accumulates. */
 void ug_k_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *a, const float *b,

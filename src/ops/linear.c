@@ -22,9 +22,10 @@ static ug_tensor *linear_out(ug_ctx *ctx, const ug_tensor *x, int64_t O) {
 static void linear_backward(ug_node *n) {
     ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     int64_t Din = w->shape[1], O = w->shape[0], N = x->numel / Din;
-    const int dx_add = ug_grad_add(x);
+    const unsigned add = (ug_grad_add(x) ? UG_ADD_DX : 0u) | (ug_grad_add(w) ? UG_ADD_DW : 0u) |
+                         (!b || ug_grad_add(b) ? UG_ADD_DB : 0u);
     ug_k_linear_backward(ug_grad_of(x), ug_grad_of(w), ug_grad_of(b), n->out->grad, x->data,
-                         w->data, N, Din, O, dx_add);
+                         w->data, N, Din, O, add);
 }
 
 ug_tensor *ug_linear(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b) {
@@ -34,7 +35,7 @@ ug_tensor *ug_linear(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b) {
     ug_k_linear_forward(out->data, x->data, w->data, b ? b->data : NULL, N, Din, O);
     ug_tensor *ins[3] = {x, w, b};
     ug_node *n = ug_tape_record(ctx, "linear", linear_backward, out, 3, ins);
-    if (n) n->first_write = 1u;   /* x's gradient: written whole when nothing is in it yet */
+    if (n) n->first_write = 7u;   /* every gradient: written whole when nothing is in it yet */
     return out;
 }
 
@@ -45,11 +46,11 @@ static void masked_linear_backward(ug_node *n) {
     ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     const float *wm = n->saved[0], *mask = n->saved[1];
     int64_t Din = w->shape[1], O = w->shape[0], N = x->numel / Din;
-    const int dx_add = ug_grad_add(x);
+    const unsigned add = (ug_grad_add(x) ? UG_ADD_DX : 0u) | (!b || ug_grad_add(b) ? UG_ADD_DB : 0u);
     ug_k_linear_backward(ug_grad_of(x), NULL, ug_grad_of(b), n->out->grad, x->data, wm, N, Din, O,
-                         dx_add);
+                         add);
     if (ug_grad_of(w)) {
-        ug_k_gemm(1, 0, O, Din, N, n->out->grad, x->data, 1.0f, w->grad);
+        ug_k_gemm(1, 0, O, Din, N, n->out->grad, x->data, ug_grad_add(w) ? 1.0f : 0.0f, w->grad);
         ug_k_mask_inplace(w->grad, mask, O * Din);
     }
 }
@@ -67,7 +68,7 @@ ug_tensor *ug_masked_linear(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, const float
     if (n) {
         n->saved[0] = wm;
         n->saved[1] = (void *)mask;
-        n->first_write = 1u;   /* x's gradient: written whole when nothing is in it yet */
+        n->first_write = 7u;   /* every gradient: written whole when nothing is in it yet */
     }
     return out;
 }
