@@ -1,5 +1,5 @@
 /* test_vmath.c — the vectorizable expf of src/kernels/vmath.h and the activation kernels built
- * on it. Accuracy is measured in ulps of the float nearest the double-precision exp()
+ * on it (and lanes.h's sums in double, at the end). Accuracy is measured in ulps of the float nearest the double-precision exp()
  * reference, over a dense sweep of every 251st float in [-104, 89] plus every float near the
  * overflow/underflow thresholds and near 0; special values must match glibc expf bit for bit
  * in class (NaN, inf, 0). The kernels must stay within 2.5 ulp of the accuracy the libm
@@ -9,6 +9,7 @@
 #include "core/core.h"
 #include "kernels/elementwise.h"
 #include "kernels/vmath.h"
+#include "kernels/lanes.h"
 #include <float.h>
 #include <stdint.h>
 
@@ -310,4 +311,35 @@ TEST(vmath_log1p_expneg_ulp_sweep) {
     EXPECT(ug_log1p_expnegf(INFINITY) == 0.0f, "a = inf: %g", ug_log1p_expnegf(INFINITY));
     EXPECT(isnan(ug_log1p_expnegf(NAN)), "NaN stays NaN");
     EXPECT(ug_log1p_expnegf(0.0f) == (float)log(2.0), "a = 0: ln 2, got %.9g", ug_log1p_expnegf(0.0f));
+}
+
+/* lanes.h's sums against their definition, written out one element at a time: element i of a
+ * row into lane i mod 32 in index order, the lanes added as ug_lanes_total's tree. Bit for bit,
+ * at every length up to 100 (each of the vector loop, the runs of 8 and the scalar tail), and
+ * chained over rows of different lengths. */
+TEST(lanes_sum_matches_definition) {
+    float x[100];
+    uint64_t s = 12345;
+    for (int i = 0; i < 100; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        /* magnitudes 2^-20 .. 2^20: rounding differs with the order of the adds */
+        x[i] = (float)((double)(s >> 11) / 9007199254740992.0 - 0.5) *
+               ldexpf(1.0f, (int)(s % 41) - 20);
+    }
+    int bad = -1;
+    for (int n = 0; n <= 100 && bad < 0; n++) {
+        double ref[UG_LANES] = {0};
+        for (int i = 0; i < n; i++) ref[i % UG_LANES] += x[i];
+        double want = ug_lanes_total(ref), got = ug_sum_f64(x, n);
+        if (memcmp(&want, &got, sizeof got) != 0) bad = n;
+    }
+    EXPECT(bad < 0, "ug_sum_f64 differs from the lane definition at n = %d", bad);
+    /* rows of 37, 0, 64 and 9 values chained into the same lanes */
+    const int len[4] = {37, 0, 64, 9}, off[4] = {0, 37, 20, 90};
+    double acc[UG_LANES] = {0}, ref[UG_LANES] = {0};
+    for (int r = 0; r < 4; r++) {
+        ug_lanes_add(acc, x + off[r], len[r]);
+        for (int i = 0; i < len[r]; i++) ref[i % UG_LANES] += x[off[r] + i];
+    }
+    EXPECT(memcmp(acc, ref, sizeof acc) == 0, "chained rows: the lanes differ");
 }

@@ -7,7 +7,7 @@
  *   backward: g = dy w;  dx = rstd (g - mean(g) - xhat mean(g xhat))   (means over the slice)
  *             dw[c] += sum dy xhat,  db[c] += sum dy   (over samples and positions of c)
  * Statistics are two-pass in double: one-pass E[x^2] - E[x]^2 cancels when |mean| >> std.
- * Every sum runs in lanes.h's 8 independent double lanes.
+ * Every sum runs in lanes.h's 32 independent double lanes.
  *
  * Group norm + SiLU fused (the U-Net's GN -> SiLU): z = silu(y), y = xhat w + b, and y is never
  * stored: the backward recomputes it and forms dy = dz silu'(y) slice by slice in a per-thread
@@ -22,17 +22,14 @@
 
 /* sum (x[i] - mu)^2 */
 static double sumsq_dev_f64(const float *x, int64_t n, double mu) {
-    ug_v4d a0 = {0, 0, 0, 0}, a1 = a0, x0, x1;
-    int64_t i = 0;
-    for (; i + UG_LANES <= n; i += UG_LANES) {
-        UG_LOAD8_F64(x0, x1, x + i);
-        x0 -= mu;
-        x1 -= mu;
-        a0 += x0 * x0;
-        a1 += x1 * x1;
-    }
+    const ug_v8d z = {0}, vmu = z + mu;
+    ug_v8d a[4] = {z, z, z, z}, v;
+    int64_t i;
+#define SQ_STEP(dst, j) do { UG_LOAD8_F64(v, x + (j)); v -= vmu; (dst) += v * v; } while (0)
+    UG_LANES_ROW(a, n, i, SQ_STEP);
+#undef SQ_STEP
     double acc[UG_LANES];
-    ug_lanes_store(acc, &a0, &a1);
+    ug_lanes_store(acc, a);
     for (; i < n; i++) {
         double d = x[i] - mu;
         acc[i % UG_LANES] += d * d;
@@ -43,27 +40,33 @@ static double sumsq_dev_f64(const float *x, int64_t n, double mu) {
 /* *sa += sum a[i] dy[i],  *sb += sum dy[i],  with a[i] = (x[i] - mu) rs (xhat, in float). */
 static void sums_dy_xhat(const float *dy, const float *x, int64_t n, float mu, float rs,
                          double *sxa, double *sdy) {
-    ug_v4d a0 = {0, 0, 0, 0}, a1 = a0, b0 = a0, b1 = a0, d0, d1, h0, h1;
-    int64_t i = 0;
-    for (; i + UG_LANES <= n; i += UG_LANES) {
-        float xh[UG_LANES];
-        for (int k = 0; k < UG_LANES; k++) xh[k] = (x[i + k] - mu) * rs;
-        UG_LOAD8_F64(d0, d1, dy + i);
-        UG_LOAD8_F64(h0, h1, xh);
-        a0 += d0 * h0;
-        a1 += d1 * h1;
-        b0 += d0;
-        b1 += d1;
-    }
-    double a[UG_LANES], b[UG_LANES];
-    ug_lanes_store(a, &a0, &a1);
-    ug_lanes_store(b, &b0, &b1);
+    const ug_v8d z = {0};
+    const ug_v8f fz = {0}, vmu = fz + mu, vrs = fz + rs;
+    ug_v8d a[4] = {z, z, z, z}, b[4] = {z, z, z, z}, d, h;
+    ug_v8f xf;
+    int64_t i;
+    /* a and b share the row's loop: the step adds into a[r] and b[r] (r from a[r]'s address) */
+#define DX_STEP(dst, j)                                                    \
+    do {                                                                   \
+        ug_v8d *bb_ = b + (&(dst) - a);                                    \
+        UG_LOAD8_F64(d, dy + (j));                                         \
+        UG_LOAD8_F32(xf, x + (j));                                         \
+        xf = (xf - vmu) * vrs;                                             \
+        h = __builtin_convertvector(xf, ug_v8d);                           \
+        (dst) += d * h;                                                    \
+        *bb_ += d;                                                         \
+    } while (0)
+    UG_LANES_ROW(a, n, i, DX_STEP);
+#undef DX_STEP
+    double sa[UG_LANES], sb[UG_LANES];
+    ug_lanes_store(sa, a);
+    ug_lanes_store(sb, b);
     for (; i < n; i++) {
-        a[i % UG_LANES] += (double)dy[i] * ((x[i] - mu) * rs);
-        b[i % UG_LANES] += dy[i];
+        sa[i % UG_LANES] += (double)dy[i] * ((x[i] - mu) * rs);
+        sb[i % UG_LANES] += dy[i];
     }
-    *sxa += ug_lanes_total(a);
-    *sdy += ug_lanes_total(b);
+    *sxa += ug_lanes_total(sa);
+    *sdy += ug_lanes_total(sb);
 }
 
 /* With a[s] = (x[s] - mu) scale + shift: y[s] = silu(a[s]) (dz NULL), or the gradient
