@@ -34,8 +34,8 @@ typedef float ug_v8f __attribute__((vector_size(32)));
 
 /* The loop shape every lane sum here uses: elements [0, n) of a row, 32 at a time into the four
  * vectors a[0..3] (lanes 0-7, 8-15, 16-23, 24-31), then up to three runs of 8 into a[0], a[1],
- * a[2] in turn, then one at a time (the caller's scalar tail, from the returned index), each
- * element into lane i mod 32. STEP(v, i) adds elements i..i+7 into the vector v. */
+ * a[2] in turn; i is left at the first element not yet added, for the caller's scalar tail
+ * (each element into lane i mod 32). STEP(v, i) adds elements i..i+7 into the vector v. */
 #define UG_LANES_ROW(a, n, i, STEP)                                        \
     do {                                                                   \
         for ((i) = 0; (i) + 32 <= (n); (i) += 32) {                        \
