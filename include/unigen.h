@@ -178,6 +178,11 @@ ug_tensor *ug_prefix_linear(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *
 ug_tensor *ug_matmul(ug_ctx *ctx, ug_tensor *a, ug_tensor *b, int ta, int tb);
 /* 2-D convolution. x (N, C, H, W), w (O, C, kh, kw), b (O) or NULL -> (N, O, H', W'). */
 ug_tensor *ug_conv2d(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int stride, int pad);
+/* ug_conv2d(x, w, b) + ib + r in one pass: ib (N, O) a per-image bias, broadcast over H', W'
+ * (a ResBlock's time embedding); r (N, O, H', W') added last (its residual). Either may be NULL.
+ * The same values as ug_add(ug_add(conv, reshaped ib), r), bit for bit. */
+ug_tensor *ug_conv2d_add(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int stride,
+                         int pad, ug_tensor *ib, ug_tensor *r);
 /* Nearest-neighbour upsampling by 2: (N, C, H, W) -> (N, C, 2H, 2W). */
 ug_tensor *ug_upsample2x(ug_ctx *ctx, ug_tensor *x);
 /* Average pooling with kernel = stride = k: (N, C, H, W) -> (N, C, H/k, W/k). */

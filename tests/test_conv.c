@@ -82,6 +82,10 @@ TEST(conv_workers_match_naive) {
         double *y = calloc((size_t)ny, sizeof *y), *dx = calloc((size_t)nx, sizeof *dx),
                *dw = calloc((size_t)nw, sizeof *dw), *db = calloc((size_t)g.O, sizeof *db);
         naive_conv(y, dx, dw, db, x, w, b, R, &g);
+        /* The forward's other terms (ug_conv_epi): a per-image bias and an added tensor. */
+        float *ib = randf(N * g.O, 81 + ci), *A = randf(ny, 91 + ci);
+        for (int64_t i = 0; i < ny; i++) y[i] += (double)ib[i / (g.Ho * g.Wo)] + A[i];
+        const ug_conv_epi e = {b, ib, A};
         /* Float sums of K unit-normal products: K roundings of partial sums of size ~sqrt(K),
          * so the error grows like K (sqrt(K) gave 1.9e-5 at K = 360, and sgemm erred by 2.1e-5
          * on 5 x 6); 1e-5 up to K = 100 (the forward sums C k k terms, dx O k k). */
@@ -98,7 +102,7 @@ TEST(conv_workers_match_naive) {
             for (int64_t i = 0; i < nx; i++) gx[i] = 1.0f;
             for (int64_t i = 0; i < nw; i++) gw[i] = 1.0f;
             for (int64_t i = 0; i < g.O; i++) gb[i] = 1.0f;
-            ug_k_conv2d_forward(out, scratch, wk, x, w, b, &g, NULL);
+            ug_k_conv2d_forward(out, scratch, wk, x, w, &e, &g, NULL);
             ug_k_conv2d_backward(gx, gw, gb, scratch, wk, R, x, w, &g, 1);
             for (int64_t i = 0; i < nx; i++) gx[i] -= 1.0f;
             for (int64_t i = 0; i < nw; i++) gw[i] -= 1.0f;
@@ -145,7 +149,7 @@ TEST(conv_workers_match_naive) {
                       *out2 = malloc((size_t)ny * sizeof *out2);
                 ug_k_conv2d_pack(pk, w, &g);
                 for (int64_t i = 0; i < ns; i++) scratch[i] = NAN;
-                ug_k_conv2d_forward(out2, scratch, wk, x, w, b, &g, pk);
+                ug_k_conv2d_forward(out2, scratch, wk, x, w, &e, &g, pk);
                 EXPECT(!memcmp(out, out2, (size_t)ny * sizeof *out),
                        "%lldx%lld cfg %d workers %d: forward with packed weights differs",
                        (long long)H, (long long)W, ci, wk);
@@ -153,7 +157,7 @@ TEST(conv_workers_match_naive) {
             }
             free(scratch); free(out); free(gx); free(gw); free(gb);
         }
-        free(x); free(w); free(b); free(R); free(y); free(dx); free(dw); free(db);
+        free(x); free(w); free(b); free(R); free(y); free(dx); free(dw); free(db); free(ib); free(A);
     }
 }
 
@@ -178,6 +182,9 @@ TEST(conv_winograd_matches_naive) {
         double *y = calloc((size_t)ny, sizeof *y), *dx = calloc((size_t)nx, sizeof *dx),
                *dw = calloc((size_t)nw, sizeof *dw), *db = calloc((size_t)O, sizeof *db);
         naive_conv(y, dx, dw, db, x, w, b, R, &g);
+        float *ib = randf(N * O, 81 + ci), *A = randf(ny, 91 + ci);
+        for (int64_t i = 0; i < ny; i++) y[i] += (double)ib[i / HW] + A[i];
+        const ug_conv_epi e = {b, ib, A};
         const int64_t nu = ug_wino_packed_size(O, C) > ug_wino_packed_size(C, O)
                                ? ug_wino_packed_size(O, C) : ug_wino_packed_size(C, O),
                       nk = ug_wino_work_size(&g, C, O) > ug_wino_work_size(&g, O, C)
@@ -189,26 +196,31 @@ TEST(conv_winograd_matches_naive) {
         /* NaN scratch: whatever the kernel reads of it, it must have written first. */
         for (int64_t i = 0; i < nk; i++) work[i] = NAN;
         ug_wino_pack(U, w, O, C, 0);
-        ug_wino_images(out, O * HW, 0, b, x, C * HW, N, C, O, U, &g, work);
-        for (int64_t n = 0; n < N; n++)
-            ug_wino_images(out1 + n * O * HW, O * HW, 0, b, x + n * C * HW, C * HW, 1, C, O, U,
+        ug_wino_images(out, O * HW, &e, x, C * HW, N, C, O, U, &g, work);
+        for (int64_t n = 0; n < N; n++) {
+            const ug_conv_epi en = ug_conv_epi_at(&e, n, O, O * HW);
+            ug_wino_images(out1 + n * O * HW, O * HW, &en, x + n * C * HW, C * HW, 1, C, O, U,
                            &g, work);
+        }
         snprintf(what, sizeof what, "%lldx%lld %lld->%lld forward", (long long)g.H,
                  (long long)g.W, (long long)C, (long long)O);
         EXPECT(close_f(what, out, y, ny, 1e-5), "%s", what);
         EXPECT(!memcmp(out, out1, (size_t)ny * sizeof *out), "%s: split", what);
         ug_wino_pack(U, w, O, C, 1);
         for (int64_t i = 0; i < nx; i++) gx[i] = gx1[i] = 1.0f;
-        ug_wino_images(gx, C * HW, 1, NULL, R, O * HW, N, O, C, U, &g, work);
-        for (int64_t n = 0; n < N; n++)
-            ug_wino_images(gx1 + n * C * HW, C * HW, 1, NULL, R + n * O * HW, O * HW, 1, O, C, U,
+        const ug_conv_epi ax = {NULL, NULL, gx}, ax1 = {NULL, NULL, gx1};
+        ug_wino_images(gx, C * HW, &ax, R, O * HW, N, O, C, U, &g, work);
+        for (int64_t n = 0; n < N; n++) {
+            const ug_conv_epi en = ug_conv_epi_at(&ax1, n, C, C * HW);
+            ug_wino_images(gx1 + n * C * HW, C * HW, &en, R + n * O * HW, O * HW, 1, O, C, U,
                            &g, work);
+        }
         EXPECT(!memcmp(gx, gx1, (size_t)nx * sizeof *gx), "%s: dx split", what);
         for (int64_t i = 0; i < nx; i++) gx[i] -= 1.0f;
         snprintf(what, sizeof what, "%lldx%lld %lld->%lld dx", (long long)g.H, (long long)g.W,
                  (long long)C, (long long)O);
         EXPECT(close_f(what, gx, dx, nx, 1e-5), "%s", what);
-        free(x); free(w); free(b); free(R); free(y); free(dx); free(dw); free(db);
+        free(x); free(w); free(b); free(R); free(y); free(dx); free(dw); free(db); free(ib); free(A);
         free(U); free(work); free(out); free(out1); free(gx); free(gx1);
     }
 }

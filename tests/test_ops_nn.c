@@ -169,6 +169,94 @@ TEST(nn_grad_conv2d) {
     }
 }
 
+/* ug_conv2d_add: in = {x, w, b, ib, r}; r_is_x: the residual is x itself (one tensor, two
+ * uses: its gradient written once, then added). */
+typedef struct { int stride, pad, r_is_x; } conv_add_args;
+
+static ug_tensor *f_conv_add(ug_ctx *ctx, ug_tensor **in, void *u) {
+    const conv_add_args *a = u;
+    return ug_conv2d_add(ctx, in[0], in[1], in[2], a->stride, a->pad, in[3],
+                         a->r_is_x ? in[0] : in[4]);
+}
+
+TEST(nn_grad_conv2d_add) {
+    /* 3x3 stride 1 pad 1 over 2 images: the direct path with 2 threads; stride 2: the columns;
+     * 1x1; and a residual that is the input. */
+    static const struct { int N, C, H, W, O, k, stride, pad, r_is_x; } cfg[] = {
+        {2, 3, 5, 6, 4, 3, 1, 1, 0}, {2, 3, 6, 5, 4, 3, 2, 1, 0},
+        {3, 5, 3, 4, 3, 1, 1, 0, 0}, {2, 3, 4, 5, 3, 3, 1, 1, 1},
+    };
+    for (int i = 0; i < NELEM(cfg); i++) {
+        const int N = cfg[i].N, O = cfg[i].O, Ho = (cfg[i].H + 2 * cfg[i].pad - cfg[i].k) / cfg[i].stride + 1,
+                  Wo = (cfg[i].W + 2 * cfg[i].pad - cfg[i].k) / cfg[i].stride + 1;
+        ug_tensor *ins[5] = {
+            ug_test_tensor(4, (int64_t[]){N, cfg[i].C, cfg[i].H, cfg[i].W}, 110 + i, -1, 1),
+            ug_test_tensor(4, (int64_t[]){O, cfg[i].C, cfg[i].k, cfg[i].k}, 210 + i, -1, 1),
+            ug_test_tensor(1, (int64_t[]){O}, 310 + i, -1, 1),
+            ug_test_tensor(2, (int64_t[]){N, O}, 410 + i, -1, 1),
+            ug_test_tensor(4, (int64_t[]){N, O, Ho, Wo}, 510 + i, -1, 1)};
+        conv_add_args a = {cfg[i].stride, cfg[i].pad, cfg[i].r_is_x};
+        char name[64];
+        snprintf(name, sizeof name, "conv2d_add k%d s%d p%d%s", cfg[i].k, cfg[i].stride,
+                 cfg[i].pad, cfg[i].r_is_x ? " r = x" : "");
+        EXPECT(ug_gradcheck(name, f_conv_add, &a, ins, a.r_is_x ? 4 : 5, ug_gc_default()), "%s",
+               name);
+        for (int k = 0; k < 5; k++) ug_test_tensor_free(ins[k]);
+    }
+}
+
+TEST(nn_conv2d_add_equals_adds) {
+    /* The fused terms give the bits of the separate adds, forward and every gradient, on the
+     * columns' path (stride 2), the direct path (3x3, 7 x 7) and Winograd (48 -> 48 at 8 x 8). */
+    static const struct { int N, C, H, O, stride, pad; } cfg[] = {
+        {2, 4, 7, 5, 2, 1}, {3, 4, 7, 5, 1, 1}, {2, 48, 8, 48, 1, 1}};
+    ug_ctx *ctx;
+    ASSERT_OK(ug_ctx_create(&ctx, 0));
+    for (int i = 0; i < NELEM(cfg); i++) {
+        const int N = cfg[i].N, O = cfg[i].O, Ho = (cfg[i].H + 2 * cfg[i].pad - 3) / cfg[i].stride + 1;
+        ug_tensor *x = ug_test_tensor(4, (int64_t[]){N, cfg[i].C, cfg[i].H, cfg[i].H}, 7 + i, -1, 1),
+                  *w = ug_test_tensor(4, (int64_t[]){O, cfg[i].C, 3, 3}, 17 + i, -1, 1),
+                  *b = ug_test_tensor(1, (int64_t[]){O}, 27 + i, -1, 1),
+                  *ib = ug_test_tensor(2, (int64_t[]){N, O}, 37 + i, -1, 1),
+                  *r = ug_test_tensor(4, (int64_t[]){N, O, Ho, Ho}, 47 + i, -1, 1),
+                  *dy = ug_test_tensor(4, (int64_t[]){N, O, Ho, Ho}, 57 + i, -1, 1);
+        ug_tensor *all[5] = {x, w, b, ib, r};
+        float *got[5], *got_y = NULL;
+        for (int pass = 0; pass < 2; pass++) {
+            for (int k = 0; k < 5; k++)
+                memset(all[k]->grad, 0, (size_t)all[k]->numel * sizeof(float));
+            ug_tensor *y = pass == 0
+                ? ug_conv2d_add(ctx, x, w, b, cfg[i].stride, cfg[i].pad, ib, r)
+                : ug_add(ctx, ug_add(ctx, ug_conv2d(ctx, x, w, b, cfg[i].stride, cfg[i].pad),
+                                     ug_reshape(ctx, ib, 4, (int64_t[]){N, O, 1, 1})), r);
+            ASSERT(y, "conv %d pass %d: %s", i, pass, ug_last_error());
+            ASSERT_OK(ug_backward_seed(ctx, y, dy->data));
+            if (pass == 0) {
+                got_y = malloc((size_t)y->numel * sizeof *got_y);
+                memcpy(got_y, y->data, (size_t)y->numel * sizeof *got_y);
+                for (int k = 0; k < 5; k++) {
+                    got[k] = malloc((size_t)all[k]->numel * sizeof(float));
+                    memcpy(got[k], all[k]->grad, (size_t)all[k]->numel * sizeof(float));
+                }
+            } else {
+                EXPECT(!memcmp(got_y, y->data, (size_t)y->numel * sizeof *got_y),
+                       "conv %d: forward differs from the adds", i);
+                for (int k = 0; k < 5; k++)
+                    EXPECT(!memcmp(got[k], all[k]->grad, (size_t)all[k]->numel * sizeof(float)),
+                           "conv %d: gradient of input %d differs from the adds", i, k);
+            }
+            ug_ctx_reset(ctx);
+        }
+        free(got_y);
+        for (int k = 0; k < 5; k++) {
+            free(got[k]);
+            ug_test_tensor_free(all[k]);
+        }
+        ug_test_tensor_free(dy);
+    }
+    ug_ctx_free(ctx);
+}
+
 static ug_tensor *f_upsample(ug_ctx *ctx, ug_tensor **in, void *u) {
     return ug_upsample2x(ctx, in[0]);
 }

@@ -43,7 +43,7 @@ static inline int ug_omp_nthreads(void) { return 1; }
 #endif
 
 /* ---------------------------------------------------------------- tape */
-#define UG_NODE_MAX_IN 4
+#define UG_NODE_MAX_IN 5
 typedef struct ug_node ug_node;
 typedef void (*ug_backward_fn)(ug_node *n);
 struct ug_node {

@@ -257,28 +257,34 @@ static void direct_pad(float *xp, const float *in, int64_t istride, int64_t k, i
     memset(xp + Ci * cs, 0, (size_t)(direct_xp_size(g, Ci, k) - Ci * cs) * sizeof *xp);
 }
 
-/* out (Oc, H, W) of each of the stack's k images, ostride floats apart, = [out +] conv3x3 of
- * the padded stack xp (Ci channels) [+ bias]; acc: direct_acc_size(Oc, k) floats. One thread. */
-static void direct_compute(float *out, int64_t ostride, int64_t k, int accumulate,
-                           const float *bias, const float *xp, int64_t Ci, int64_t Oc,
-                           const float *wpk, const ug_conv_geom *g, float *acc) {
+/* out (Oc, H, W) of each of the stack's k images, ostride floats apart, = conv3x3 of the padded
+ * stack xp (Ci channels) + e's terms (e at the stack's first image); acc:
+ * direct_acc_size(Oc, k) floats. One thread. */
+static void direct_compute(float *out, int64_t ostride, int64_t k, const ug_conv_epi *e,
+                           const float *xp, int64_t Ci, int64_t Oc, const float *wpk,
+                           const ug_conv_geom *g, float *acc) {
     const int64_t H = g->H, W = g->W, Wp = W + 1, cs = stack_cs(g, k),
                   Lq = round_up(stack_grid(g, k), DB_P), Ob = round_up(Oc, DB_O);
     for (int64_t p0 = 0; p0 < Lq; p0 += DB_P)
         for (int64_t ob = 0; ob < Ob; ob += DB_O)
             direct_block(acc + ob * Lq, Lq, xp, cs, Wp, wpk + ob * Ci * 9, Ci, p0);
-    for (int64_t i = 0; i < k; i++)
-    for (int64_t o = 0; o < Oc; o++) {
-        const float b = bias ? bias[o] : 0.0f;
-        for (int64_t y = 0; y < H; y++) {
-            float *restrict dst = out + i * ostride + (o * H + y) * W;
-            const float *restrict src = acc + o * Lq + (i * (H + 1) + y) * Wp;
-            if (accumulate)
+    for (int64_t i = 0; i < k; i++) {
+        const ug_conv_epi ei = ug_conv_epi_at(e, i, Oc, ostride);
+        for (int64_t o = 0; o < Oc; o++) {
+            const float b = ei.bias ? ei.bias[o] : 0.0f, t = ei.ibias ? ei.ibias[o] : 0.0f;
+            for (int64_t y = 0; y < H; y++) {
+                const int64_t at = (o * H + y) * W;
+                float *dst = out + i * ostride + at;   /* (may be ei.add: accumulating) */
+                const float *restrict src = acc + o * Lq + (i * (H + 1) + y) * Wp;
+                if (ei.add) {
+                    const float *add = ei.add + at;
 #pragma omp simd
-                for (int64_t x = 0; x < W; x++) dst[x] += src[x] + b;
-            else
+                    for (int64_t x = 0; x < W; x++) dst[x] = src[x] + b + t + add[x];
+                } else {
 #pragma omp simd
-                for (int64_t x = 0; x < W; x++) dst[x] = src[x] + b;
+                    for (int64_t x = 0; x < W; x++) dst[x] = src[x] + b + t;
+                }
+            }
         }
     }
 }
@@ -434,23 +440,38 @@ int64_t ug_conv_scratch_size(const ug_conv_geom *g, int workers, int with_dw) {
     return packed_size(g, workers) + per * workers;
 }
 
-/* One image: out_n = W col_n (+ bias). */
+/* e's per-image terms after a product that added only the bias: on (O, L) += ibias, then add
+ * (the columns' path: the direct and Winograd paths add them as they write out). */
+static void epi_rest(float *on, const ug_conv_epi *e, int64_t O, int64_t L) {
+    if (!e->ibias && !e->add) return;
+    for (int64_t o = 0; o < O; o++) {
+        const float t = e->ibias ? e->ibias[o] : 0.0f;
+        float *dst = on + o * L;
+        const float *add = e->add ? e->add + o * L : NULL;
+        for (int64_t l = 0; l < L; l++) dst[l] = dst[l] + t + (add ? add[l] : 0.0f);
+    }
+}
+
+/* One image: out_n = W col_n + e's terms (e at this image). */
 static void forward_image(float *on, float *col, const float *xn, const float *w,
-                          const float *bias, const ug_conv_geom *g) {
+                          const ug_conv_epi *e, const ug_conv_geom *g) {
     const int64_t O = g->O, L = g->Ho * g->Wo, K = g->C * g->kh * g->kw;
     const int pw = ug_conv_is_pointwise(g);
+    const float *bias = e->bias;
     if (bias)
         for (int64_t o = 0; o < O; o++)
             for (int64_t l = 0; l < L; l++) on[o * L + l] = bias[o];
     if (!pw) im2col_rows(col, xn, g, 0, K);
     ug_k_gemm(0, 0, O, L, K, w, pw ? xn : col, bias ? 1.0f : 0.0f, on);
+    epi_rest(on, e, O, L);
 }
 
 void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *inp,
-                         const float *w, const float *bias, const ug_conv_geom *g,
+                         const float *w, const ug_conv_epi *epi, const ug_conv_geom *g,
                          const float *packed) {
     const int64_t C = g->C, O = g->O, HW = g->H * g->W, L = g->Ho * g->Wo, N = g->N;
     const int pw = ug_conv_is_pointwise(g);
+    const ug_conv_epi none = {NULL, NULL, NULL}, *e = epi ? epi : &none;
     if (workers > 1) {
         const int64_t per = per_worker(g, workers), pk = packed_size(g, workers);
         const int direct = ug_conv_is_direct(g), wino = ug_conv_is_winograd(g);
@@ -467,24 +488,27 @@ void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *i
             float *col = scratch ? scratch + pk + per * id : NULL;   /* NULL: 1x1, no columns */
             const int64_t n0 = N * id / nt, n1 = N * (id + 1) / nt,
                           k = direct ? direct_stack(g) : 1;
-            if (wino && n1 > n0)
-                ug_wino_images(out + n0 * O * L, O * L, 0, bias, inp + n0 * C * HW, C * HW,
+            if (wino && n1 > n0) {
+                const ug_conv_epi en = ug_conv_epi_at(e, n0, O, O * L);
+                ug_wino_images(out + n0 * O * L, O * L, &en, inp + n0 * C * HW, C * HW,
                                n1 - n0, C, O, wpk, g, col);
+            }
             for (int64_t n = n0; n < n1 && !wino; n += k) {
+                const ug_conv_epi en = ug_conv_epi_at(e, n, O, O * L);
                 if (direct) {
                     const int64_t kk = n1 - n < k ? n1 - n : k;
                     direct_pad(col, inp + n * C * HW, C * HW, kk, C, g);
-                    direct_compute(out + n * O * L, O * L, kk, 0, bias, col, C, O, wpk, g,
+                    direct_compute(out + n * O * L, O * L, kk, &en, col, C, O, wpk, g,
                                    col + direct_xp_size(g, C, k));
                 }
-                else forward_image(out + n * O * L, col, inp + n * C * HW, w, bias, g);
+                else forward_image(out + n * O * L, col, inp + n * C * HW, w, &en, g);
             }
         }
         return;
     }
     for (int64_t n = 0; n < N; n++) {
         float *on = out + n * O * L;   /* (O, Ho Wo) */
-        const float *xn = inp + n * C * HW;
+        const float *xn = inp + n * C * HW, *bias = e->bias;
         if (bias) {
 #pragma omp parallel for schedule(static) if (O * L >= UG_PAR_MIN)
             for (int64_t o = 0; o < O; o++)
@@ -492,6 +516,8 @@ void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *i
         }
         if (!pw) ug_k_im2col(scratch, xn, g);
         ug_k_gemm(0, 0, O, L, C * g->kh * g->kw, w, pw ? xn : scratch, bias ? 1.0f : 0.0f, on);
+        const ug_conv_epi en = ug_conv_epi_at(e, n, O, O * L);
+        epi_rest(on, &en, O, L);
     }
 }
 
@@ -564,14 +590,16 @@ void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, 
                 if (dinp && !wino)
                     for (int64_t i = 0; i * ks < m; i++) {
                         const int64_t i0 = n + i * ks, kk = n + m - i0 < ks ? n + m - i0 : ks;
-                        direct_compute(dinp + i0 * C * HW, C * HW, kk, dx_add, NULL,
-                                       xpd + i * sd, O, C, scratch, g, dacc);
+                        const ug_conv_epi ex = {NULL, NULL, dx_add ? dinp + i0 * C * HW : NULL};
+                        direct_compute(dinp + i0 * C * HW, C * HW, kk, &ex, xpd + i * sd, O, C,
+                                       scratch, g, dacc);
                     }
             }
             if (wino && dinp && n1 > n0) {
                 /* dx by Winograd, in the buffers after the dw group's padded stacks. */
                 const int64_t g8 = direct_dw_group(g);
-                ug_wino_images(dinp + n0 * C * HW, C * HW, dx_add, NULL, dout + n0 * O * L,
+                const ug_conv_epi ex = {NULL, NULL, dx_add ? dinp + n0 * C * HW : NULL};
+                ug_wino_images(dinp + n0 * C * HW, C * HW, &ex, dout + n0 * O * L,
                                O * L, n1 - n0, O, C, scratch, g,
                                col + g8 * (direct_xp_size(g, C, ks) + direct_xp_size(g, O, ks)));
             }
@@ -599,6 +627,22 @@ void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, 
             double acc[UG_LANES] = {0};
             for (int64_t n = 0; n < N; n++) ug_lanes_add(acc, dout + (n * O + o) * L, L);
             dbias[o] += (float)ug_lanes_total(acc);
+        }
+    }
+}
+
+void ug_k_conv2d_epi_backward(float *dibias, float *dadd, int add_add, const float *dout,
+                              int64_t N, int64_t O, int64_t L) {
+    if (!dibias && !dadd) return;
+#pragma omp parallel for schedule(static) if (N * O * L >= UG_PAR_MIN)
+    for (int64_t r = 0; r < N * O; r++) {   /* r = (n, o) */
+        const float *src = dout + r * L;
+        if (dibias) dibias[r] += (float)ug_sum_f64(src, L);
+        if (dadd) {
+            float *dst = dadd + r * L;
+            if (add_add)
+                for (int64_t l = 0; l < L; l++) dst[l] += src[l];
+            else memcpy(dst, src, (size_t)L * sizeof *dst);
         }
     }
 }

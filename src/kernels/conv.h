@@ -4,6 +4,7 @@
  * accumulate (+=); a NULL gradient pointer skips that input. */
 #ifndef UG_K_CONV_H
 #define UG_K_CONV_H
+#include <stddef.h>
 #include <stdint.h>
 
 /* Geometry of one convolution: input (N, C, H, W), weight (O, C, kh, kw), output (N, O, Ho, Wo)
@@ -11,6 +12,23 @@
 typedef struct ug_conv_geom {
     int64_t N, C, H, W, O, kh, kw, stride, pad, Ho, Wo;
 } ug_conv_geom;
+
+/* What a forward adds to the convolution's sums, in this order (each term when non-NULL):
+ * out[n][o] = ((conv + bias[o]) + ibias[n][o]) + add[n][o] (a ResBlock's time embedding and its
+ * residual, fused into the pass that writes out). add is laid out as out; add == out adds to
+ * out's old contents (dx's accumulation). */
+typedef struct ug_conv_epi {
+    const float *bias;    /* (O) */
+    const float *ibias;   /* (N, O) */
+    const float *add;     /* (N, O, Ho, Wo) */
+} ug_conv_epi;
+/* e moved to image n (O channels, images ostride floats apart). */
+static inline ug_conv_epi ug_conv_epi_at(const ug_conv_epi *e, int64_t n, int64_t O,
+                                         int64_t ostride) {
+    ug_conv_epi r = {e->bias, e->ibias ? e->ibias + n * O : NULL,
+                     e->add ? e->add + n * ostride : NULL};
+    return r;
+}
 
 /* Fills Ho and Wo; returns 0 when the kernel does not fit the padded input. */
 int ug_conv_geom_init(ug_conv_geom *g);
@@ -41,11 +59,11 @@ int ug_conv_workers(const ug_conv_geom *g);
  * a private dw accumulator (O C kh kw). */
 int64_t ug_conv_scratch_size(const ug_conv_geom *g, int workers, int with_dw);
 
-/* out (N, O, Ho, Wo) = conv(inp, w) + bias (O, or NULL). scratch: ug_conv_scratch_size floats
+/* out (N, O, Ho, Wo) = conv(inp, w) + e's terms (e NULL: none). scratch: ug_conv_scratch_size floats
  * for `workers` (with_dw may be 0 for the forward alone). packed: w as ug_k_conv2d_pack left it
  * for this geometry and `workers`, or NULL (the forward packs it into scratch). */
 void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *inp,
-                         const float *w, const float *bias, const ug_conv_geom *g,
+                         const float *w, const ug_conv_epi *e, const ug_conv_geom *g,
                          const float *packed);
 /* Floats of the weights as the forward packs them for `workers` (the direct and Winograd
  * paths), 0 where it packs nothing; ug_k_conv2d_pack writes them (on a team of its own, so one
@@ -62,6 +80,11 @@ void ug_k_conv2d_pack(float *dst, const float *w, const ug_conv_geom *g);
 void ug_k_conv2d_backward(float *dinp, float *dw, float *dbias, float *scratch, int workers,
                           const float *dout, const float *inp, const float *w,
                           const ug_conv_geom *g, int dx_add);
+
+/* The gradients of e's per-image terms (ug_conv_epi): dibias (N, O) += sum over Ho Wo of dout;
+ * dadd [+]= dout (add_add 0: written, its old contents unread). NULL skips either. */
+void ug_k_conv2d_epi_backward(float *dibias, float *dadd, int add_add, const float *dout,
+                              int64_t N, int64_t O, int64_t L);
 
 /* out (N, C, 2H, 2W)[.., 2i + a, 2j + b] = inp[.., i, j]; backward sums the 2x2 block. */
 void ug_k_upsample2x_forward(float *out, const float *inp, int64_t NC, int64_t H, int64_t W);

@@ -218,53 +218,56 @@ static void wino_block(float *m, const float *v, int64_t NQ, const float *u, int
     block_store(m, NQ, p0, a);
 }
 
-/* The first n lanes of *pv to dst (0 <= n <= VW), [+=]: a masked store, nothing past them is
- * read or written. (Vectors by pointer: see LOADV.) */
+/* The first n lanes of *pv to dst (0 <= n <= VW), plus add's first n when has_add: masked loads
+ * and a masked store, nothing past them is read or written. (Vectors by pointer: see LOADV.) */
 static inline __attribute__((always_inline)) void
-store_lanes(float *dst, const ug_vf *pv, int64_t n, const int accumulate) {
+store_lanes(float *dst, const float *add, const ug_vf *pv, int64_t n, const int has_add) {
     ug_vf v = *pv;
 #if defined(UG_DIRECT_CONV) && VW == 16
     const __mmask16 k = (__mmask16)((1u << n) - 1u);
-    if (accumulate) v = (ug_vf)_mm512_add_ps((__m512)v, _mm512_maskz_loadu_ps(k, dst));
+    if (has_add) v = (ug_vf)_mm512_add_ps((__m512)v, _mm512_maskz_loadu_ps(k, add));
     _mm512_mask_storeu_ps(dst, k, (__m512)v);
 #elif defined(UG_DIRECT_CONV)
     const __m256i k = _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n),
                                          _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    if (accumulate) v = (ug_vf)_mm256_add_ps((__m256)v, _mm256_maskload_ps(dst, k));
+    if (has_add) v = (ug_vf)_mm256_add_ps((__m256)v, _mm256_maskload_ps(add, k));
     _mm256_maskstore_ps(dst, k, (__m256)v);
 #else
     float t[VW];
     memcpy(t, &v, sizeof t);
-    for (int64_t x = 0; x < n; x++) dst[x] = accumulate ? dst[x] + t[x] : t[x];
+    for (int64_t x = 0; x < n; x++) dst[x] = has_add ? t[x] + add[x] : t[x];
 #endif
 }
 
-/* dst[0 .. n) [+]= the n floats of the 2 VW at y + off (0 <= off, off + n <= 2 VW, n > 0). */
+/* dst[0 .. n) = the n floats of the 2 VW at y + off (0 <= off, off + n <= 2 VW, n > 0) [+
+ * add[0 .. n)]. */
 static inline __attribute__((always_inline)) void
-store_run(float *dst, const float *y, int64_t off, int64_t n, const int accumulate) {
+store_run(float *dst, const float *add, const float *y, int64_t off, int64_t n,
+          const int has_add) {
     ug_vf v;
     LOADV(v, y + off);   /* y holds 3 VW floats: the load past 2 VW reads the padding */
-    store_lanes(dst, &v, n < VW ? n : VW, accumulate);
+    store_lanes(dst, add, &v, n < VW ? n : VW, has_add);
     if (n > VW) {
         LOADV(v, y + off + VW);
-        store_lanes(dst + VW, &v, n - VW, accumulate);
+        store_lanes(dst + VW, add + VW, &v, n - VW, has_add);
     }
 }
 
-/* out (Oc, H, W) [+]= A^T M A [+ bias] of the image's tiles pa <= p < pb, from M[xi][o][q + p -
+/* out (Oc, H, W) = A^T M A + e's terms (conv.h) of the image's tiles pa <= p < pb, from M[xi][o][q + p -
  * pa] (ms floats between components): a vector of positions gives VW tiles' 2 x 2 outputs,
  * interleaved into 2 VW floats per output row (tile i's two columns at 2 i, 2 i + 1); each tile
  * row's run of them goes to its place in the image. */
 static inline __attribute__((always_inline)) void
 output_tiles_impl(float *out, const float *M, int64_t ms, int64_t NQ, int64_t q, int64_t Oc,
                   const ug_conv_geom *g, const wino_dims *d, int64_t pa, int64_t pb,
-                  const float *bias, const int accumulate) {
+                  const ug_conv_epi *e, const int has_add) {
     const int64_t H = g->H, W = g->W, TWp = d->TWp, TW = d->TW, last = d->TH * TWp;
     if (pb > last) pb = last;
     for (int64_t o = 0; o < Oc; o++) {
         const float *m = M + o * NQ + q - pa;
-        ug_vf bv = {0};
-        bv += bias ? bias[o] : 0.0f;
+        ug_vf bv = {0}, tv = {0};
+        bv += e->bias ? e->bias[o] : 0.0f;
+        tv += e->ibias ? e->ibias[o] : 0.0f;
         for (int64_t p = pa; p < pb; p += VW) {
             ug_vf s[2][4];   /* A^T M: rows 0 + 1 + 2 and 1 - 2 - 3 */
 #pragma GCC unroll 4
@@ -279,8 +282,8 @@ output_tiles_impl(float *out, const float *M, int64_t ms, int64_t NQ, int64_t q,
             }
             ug_vf y[2][3];   /* (A^T M) A of output row a, interleaved; y[a][2]: load padding */
             for (int a = 0; a < 2; a++) {
-                const ug_vf y0 = s[a][0] + s[a][1] + s[a][2] + bv,
-                            y1 = s[a][1] - s[a][2] - s[a][3] + bv;
+                const ug_vf y0 = s[a][0] + s[a][1] + s[a][2] + bv + tv,
+                            y1 = s[a][1] - s[a][2] - s[a][3] + bv + tv;
                 y[a][0] = __builtin_shuffle(y0, y1, ZIP_LO);
                 y[a][1] = __builtin_shuffle(y0, y1, ZIP_HI);
                 y[a][2] = y[a][1];
@@ -291,9 +294,11 @@ output_tiles_impl(float *out, const float *M, int64_t ms, int64_t NQ, int64_t q,
                               te = re < pe ? re : pe, x0 = 2 * tx;
                 if (tx < TW) {
                     const int64_t nx = 2 * (te - t) < W - x0 ? 2 * (te - t) : W - x0;
-                    for (int a = 0; a < 2 && 2 * ty + a < H; a++)
-                        store_run(out + (o * H + 2 * ty + a) * W + x0, (const float *)y[a],
-                                  2 * (t - p), nx, accumulate);
+                    for (int a = 0; a < 2 && 2 * ty + a < H; a++) {
+                        const int64_t at = (o * H + 2 * ty + a) * W + x0;
+                        store_run(out + at, has_add ? e->add + at : NULL, (const float *)y[a],
+                                  2 * (t - p), nx, has_add);
+                    }
                 }
                 t = te;
             }
@@ -303,13 +308,13 @@ output_tiles_impl(float *out, const float *M, int64_t ms, int64_t NQ, int64_t q,
 
 static void output_tiles(float *out, const float *M, int64_t ms, int64_t NQ, int64_t q,
                          int64_t Oc, const ug_conv_geom *g, const wino_dims *d, int64_t pa,
-                         int64_t pb, const float *bias, int accumulate) {
-    if (accumulate) output_tiles_impl(out, M, ms, NQ, q, Oc, g, d, pa, pb, bias, 1);
-    else output_tiles_impl(out, M, ms, NQ, q, Oc, g, d, pa, pb, bias, 0);
+                         int64_t pb, const ug_conv_epi *e) {
+    if (e->add) output_tiles_impl(out, M, ms, NQ, q, Oc, g, d, pa, pb, e, 1);
+    else output_tiles_impl(out, M, ms, NQ, q, Oc, g, d, pa, pb, e, 0);
 }
 
-void ug_wino_images(float *out, int64_t ostride, int accumulate, const float *bias,
-                    const float *in, int64_t istride, int64_t nimg, int64_t Ci, int64_t Oc,
+void ug_wino_images(float *out, int64_t ostride, const ug_conv_epi *e, const float *in,
+                    int64_t istride, int64_t nimg, int64_t Ci, int64_t Oc,
                     const float *U, const ug_conv_geom *g, float *work) {
     const wino_dims d = dims_of(g);
     const int64_t P = d.P, T = nimg * P, Ob = round_up(Oc, DB_O), NQ = wino_chunk(Ci, Ob),
@@ -342,8 +347,8 @@ void ug_wino_images(float *out, int64_t ostride, int accumulate, const float *bi
                                Ci, p0);
         for (int64_t q = q0; q < q0 + nq;) {
             WINO_RUN(q, q0 + nq);
-            output_tiles(out + n * ostride, M, ms, NQ, q - q0, Oc, g, &d, pa, pb, bias,
-                         accumulate);
+            const ug_conv_epi en = ug_conv_epi_at(e, n, Oc, ostride);
+            output_tiles(out + n * ostride, M, ms, NQ, q - q0, Oc, g, &d, pa, pb, &en);
             q += pb - pa;
         }
     }

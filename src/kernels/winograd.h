@@ -14,10 +14,10 @@ int64_t ug_wino_packed_size(int64_t Oc, int64_t Ci);
 void ug_wino_pack(float *U, const float *w, int64_t O, int64_t C, int transposed);
 /* Floats of one worker's buffers for Ci input and Oc output channels of g's image size. */
 int64_t ug_wino_work_size(const ug_conv_geom *g, int64_t Ci, int64_t Oc);
-/* out (nimg images of (Oc, H, W), ostride floats apart) = [out +] conv3x3(in (nimg images of
- * (Ci, H, W), istride apart), pad 1) [+ bias (Oc)], with U from ug_wino_pack; work:
- * ug_wino_work_size floats. */
-void ug_wino_images(float *out, int64_t ostride, int accumulate, const float *bias,
-                    const float *in, int64_t istride, int64_t nimg, int64_t Ci, int64_t Oc,
+/* out (nimg images of (Oc, H, W), ostride floats apart) = conv3x3(in (nimg images of (Ci, H, W),
+ * istride apart), pad 1) + e's terms (conv.h; e's per-image pointers at the first image, its add
+ * laid out as out), with U from ug_wino_pack; work: ug_wino_work_size floats. */
+void ug_wino_images(float *out, int64_t ostride, const ug_conv_epi *e, const float *in,
+                    int64_t istride, int64_t nimg, int64_t Ci, int64_t Oc,
                     const float *U, const ug_conv_geom *g, float *work);
 #endif

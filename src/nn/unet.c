@@ -244,17 +244,16 @@ static ug_tensor *attn_block(unet_run *r, const ug_unet_attn *a, ug_tensor *x) {
 
 static ug_tensor *resblock(unet_run *r, const ug_resblock *b, ug_tensor *x) {
     ug_ctx *ctx = r->ctx;
-    int64_t B = x->shape[0], O = b->c1w->shape[0];
-    ug_tensor *h = ug_conv2d(ctx, gn_silu(ctx, x, b->n1w, b->n1b, r->groups), b->c1w, b->c1b, 1, 1);
+    /* conv1 + the time embedding's (B, O), one pass; conv2 + the skip, one pass. */
     ug_tensor *t = ug_linear(ctx, r->silu_temb, b->tw, b->tb);
-    h = ug_add(ctx, h, ug_reshape(ctx, t, 4, (int64_t[]){B, O, 1, 1}));
+    ug_tensor *h = ug_conv2d_add(ctx, gn_silu(ctx, x, b->n1w, b->n1b, r->groups), b->c1w, b->c1b,
+                                 1, 1, t, NULL);
     h = gn_silu(ctx, h, b->n2w, b->n2b, r->groups);
     if (r->p > 0)
         h = ug_dropout_rows(ctx, h, r->p, r->train->seed, r->train->first_stream, r->train->sub + r->k);
     r->k++;
-    h = ug_conv2d(ctx, h, b->c2w, b->c2b, 1, 1);
     ug_tensor *s = b->skw ? ug_conv2d(ctx, x, b->skw, b->skb, 1, 0) : x;
-    ug_tensor *out = ug_add(ctx, s, h);
+    ug_tensor *out = ug_conv2d_add(ctx, h, b->c2w, b->c2b, 1, 1, NULL, s);
     return b->has_attn ? attn_block(r, &b->attn, out) : out;
 }
 
