@@ -55,7 +55,8 @@ int main(int argc, char **argv) {
         double best[3] = {1e30, 1e30, 1e30};
         for (int r = 0; r < reps; r++) {
             double t0 = bench_now_s();
-            ug_k_conv2d_forward(y, scratch, workers, x, w, b, &g, NULL);
+            const ug_conv_epi e = {b, NULL, NULL};
+            ug_k_conv2d_forward(y, scratch, workers, x, w, &e, &g, NULL);
             double t1 = bench_now_s();
             ug_k_conv2d_backward(dx, NULL, NULL, scratch, workers, dy, x, w, &g, 0);
             double t2 = bench_now_s();

@@ -218,7 +218,7 @@ static void direct_pack(float *wpk, const float *w, int64_t O, int64_t C, int tr
 static void direct_block(float *acc, int64_t lda, const float *xp, int64_t cs, int64_t Wp,
                          const float *wb, int64_t Ci, int64_t p0) {
     ug_vf a[DB_O][NV];
-    memset(a, 0, sizeof a);
+    block_zero(a);
     for (int64_t c = 0; c < Ci; c++) {
         /* The three input rows of the window: the taps are constant displacements from them. */
         const float *xc = xp + c * cs + p0, *row[3] = {xc, xc + Wp, xc + 2 * Wp};

@@ -207,7 +207,7 @@ static void input_tiles(float *V, int64_t vs, int64_t NQ, int64_t q, const float
 static void wino_block(float *m, const float *v, int64_t NQ, const float *u, int64_t Ci,
                        int64_t p0) {
     ug_vf a[DB_O][NV];
-    memset(a, 0, sizeof a);
+    block_zero(a);
     const float *vc = v + p0;
 #pragma GCC unroll 2
     for (int64_t c = 0; c < Ci; c++, vc += NQ, u += DB_O) {
