@@ -116,13 +116,13 @@ typedef int ug_vi __attribute__((vector_size(32)));
 
 /* The four planes of each channel of one image (Ci, H, W), channel c's at pl + 4 c PS. Row y of
  * the image is row y + 1 of d: its columns x go to plane (y + 1) & 1 at kx = (x + 1) >> 1,
- * b = (x + 1) & 1: the odd columns to b = 0 from kx = 1, the even ones to b = 1 from kx = 0. */
+ * b = (x + 1) & 1: the odd columns to b = 0 from kx = 1, the even ones to b = 1 from kx = 0.
+ * Only those cells are written: the rest (the padding) the caller has zeroed. */
 static void wino_planes(float *pl, const float *in, int64_t Ci, const ug_conv_geom *g,
                         const wino_dims *d) {
     const int64_t H = g->H, W = g->W, TWp = d->TWp, PS = d->PS;
     for (int64_t c = 0; c < Ci; c++) {
         float *p0 = pl + 4 * c * PS;
-        memset(p0, 0, (size_t)(4 * PS) * sizeof *p0);
         for (int64_t y = 0; y < H; y++) {
             const int64_t a = (y + 1) & 1, ry = (y + 1) >> 1;
             const float *restrict src = in + (c * H + y) * W;
@@ -321,6 +321,8 @@ void ug_wino_images(float *out, int64_t ostride, const ug_conv_epi *e, const flo
                   vs = Ci * NQ, ms = Ob * NQ;
     float *pl = work, *V = pl + 4 * Ci * d.PS, *M = V + 16 * vs;
     int64_t planes_of = -1;   /* the image in pl */
+    /* The planes' padding: zeroed once, every image writes the same interior (wino_planes). */
+    memset(pl, 0, (size_t)(4 * Ci * d.PS) * sizeof *pl);
     /* Chunks of NQ positions of the worker's images, one after the other (P and NQ are whole
      * vectors, so every image's part of a chunk is too). Position q of the list is image q / P,
      * tile q % P; a chunk's run in image n ends at the image's end or the chunk's. */
