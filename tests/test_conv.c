@@ -67,10 +67,11 @@ TEST(conv_workers_match_naive) {
     /* The direct path's dw sweeps 4 images at a time on 11 x 9 (110 positions of the padded
      * grid; with 4 + 3 images per worker one group is partial), one at a time on 20 x 19. 7 x 7
      * and 5 x 6 pad images in stacks of 2 (3 images a worker: one stack is partial) and sweep
-     * up to 4 stacks for dw. */
-    const int64_t N = 7, sizes[4][2] = {{11, 9}, {20, 19}, {7, 7}, {5, 6}};
+     * up to 4 stacks for dw. 3 x 45 gives stride 2 rows of 22-23 outputs (a vector of 16 and a
+     * partial one in the columns' gather). */
+    const int64_t N = 7, sizes[5][2] = {{11, 9}, {20, 19}, {7, 7}, {5, 6}, {3, 45}};
     const int wks[] = {1, 2, 3, 7};
-    for (int si = 0; si < 4; si++)
+    for (int si = 0; si < 5; si++)
     for (int ci = 0; ci < NELEM(cfg); ci++) {
         const int64_t H = sizes[si][0], W = sizes[si][1];
         ug_conv_geom g = {N, cfg[ci].C, H, W, cfg[ci].O, cfg[ci].k, cfg[ci].k, cfg[ci].s,

@@ -17,6 +17,9 @@
  * (winograd.c; ug_conv_is_winograd has the rule). */
 #include "conv.h"
 #include "lanes.h"
+#ifdef __AVX512F__
+#include <immintrin.h>
+#endif
 #include "linear.h"
 #include "core/core.h"
 
@@ -50,6 +53,26 @@ static void valid_range(int64_t kj, int64_t s, int64_t p, int64_t W, int64_t Wo,
     *hi = h;
 }
 
+/* dst[j] = src[2 j] for j < n: stride 2's gather, 16 outputs from two masked loads and one
+ * permute (nothing past src[2 n - 2] read); scalar elsewhere. */
+static void gather_even(float *dst, const float *src, int64_t n) {
+    int64_t j = 0;
+#ifdef __AVX512F__
+    const __m512i idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                          28, 30);
+    for (; j < n; j += 16) {
+        const int64_t m = n - j < 16 ? n - j : 16, ns = 2 * m - 1;   /* source floats needed */
+        const __mmask16 klo = (__mmask16)(ns >= 16 ? 0xFFFFu : (1u << ns) - 1u),
+                        khi = (__mmask16)(ns > 16 ? (1u << (ns - 16)) - 1u : 0u),
+                        kout = (__mmask16)(m == 16 ? 0xFFFFu : (1u << m) - 1u);
+        const __m512 lo = _mm512_maskz_loadu_ps(klo, src + 2 * j),
+                     hi = _mm512_maskz_loadu_ps(khi, src + 2 * j + 16);
+        _mm512_mask_storeu_ps(dst + j, kout, _mm512_permutex2var_ps(lo, idx, hi));
+    }
+#endif
+    for (; j < n; j++) dst[j] = src[2 * j];
+}
+
 /* Rows [r0, r1) of one image's columns. */
 static void im2col_rows(float *col, const float *img, const ug_conv_geom *g, int64_t r0,
                         int64_t r1) {
@@ -71,6 +94,8 @@ static void im2col_rows(float *col, const float *img, const ug_conv_geom *g, int
             for (int64_t ow = 0; ow < lo; ow++) dst[ow] = 0.0f;
             if (s == 1) {
                 if (hi > lo) memcpy(dst + lo, src + (lo - off), (size_t)(hi - lo) * sizeof(float));
+            } else if (s == 2) {
+                if (hi > lo) gather_even(dst + lo, src + (2 * lo - off), hi - lo);
             } else {
                 for (int64_t ow = lo; ow < hi; ow++) dst[ow] = src[ow * s - off];
             }
