@@ -260,6 +260,30 @@ static void direct_block(float *acc, int64_t lda, const float *xp, int64_t cs, i
     block_store(acc, lda, p0, a);
 }
 
+/* dst[0 .. n) = src[0 .. n) and dst[n] = 0; zero_run: dst[0 .. n) = 0. Rows of 7 to 28 floats:
+ * masked vector moves, where libc's memcpy / memset calls a row were 1.8 % of a W2 step. */
+static inline void copy_row_z(float *dst, const float *src, int64_t n) {
+#ifdef __AVX512F__
+    for (int64_t j = 0; j <= n; j += 16) {
+        const int64_t nl = n - j < 16 ? n - j : 16, ns = n + 1 - j < 16 ? n + 1 - j : 16;
+        const __m512 v = _mm512_maskz_loadu_ps((__mmask16)((1u << nl) - 1u), src + j);
+        _mm512_mask_storeu_ps(dst + j, (__mmask16)((1u << ns) - 1u), v);   /* lane nl: 0 */
+    }
+#else
+    memcpy(dst, src, (size_t)n * sizeof *dst);
+    dst[n] = 0.0f;
+#endif
+}
+static inline void zero_run(float *dst, int64_t n) {
+#ifdef __AVX512F__
+    for (int64_t j = 0; j < n; j += 16)
+        _mm512_mask_storeu_ps(dst + j, (__mmask16)((1u << (n - j < 16 ? n - j : 16)) - 1u),
+                              _mm512_setzero_ps());
+#else
+    memset(dst, 0, (size_t)n * sizeof *dst);
+#endif
+}
+
 /* xp (Ci, k (H + 1) + 1, Wp) = the stack of k images (Ci, H, W), istride floats apart, with
  * their zero borders, and the read-past slack zeroed: direct_xp_size(Ci, k) floats. Only the
  * borders are written besides the copied rows. */
@@ -270,14 +294,13 @@ static void direct_pad(float *xp, const float *in, int64_t istride, int64_t k, i
         float *pc = xp + c * cs;
         for (int64_t i = 0; i < k; i++) {
             /* The zero row above image i and its first row's left border. */
-            memset(pc + i * (H + 1) * Wp, 0, (size_t)(Wp + 1) * sizeof *xp);
-            for (int64_t y = 0; y < H; y++) {
-                float *row = pc + (i * (H + 1) + y + 1) * Wp;
-                memcpy(row + 1, in + i * istride + (c * H + y) * W, (size_t)W * sizeof *xp);
-                row[W + 1] = 0.0f;   /* the right border, which is the next row's left one */
-            }
+            zero_run(pc + i * (H + 1) * Wp, Wp + 1);
+            /* Each row and its right border, which is the next row's left one. */
+            for (int64_t y = 0; y < H; y++)
+                copy_row_z(pc + (i * (H + 1) + y + 1) * Wp + 1,
+                           in + i * istride + (c * H + y) * W, W);
         }
-        memset(pc + k * (H + 1) * Wp, 0, (size_t)Wp * sizeof *xp);
+        zero_run(pc + k * (H + 1) * Wp, Wp);
     }
     memset(xp + Ci * cs, 0, (size_t)(direct_xp_size(g, Ci, k) - Ci * cs) * sizeof *xp);
 }
