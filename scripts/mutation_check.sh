@@ -37,6 +37,8 @@ mutations=(
   "src/kernels/shape.c|s/dx\[o \* n + idx\[j\]\] += dout/dx[o * n + idx[j]] = dout/|gather"
   "src/models/model.c|s/first_stream + (uint64_t)b0, \&lt)/first_stream, \&lt)/|model_loss_backward_split"
   "src/models/model.c|s/for (int t = 1; t < nt; t++) s += rg\[t - 1\]\[j\]/(void)rg/|model_loss_backward_split"
+  "src/kernels/conv.c|s/            if (add_add)$/            if (0 \&\& add_add)/|nn_grad_conv2d_add nn_conv2d_add_equals_adds"
+  "src/kernels/conv.c|s/dibias\[r\] += (float)ug_sum_f64(src, L)/dibias[r] += 0.5f * (float)ug_sum_f64(src, L)/|nn_grad_conv2d_add nn_conv2d_add_equals_adds"
 )
 for m in "${mutations[@]}"; do
   IFS='|' read -r file expr filter need <<<"$m"
