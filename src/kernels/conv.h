@@ -39,10 +39,11 @@ int ug_conv_is_pointwise(const ug_conv_geom *g);
 int ug_conv_is_direct(const ug_conv_geom *g);
 /* 1 where the direct path's forward and dx run by Winograd F(2x2, 3x3) instead (winograd.c):
  * images of at least UG_WINO_MIN x UG_WINO_MIN with C O >= UG_WINO_MIN_CO; dw stays direct.
- * Below those the transforms cost more than the 2.25x fewer products save (measured: 7 x 7
- * 0.78x, 32 -> 32 channels at 28 x 28 0.9x the direct path; bench/NOTES.md). */
+ * Below those the transforms cost more than the 2.25x fewer products save (bench_conv, session
+ * 20: 64 -> 64 at 7 x 7 0.75x the direct path; 32 -> 32 at 28 x 28 1.05x, 0.9x in session 10,
+ * before the kernels' later work; bench/NOTES.md). */
 #define UG_WINO_MIN 8
-#define UG_WINO_MIN_CO 2048
+#define UG_WINO_MIN_CO 1024
 int ug_conv_is_winograd(const ug_conv_geom *g);
 /* Floats of the per-image column scratch: C kh kw Ho Wo (0 when pointwise). */
 int64_t ug_conv_col_size(const ug_conv_geom *g);
