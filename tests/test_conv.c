@@ -158,7 +158,8 @@ TEST(conv_workers_match_naive) {
             }
             free(scratch); free(out); free(gx); free(gw); free(gb);
         }
-        free(x); free(w); free(b); free(R); free(y); free(dx); free(dw); free(db); free(ib); free(A);
+        free(x); free(w); free(b); free(R); free(y); free(dx); free(dw); free(db);
+        free(ib); free(A);
     }
 }
 
@@ -221,7 +222,8 @@ TEST(conv_winograd_matches_naive) {
         snprintf(what, sizeof what, "%lldx%lld %lld->%lld dx", (long long)g.H, (long long)g.W,
                  (long long)C, (long long)O);
         EXPECT(close_f(what, gx, dx, nx, 1e-5), "%s", what);
-        free(x); free(w); free(b); free(R); free(y); free(dx); free(dw); free(db); free(ib); free(A);
+        free(x); free(w); free(b); free(R); free(y); free(dx); free(dw); free(db);
+        free(ib); free(A);
         free(U); free(work); free(out); free(out1); free(gx); free(gx1);
     }
 }

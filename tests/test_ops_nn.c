@@ -187,7 +187,8 @@ TEST(nn_grad_conv2d_add) {
         {3, 5, 3, 4, 3, 1, 1, 0, 0}, {2, 3, 4, 5, 3, 3, 1, 1, 1},
     };
     for (int i = 0; i < NELEM(cfg); i++) {
-        const int N = cfg[i].N, O = cfg[i].O, Ho = (cfg[i].H + 2 * cfg[i].pad - cfg[i].k) / cfg[i].stride + 1,
+        const int N = cfg[i].N, O = cfg[i].O,
+                  Ho = (cfg[i].H + 2 * cfg[i].pad - cfg[i].k) / cfg[i].stride + 1,
                   Wo = (cfg[i].W + 2 * cfg[i].pad - cfg[i].k) / cfg[i].stride + 1;
         ug_tensor *ins[5] = {
             ug_test_tensor(4, (int64_t[]){N, cfg[i].C, cfg[i].H, cfg[i].W}, 110 + i, -1, 1),
@@ -213,8 +214,10 @@ TEST(nn_conv2d_add_equals_adds) {
     ug_ctx *ctx;
     ASSERT_OK(ug_ctx_create(&ctx, 0));
     for (int i = 0; i < NELEM(cfg); i++) {
-        const int N = cfg[i].N, O = cfg[i].O, Ho = (cfg[i].H + 2 * cfg[i].pad - 3) / cfg[i].stride + 1;
-        ug_tensor *x = ug_test_tensor(4, (int64_t[]){N, cfg[i].C, cfg[i].H, cfg[i].H}, 7 + i, -1, 1),
+        const int N = cfg[i].N, O = cfg[i].O,
+                  Ho = (cfg[i].H + 2 * cfg[i].pad - 3) / cfg[i].stride + 1;
+        ug_tensor *x = ug_test_tensor(4, (int64_t[]){N, cfg[i].C, cfg[i].H, cfg[i].H}, 7 + i, -1,
+                                      1),
                   *w = ug_test_tensor(4, (int64_t[]){O, cfg[i].C, 3, 3}, 17 + i, -1, 1),
                   *b = ug_test_tensor(1, (int64_t[]){O}, 27 + i, -1, 1),
                   *ib = ug_test_tensor(2, (int64_t[]){N, O}, 37 + i, -1, 1),

@@ -1,10 +1,11 @@
 /* test_vmath.c — the vectorizable expf of src/kernels/vmath.h and the activation kernels built
- * on it (and lanes.h's sums in double, at the end). Accuracy is measured in ulps of the float nearest the double-precision exp()
- * reference, over a dense sweep of every 251st float in [-104, 89] plus every float near the
- * overflow/underflow thresholds and near 0; special values must match glibc expf bit for bit
- * in class (NaN, inf, 0). The kernels must stay within 2.5 ulp of the accuracy the libm
- * formulas had before (the "no result change beyond ~2 ulp" rule of the speed work), both on the
- * single-thread path and on the OpenMP + SIMD path (n >= UG_PAR_MIN, odd n for the tail). */
+ * on it (and lanes.h's sums in double, at the end). Accuracy is measured in ulps of the float
+ * nearest the double-precision exp() reference, over a dense sweep of every 251st float in
+ * [-104, 89] plus every float near the overflow/underflow thresholds and near 0; special values
+ * must match glibc expf bit for bit in class (NaN, inf, 0). The kernels must stay within 2.5 ulp
+ * of the accuracy the libm formulas had before (the "no result change beyond ~2 ulp" rule of the
+ * speed work), both on the single-thread path and on the OpenMP + SIMD path (n >= UG_PAR_MIN,
+ * odd n for the tail). */
 #include "test.h"
 #include "core/core.h"
 #include "kernels/elementwise.h"

@@ -40,7 +40,7 @@ int ug_conv_is_direct(const ug_conv_geom *g);
 /* 1 where the direct path's forward and dx run by Winograd F(2x2, 3x3) instead (winograd.c):
  * images of at least UG_WINO_MIN x UG_WINO_MIN with C O >= UG_WINO_MIN_CO; dw stays direct.
  * Below those the transforms cost more than the 2.25x fewer products save (bench_conv, session
- * 20: 64 -> 64 at 7 x 7 0.75x the direct path; 32 -> 32 at 28 x 28 1.05x, 0.9x in session 10,
+ * 20: 64 -> 64 at 7 x 7 0.75x the direct path; 32 -> 32 at 28 x 28 1.05x, none in session 16,
  * before the kernels' later work; bench/NOTES.md). */
 #define UG_WINO_MIN 8
 #define UG_WINO_MIN_CO 1024
@@ -60,9 +60,9 @@ int ug_conv_workers(const ug_conv_geom *g);
  * a private dw accumulator (O C kh kw). */
 int64_t ug_conv_scratch_size(const ug_conv_geom *g, int workers, int with_dw);
 
-/* out (N, O, Ho, Wo) = conv(inp, w) + e's terms (e NULL: none). scratch: ug_conv_scratch_size floats
- * for `workers` (with_dw may be 0 for the forward alone). packed: w as ug_k_conv2d_pack left it
- * for this geometry and `workers`, or NULL (the forward packs it into scratch). */
+/* out (N, O, Ho, Wo) = conv(inp, w) + e's terms (e NULL: none). scratch: ug_conv_scratch_size
+ * floats for `workers` (with_dw may be 0 for the forward alone). packed: w as ug_k_conv2d_pack
+ * left it for this geometry and `workers`, or NULL (the forward packs it into scratch). */
 void ug_k_conv2d_forward(float *out, float *scratch, int workers, const float *inp,
                          const float *w, const ug_conv_epi *e, const ug_conv_geom *g,
                          const float *packed);

@@ -253,10 +253,10 @@ store_run(float *dst, const float *add, const float *y, int64_t off, int64_t n,
     }
 }
 
-/* out (Oc, H, W) = A^T M A + e's terms (conv.h) of the image's tiles pa <= p < pb, from M[xi][o][q + p -
- * pa] (ms floats between components): a vector of positions gives VW tiles' 2 x 2 outputs,
- * interleaved into 2 VW floats per output row (tile i's two columns at 2 i, 2 i + 1); each tile
- * row's run of them goes to its place in the image. */
+/* out (Oc, H, W) = A^T M A + e's terms (conv.h) of the image's tiles pa <= p < pb, from
+ * M[xi][o][q + p - pa] (ms floats between components): a vector of positions gives VW tiles'
+ * 2 x 2 outputs, interleaved into 2 VW floats per output row (tile i's two columns at 2 i,
+ * 2 i + 1); each tile row's run of them goes to its place in the image. */
 static inline __attribute__((always_inline)) void
 output_tiles_impl(float *out, const float *M, int64_t ms, int64_t NQ, int64_t q, int64_t Oc,
                   const ug_conv_geom *g, const wino_dims *d, int64_t pa, int64_t pb,

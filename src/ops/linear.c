@@ -46,7 +46,8 @@ static void masked_linear_backward(ug_node *n) {
     ug_tensor *x = n->in[0], *w = n->in[1], *b = n->in[2];
     const float *wm = n->saved[0], *mask = n->saved[1];
     int64_t Din = w->shape[1], O = w->shape[0], N = x->numel / Din;
-    const unsigned add = (ug_grad_add(x) ? UG_ADD_DX : 0u) | (!b || ug_grad_add(b) ? UG_ADD_DB : 0u);
+    const unsigned add =
+        (ug_grad_add(x) ? UG_ADD_DX : 0u) | (!b || ug_grad_add(b) ? UG_ADD_DB : 0u);
     ug_k_linear_backward(ug_grad_of(x), NULL, ug_grad_of(b), n->out->grad, x->data, wm, N, Din, O,
                          add);
     if (ug_grad_of(w)) {
