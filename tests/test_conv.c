@@ -59,7 +59,7 @@ TEST(conv_workers_match_naive) {
      * 8) and 12 -> 17 (three blocks, the last partial; dx's transposed kernel 17 -> 12);
      * 16 -> 20 and 40 -> 16 (several blocks both ways, 360 terms a sum). */
     /* 48 -> 48 (C O >= UG_WINO_MIN_CO) runs the forward and dx by Winograd on the images of at
-     * least 8 x 8 (11 x 9, 20 x 19) and directly on the others. */
+     * least 6 x 6 (11 x 9, 20 x 19, 7 x 7) and directly on the others. */
     const struct { int64_t C, O, k, s, p; } cfg[] = {{5, 4, 3, 1, 1}, {5, 4, 3, 2, 1},
                                                      {6, 3, 1, 1, 0}, {3, 2, 3, 1, 0},
                                                      {12, 17, 3, 1, 1}, {16, 20, 3, 1, 1},
@@ -249,14 +249,15 @@ TEST(conv_worker_rule) {
     EXPECT(ug_conv_is_direct(&g), "3x3 stride 1 pad 1 is direct");
 #if !defined(UG_NO_WINOGRAD)
     /* 96 x 32 >= UG_WINO_MIN_CO at 28 x 28: the forward and dx by Winograd. Its buffers for Ci
-     * input and Oc output channels: 4 planes per input channel, each the 14 tile rows of 15
-     * positions (14 tiles + 1) rounded up to whole vectors, one more tile row and one vector; a
-     * chunk of transformed inputs and products, 16 x NQ x (Ci + Oc rounded up to the register
-     * block), NQ = 65536 / (16 x 128) = 32 positions rounded down to whole blocks (24 or 32).
-     * Packed: 16 x 96 x 32 both ways. */
+     * input and Oc output channels: 8 arrays per input channel, each the 14 tile rows of 14
+     * tiles, one more tile row and one vector; a chunk of transformed inputs and products,
+     * 16 x NQ x (Ci + Oc rounded up to the register block), NQ = 65536 / (16 x 128) = 32 tiles
+     * rounded down to whole blocks (24 or 32), and one vector of slack (the output transform's
+     * loads past the last tile). Packed: 16 x 96 x 32 both ways. */
     EXPECT(ug_conv_is_winograd(&g), "96 -> 32 at 28 x 28 is Winograd");
-    const int64_t ps = (14 * 15 + vw - 1) / vw * vw + 15 + vw, nq = 32 / block * block,
-                  wf = 4 * 96 * ps + 16 * nq * (96 + 32), wb = 4 * 32 * ps + 16 * nq * (32 + 96),
+    const int64_t ds = 15 * 14 + vw, nq = 32 / block * block,
+                  wf = 8 * 96 * ds + 16 * nq * (96 + 32) + vw,
+                  wb = 8 * 32 * ds + 16 * nq * (32 + 96) + vw,
                   packed = 16 * 96 * 32,
                   bwd = 4 * ((96 * 870 + block + 16) + (32 * 870 + block + 16)) + wb,
                   per = wf > bwd ? wf : bwd;
@@ -276,13 +277,17 @@ TEST(conv_worker_rule) {
            "2 workers with dw: %lld floats", (long long)ug_conv_scratch_size(&g, 2, 1));
     EXPECT(ug_conv_scratch_size(&g, 1, 1) == 96 * 9 * 784, "1 worker: the columns alone");
 #if (defined(__AVX2__) && defined(__FMA__)) && !defined(__AVX512F__) && !defined(UG_NO_DIRECT_CONV)
-    /* 7 x 7, 64 -> 64 with AVX2: stacks of 2 images (17 padded rows of 8 = 136 floats a
-     * channel, a grid of 120 positions: five blocks of 24), dw over groups of 4 stacks. The
-     * backward's part is the larger: 4 x (2 padded stacks) + dx's accumulators. */
+    /* 7 x 7, 64 -> 64 with AVX2: Winograd for the forward and dx; dw direct, on stacks of 2
+     * images (17 padded rows of 8 = 136 floats a channel), over groups of 4 stacks. The
+     * backward's part is the larger: 4 x (2 padded stacks) + Winograd's buffers for dx (8
+     * arrays of 5 tile rows of 4 tiles + 8; NQ = 65536 / (16 x 128) = 32 rounded down to 24
+     * tiles; 8 floats of slack). Packed: 16 x 64 x 64. */
     ug_conv_geom s = {64, 64, 7, 7, 64, 3, 3, 1, 1, 0, 0};
     ASSERT(ug_conv_geom_init(&s), "geometry 7 x 7");
-    const int64_t xp7 = 64 * 136 + 24 + 16, per7 = 4 * (2 * xp7) + 64 * 120;
-    EXPECT(ug_conv_scratch_size(&s, 2, 1) == 64 * 64 * 9 + 2 * (per7 + 64 * 64 * 9),
+    EXPECT(ug_conv_is_winograd(&s), "64 -> 64 at 7 x 7 is Winograd");
+    const int64_t xp7 = 64 * 136 + 24 + 16,
+                  per7 = 4 * (2 * xp7) + 8 * 64 * (5 * 4 + 8) + 16 * 24 * (64 + 64) + 8;
+    EXPECT(ug_conv_scratch_size(&s, 2, 1) == 16 * 64 * 64 + 2 * (per7 + 64 * 64 * 9),
            "7 x 7, 2 workers with dw: %lld floats", (long long)ug_conv_scratch_size(&s, 2, 1));
 #endif
     g.N = 1;

@@ -39,10 +39,12 @@ int ug_conv_is_pointwise(const ug_conv_geom *g);
 int ug_conv_is_direct(const ug_conv_geom *g);
 /* 1 where the direct path's forward and dx run by Winograd F(2x2, 3x3) instead (winograd.c):
  * images of at least UG_WINO_MIN x UG_WINO_MIN with C O >= UG_WINO_MIN_CO; dw stays direct.
- * Below those the transforms cost more than the 2.25x fewer products save (bench_conv, session
- * 20: 64 -> 64 at 7 x 7 0.75x the direct path; 32 -> 32 at 28 x 28 1.05x, none in session 16,
- * before the kernels' later work; bench/NOTES.md). */
-#define UG_WINO_MIN 8
+ * Below those the transforms cost more than the 2.25x fewer products save. With the tiles
+ * dense across tile rows and images (session 21; bench_conv's kernels at 32 images on 2
+ * workers, best of 3, Winograd / direct GFLOP/s): 64 -> 64 at 7, 6, 5, 4 pixels square 222 /
+ * 160, 201 / 154, 142 / 156, 154 / 132; 32 -> 32 160 / 144, 140 / 138, 100 / 137, 100 / 116;
+ * 16 -> 32 and 32 -> 16 at 28 x 28 (C O 512) 175 / 186 and 170 / 194 (bench/NOTES.md). */
+#define UG_WINO_MIN 6
 #define UG_WINO_MIN_CO 1024
 int ug_conv_is_winograd(const ug_conv_geom *g);
 /* Floats of the per-image column scratch: C kh kw Ho Wo (0 when pointwise). */
