@@ -499,6 +499,63 @@ TEST(nn_linear_backward_pair_matches_double) {   /* and the forward */
     ug_test_tensor_free(dx0); ug_test_tensor_free(dw0);
 }
 
+/* The feature-major layer (the MLP's untaped path) against double: O = 21 (three register
+ * blocks, the last partial) from K = 37, bias and add in each combination, SiLU or none; a
+ * packed block of a wider matrix's columns (ldw 41, from column 4); 100 columns (Bp 128: whole
+ * blocks, the last partly padding) on 1 and 2 threads, and 16384 columns (above the kernel's
+ * own split) on 2, every column the same bits as the same column computed alone. */
+TEST(nn_fm_linear_matches_double) {
+    enum { O = 21, K = 37, LD = 41, C0 = 4 };
+    const int64_t sw[2] = {O, LD}, sb[1] = {O};
+    ug_tensor *w = ug_test_tensor(2, sw, 31, -1, 1), *b = ug_test_tensor(1, sb, 32, -1, 1);
+    float *wpk = malloc(sizeof(float) * ug_k_fm_packed_size(O, K));
+    ug_k_fm_pack(wpk, w->data + C0, LD, O, K);
+    int threads0 = ug_get_threads();
+    for (int big = 0; big < 2; big++) {
+        const int64_t B = big ? 16384 : 100, Bp = ug_k_fm_cols(B), sx[2] = {K, Bp},
+                      sa[2] = {O, Bp};
+        EXPECT(Bp >= B && Bp - B < 32 && (big || Bp == 128), "Bp %lld for B %lld",
+               (long long)Bp, (long long)B);
+        ug_tensor *x = ug_test_tensor(2, sx, 33 + big, -2, 2), *a = ug_test_tensor(2, sa, 35, -1, 1);
+        float *y = malloc(sizeof(float) * O * Bp), *y1 = malloc(sizeof(float) * O * 32),
+              *x1 = calloc((size_t)K * 32, sizeof(float)), *a1 = calloc((size_t)O * 32, sizeof(float));
+        for (int mode = 0; mode < 8; mode++) {
+            const int hb = mode & 1, ha = mode >> 1 & 1, silu = mode >> 2 & 1;
+            ug_set_threads(big || mode % 2 ? 2 : 1);
+            ug_k_fm_forward(y, x->data, Bp, wpk, hb ? b->data : NULL, ha ? a->data : NULL, K, O,
+                            silu);
+            double err = 0;
+            int alone = 1;
+            for (int64_t c = 0; c < B; c += big ? 997 : 1) {
+                /* column c alone, in a call of one register block */
+                for (int64_t k = 0; k < K; k++) x1[k * 32] = x->data[k * Bp + c];
+                for (int64_t o = 0; o < O; o++) a1[o * 32] = a->data[o * Bp + c];
+                ug_k_fm_forward(y1, x1, 32, wpk, hb ? b->data : NULL, ha ? a1 : NULL, K, O, silu);
+                for (int64_t o = 0; o < O; o++) {
+                    double r = 0;
+                    for (int64_t k = 0; k < K; k++)
+                        r += (double)w->data[o * LD + C0 + k] * x->data[k * Bp + c];
+                    if (hb) r += b->data[o];
+                    if (ha) r += a->data[o * Bp + c];
+                    if (silu) r = r / (1 + exp(-r));
+                    err = ug_test_worst(err, fabs(y[o * Bp + c] - r));
+                    alone &= y1[o * 32] == y[o * Bp + c];
+                }
+            }
+            /* Sums of 37 products of magnitude <= 2 (+ 2 terms): float rounding ~1e-5. */
+            EXPECT(err < 3e-5, "B %lld, bias %d add %d silu %d: max error %.3g", (long long)B, hb,
+                   ha, silu, err);
+            EXPECT(alone, "B %lld, bias %d add %d silu %d: a column alone differs", (long long)B,
+                   hb, ha, silu);
+        }
+        free(y); free(y1); free(x1); free(a1);
+        ug_test_tensor_free(x); ug_test_tensor_free(a);
+    }
+    ug_set_threads(threads0);
+    free(wpk);
+    ug_test_tensor_free(w); ug_test_tensor_free(b);
+}
+
 /* The prefix linear (MADE's sorted layers) against the masked layer in double: values, all three
  * gradients accumulated onto nonzero buffers, exact zeros at w's masked entries, over 4 panels
  * (first rows of length 0, last of the full width), shuffled and in-order columns, on one

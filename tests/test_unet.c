@@ -219,7 +219,8 @@ TEST(unet_model_adam_lowers_ddpm_loss) {
  * kernels in its own arena. Every row must come out bit for bit as when its tile runs alone
  * with threaded kernels (2 threads) or on 1 thread: a sample's value depends on nothing but
  * itself (to float rounding where the sgemm's rows depend on their place in the call,
- * ug_test_gemm_rows_invariant). The U-Net (tiles of 16) and the MLP (tiles of 512), n = 2.5 tiles. */
+ * ug_test_gemm_rows_invariant). The U-Net (tiles of 16) and the MLP (tiles of 512), n = 2.5 tiles;
+ * the MLP's rows also in calls of 37 and 1000 rows, bit for bit. */
 static void tiles_side_by_side(ug_model *m, int64_t n, double sigma) {
     const ug_diffusion *dm = ug_model_diffusion(m);
     const int64_t d = dm->data_dim, tile = dm->net.row_tile;
@@ -244,6 +245,16 @@ static void tiles_side_by_side(ug_model *m, int64_t n, double sigma) {
         EXPECT(ug_test_same_rows_f64("one tile at a time", one, par, n * d, 1e-6, 1e-5),
                "%s: tiles side by side differ from one tile at a time on %d thread(s)",
                dm->net.kind == UG_NET_UNET ? "unet" : "mlp", threads);
+    }
+    /* Rows computed alone (the MLP's untaped path, net.rows_alone): calls of any size, the
+     * same bits, the last call not padded. */
+    for (int64_t chunk = 37; dm->net.rows_alone && chunk <= n; chunk += chunk < 1000 ? 963 : n) {
+        for (int64_t i = 0; i < n; i += chunk) {
+            int64_t k = n - i < chunk ? n - i : chunk;
+            ASSERT_OK(dn.fn(dn.self, k, x + i * d, sigma, one + i * d));
+        }
+        EXPECT(!memcmp(one, par, (size_t)(n * d) * sizeof *one),
+               "mlp: calls of %lld rows differ from the whole call", (long long)chunk);
     }
     ug_set_threads(0);
     ug_diffusion_denoiser_free(st);

@@ -87,6 +87,10 @@ void ug_pack_cache_free(ug_pack_cache *c);
  * call from several threads. */
 const float *ug_pack_cache_get(ug_pack_cache *c, const float *key, int tag, int64_t n,
                                ug_pack_fn pack, const void *arg);
+/* The layouts' tags: the direct convolution's and Winograd's packed kernels (kernels/conv.h),
+ * feature-major linear layers (kernels/linear.h; FM_COL: a block of the weight's columns after
+ * the first). */
+enum { UG_PACK_TAG_DIRECT = 1, UG_PACK_TAG_WINO = 2, UG_PACK_TAG_FM = 3, UG_PACK_TAG_FM_COL = 4 };
 
 /* The gradient buffer a backward kernel may accumulate into: NULL for tensors that do not
  * require grad (frozen parameters keep their buffer but must not receive anything). */

@@ -1,6 +1,8 @@
 /* linear.c — fully connected layers as OpenBLAS sgemm calls. sgemm already runs on the shared
  * OpenMP pool; the bias is folded in by pre-filling the output and calling sgemm with beta = 1. */
 #include "linear.h"
+#include "conv_simd.h"
+#include "vmath.h"
 #include "core/core.h"
 #include <cblas.h>
 #ifdef _OPENMP
@@ -102,6 +104,64 @@ void ug_k_linear_backward(float *dinp, float *dw, float *dbias, const float *dou
             }
         }
     }
+}
+
+/* ---------------------------------------------------------------- feature-major layers
+ * The direct convolution's register block (conv_simd.h) with one tap: DB_O outputs x DB_P
+ * columns, the weights broadcast, the columns loaded as vectors. Column strips outer, output
+ * blocks inner: a strip of x (K x DB_P floats) stays in L1 while every block of W passes. */
+int64_t ug_k_fm_cols(int64_t B) { return round_up(B, DB_P); }
+int64_t ug_k_fm_packed_size(int64_t O, int64_t K) { return round_up(O, DB_O) * K; }
+
+/* wpk[ob][k][j] = w[ob + j][k] (zero past O). */
+void ug_k_fm_pack(float *wpk, const float *w, int64_t ldw, int64_t O, int64_t K) {
+    for (int64_t ob = 0; ob < O; ob += DB_O)
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t j = 0; j < DB_O; j++)
+                wpk[ob * K + k * DB_O + j] = ob + j < O ? w[(ob + j) * ldw + k] : 0.0f;
+}
+
+static inline __attribute__((always_inline)) ug_vf fm_silu(ug_vf v) {
+#if defined(__AVX512F__) && VW == 16
+    return (ug_vf)ug_siluf_v16((__m512)v);
+#else
+    float t[VW];
+    memcpy(t, &v, sizeof t);
+    for (int l = 0; l < VW; l++) t[l] = ug_siluf(t[l]);
+    memcpy(&v, t, sizeof t);
+    return v;
+#endif
+}
+
+void ug_k_fm_forward(float *y, const float *x, int64_t Bp, const float *wpk, const float *b,
+                     const float *add, int64_t K, int64_t O, int silu) {
+#pragma omp parallel for schedule(static) if (Bp > DB_P && K * O * Bp >= ((int64_t)1 << 22))
+    for (int64_t c0 = 0; c0 < Bp; c0 += DB_P)
+        for (int64_t ob = 0; ob < O; ob += DB_O) {
+            ug_vf a[DB_O][NV];
+            block_zero(a);
+            const float *wk = wpk + ob * K, *xk = x + c0;
+            for (int64_t k = 0; k < K; k++, wk += DB_O, xk += Bp) {
+                ug_vf xv[NV];
+                block_load(xv, xk);
+                block_fma(a, wk, xv);
+            }
+            for (int64_t j = 0; j < DB_O && ob + j < O; j++) {
+                const int64_t at = (ob + j) * Bp + c0;
+                ug_vf bj = {0};
+                bj += b ? b[ob + j] : 0.0f;
+                for (int v = 0; v < NV; v++) {
+                    ug_vf t = a[j][v], r;
+                    if (b) t += bj;
+                    if (add) {
+                        LOADV(r, add + at + v * VW);
+                        t += r;
+                    }
+                    if (silu) t = fm_silu(t);
+                    memcpy(y + at + v * VW, &t, sizeof t);
+                }
+            }
+        }
 }
 
 void ug_k_mask_mul(float *out, const float *w, const float *mask, int64_t n) {

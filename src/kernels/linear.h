@@ -20,6 +20,19 @@ void ug_k_linear_backward(float *dinp, float *dw, float *dbias, const float *dou
  * (N, K). beta = 0 overwrites c, 1 accumulates. */
 void ug_k_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *a, const float *b,
                float beta, float *c);
+/* Feature-major layers (an MLP's evaluation, nothing taped): activations stored transposed, x
+ * (K, Bp) and y (O, Bp), Bp = ug_k_fm_cols(B) columns (the batch rounded up to whole register
+ * blocks; the columns past B are computed like the others and ignored). y = act(W x [+ b] [+
+ * add]) with W (O, K) packed by ug_k_fm_pack (ug_k_fm_packed_size floats; ldw: floats between
+ * W's rows, so a block of a wider matrix's columns packs too), b (O) or NULL, add (O, Bp) or
+ * NULL, act SiLU when silu is set. Each column's sums run over k in order from 0, one fma a
+ * term, then b, then add: a column's result does not depend on the others or on Bp. No packing
+ * of the activations; the bias, add and activation are applied in registers. */
+int64_t ug_k_fm_cols(int64_t B);
+int64_t ug_k_fm_packed_size(int64_t O, int64_t K);
+void ug_k_fm_pack(float *wpk, const float *w, int64_t ldw, int64_t O, int64_t K);
+void ug_k_fm_forward(float *y, const float *x, int64_t Bp, const float *wpk, const float *b,
+                     const float *add, int64_t K, int64_t O, int silu);
 /* Masked linear layers (MADE): out = w * mask, and dw *= mask in place, elementwise over n. */
 void ug_k_mask_mul(float *out, const float *w, const float *mask, int64_t n);
 void ug_k_mask_inplace(float *dw, const float *mask, int64_t n);

@@ -101,9 +101,10 @@ ug_tensor *ug_diffusion_denoise(ug_ctx *ctx, const ug_diffusion *m, ug_tensor *x
 }
 
 /* Sampler adapter: double state in, float network, double out; no tape, arena reset after.
- * The network always runs on tiles of exactly net.row_tile rows (the last one padded): OpenBLAS
- * chooses its kernels by matrix size, so a sample's value would otherwise depend, in the last
- * bits, on how many samples share its batch. With fixed tiles it depends on nothing else.
+ * The network always runs on tiles of exactly net.row_tile rows (the last one padded, unless
+ * net.rows_alone): OpenBLAS chooses its kernels by matrix size, so a sample's value would
+ * otherwise depend, in the last bits, on how many samples share its batch. With fixed tiles it
+ * depends on nothing else.
  * Several tiles run side by side, one per thread, each in its own arena (extra[t - 1] for thread
  * t >= 1, created on first use) with the kernels inside running serially: no hand-offs between
  * the threads inside a network call, which is where small tiles lose their time. */
@@ -122,7 +123,7 @@ static int64_t row_tile(const ug_diffusion *m) { return m->net.row_tile > 0 ? m-
 
 static int64_t padded_rows(const ug_diffusion *m, int64_t n) {
     int64_t t = row_tile(m);
-    return (n + t - 1) / t * t;
+    return m->net.rows_alone ? n : (n + t - 1) / t * t;
 }
 
 static ug_status diffusion_tile(void *self, int64_t n, const double *x, double sigma, double *out) {

@@ -2,6 +2,7 @@
  * layout nn.Sequential(Linear, SiLU, ...) so checkpoints load in Python unchanged. */
 #include "mlp.h"
 #include "core/core.h"
+#include "kernels/linear.h"
 #include <math.h>
 
 ug_mlp_cfg ug_mlp_toy_cfg(int data_dim) {
@@ -48,49 +49,91 @@ static int rows_share_conditioning(const ug_tensor *c_noise, const int32_t *labe
     return 1;
 }
 
-/* The first layer when every row shares its conditioning and nothing is taped: the inputs
- * [x, e] meet W = [W_x, W_e], and W_e e + b is the same for every row, so it is computed once
- * and the rows multiply W_x alone. For the toy MLP that skips 32 of the first layer's 34
- * inputs, 5.8 % of a sampling step's multiply-adds. (Summed in another order than the
- * full product: equal to rounding, not bit for bit.) */
-static ug_tensor *first_layer_shared(ug_ctx *ctx, const ug_mlp *m, ug_tensor *x_in,
-                                     ug_tensor *c_noise, const int32_t *labels) {
-    const int64_t H = m->w[0]->shape[0], in = m->w[0]->shape[1], dd = m->cfg.data_dim;
-    ug_tensor *parts[2], *c1 = ug_tensor_new(ctx, 1, (int64_t[]){1});
-    c1->data[0] = c_noise->data[0];
-    int np = 0;
-    parts[np++] = ug_sinusoidal(ctx, c1, m->cfg.emb_dim, (float)m->cfg.emb_log_fmax, 0);
-    if (m->cfg.num_classes) parts[np++] = ug_embedding(ctx, m->label_emb, labels, 1);
-    const ug_tensor *e = np == 1 ? parts[0] : ug_concat(ctx, parts, np, 1);
-    ug_tensor *wx = ug_tensor_new(ctx, 2, (int64_t[]){H, dd});
-    ug_tensor *bias = ug_tensor_new(ctx, 1, (int64_t[]){H});
-    const float *w = m->w[0]->data;
-    for (int64_t o = 0; o < H; o++) {
-        float acc = m->b[0]->data[o];
-        for (int64_t k = dd; k < in; k++) acc += w[o * in + k] * e->data[k - dd];
-        bias->data[o] = acc;
-        memcpy(wx->data + o * dd, w + o * in, (size_t)dd * sizeof *w);
+typedef struct { const float *w; int64_t ldw, O, K; } fm_pack_arg;
+static void fm_pack(float *dst, const void *arg) {
+    const fm_pack_arg *a = arg;
+    ug_k_fm_pack(dst, a->w, a->ldw, a->O, a->K);
+}
+
+/* w's columns [c0, c0 + K) packed for ug_k_fm_forward: the sampler's cached copy, or the
+ * arena's. */
+static const float *fm_weights(ug_ctx *ctx, const ug_tensor *w, int64_t c0, int64_t K) {
+    const int64_t O = w->shape[0], n = ug_k_fm_packed_size(O, K);
+    const fm_pack_arg a = {w->data + c0, w->shape[1], O, K};
+    const float *p = ug_pack_cache_get(ctx->packs, w->data, c0 ? UG_PACK_TAG_FM_COL : UG_PACK_TAG_FM,
+                                       n, fm_pack, &a);
+    if (p) return p;
+    float *d = ug_ctx_alloc(ctx, (size_t)n * sizeof *d);
+    fm_pack(d, &a);
+    return d;
+}
+
+/* t (K, Bp) = the first B rows of x (B, K) transposed, the other columns zero. */
+static float *transposed(ug_ctx *ctx, const float *x, int64_t B, int64_t K, int64_t Bp) {
+    float *t = ug_ctx_alloc(ctx, (size_t)(K * Bp) * sizeof *t);
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t r = 0; r < Bp; r++) t[k * Bp + r] = r < B ? x[r * K + k] : 0.0f;
+    return t;
+}
+
+/* A call without a tape (a sampler's, an evaluation's): the layers run feature-major
+ * (ug_k_fm_forward: bias and SiLU in registers, no packing of the activations; W1's sampling
+ * 0.52 -> 0.47 s against OpenBLAS's sgemm and a SiLU pass, bench/NOTES.md, session 21), every
+ * row computed alone. The first layer splits as W_0 [x, e] + b_0 = W_x x + (W_e e + b_0): when
+ * every row shares its noise level and label (a sampler's call), the second part is one column,
+ * computed once (the toy MLP then skips 32 of the first layer's 34 inputs, 5.8 % of a sampling
+ * step's multiply-adds); otherwise one per row, by the same kernel, so a row's value is the same
+ * bits either way and whatever else shares its call. Equal to the taped path to rounding. */
+static ug_tensor *forward_eval(ug_ctx *ctx, const ug_mlp *m, ug_tensor *x_in,
+                               ug_tensor *c_noise, const int32_t *labels) {
+    const int64_t B = x_in->shape[0], dd = m->cfg.data_dim, in = m->w[0]->shape[1],
+                  H0 = m->w[0]->shape[0], shared = rows_share_conditioning(c_noise, labels, B),
+                  Be = shared ? 1 : B, Bpe = ug_k_fm_cols(Be), Bp = ug_k_fm_cols(B);
+    ug_tensor *parts[2], *c = c_noise;
+    if (shared) {
+        c = ug_tensor_new(ctx, 1, (int64_t[]){1});
+        c->data[0] = c_noise->data[0];
     }
-    return ug_linear(ctx, x_in, wx, bias);
+    int np = 0;
+    parts[np++] = ug_sinusoidal(ctx, c, m->cfg.emb_dim, (float)m->cfg.emb_log_fmax, 0);
+    if (m->cfg.num_classes) parts[np++] = ug_embedding(ctx, m->label_emb, labels, Be);
+    const ug_tensor *e = np == 1 ? parts[0] : ug_concat(ctx, parts, np, 1);
+    /* E (H0, Bpe) = W_e e + b_0, one column per row or one for all */
+    float *E = ug_ctx_alloc(ctx, (size_t)(H0 * Bpe) * sizeof *E);
+    ug_k_fm_forward(E, transposed(ctx, e->data, Be, in - dd, Bpe), Bpe,
+                    fm_weights(ctx, m->w[0], dd, in - dd), m->b[0]->data, NULL, in - dd, H0, 0);
+    float *bias0 = NULL;
+    if (shared) {
+        bias0 = ug_ctx_alloc(ctx, (size_t)H0 * sizeof *bias0);
+        for (int64_t o = 0; o < H0; o++) bias0[o] = E[o * Bpe];
+    }
+    float *h = transposed(ctx, x_in->data, B, dd, Bp);
+    int64_t K = dd;
+    for (int l = 0; l < m->nlayers; l++) {
+        const int64_t O = m->w[l]->shape[0];
+        float *y = ug_ctx_alloc(ctx, (size_t)(O * Bp) * sizeof *y);
+        ug_k_fm_forward(y, h, Bp, fm_weights(ctx, m->w[l], 0, K), l ? m->b[l]->data : bias0,
+                        l || shared ? NULL : E, K, O, l < m->nlayers - 1);
+        h = y;
+        K = O;
+    }
+    ug_tensor *out = ug_tensor_new(ctx, 2, (int64_t[]){B, K});
+    for (int64_t r = 0; r < B; r++)
+        for (int64_t k = 0; k < K; k++) out->data[r * K + k] = h[k * Bp + r];
+    return out;
 }
 
 ug_tensor *ug_mlp_forward(ug_ctx *ctx, const ug_mlp *m, ug_tensor *x_in, ug_tensor *c_noise,
                           const int32_t *labels) {
     int64_t B = x_in->shape[0];
     UG_CHECK(labels || !m->cfg.num_classes, "mlp: a class-conditional network needs labels");
-    ug_tensor *h;
-    if (!ug_ctx_grad_enabled(ctx) && rows_share_conditioning(c_noise, labels, B)) {
-        h = first_layer_shared(ctx, m, x_in, c_noise, labels);
-    } else {
-        ug_tensor *parts[3];
-        int np = 0;
-        parts[np++] = x_in;
-        parts[np++] = ug_sinusoidal(ctx, c_noise, m->cfg.emb_dim, (float)m->cfg.emb_log_fmax, 0);
-        if (m->cfg.num_classes) parts[np++] = ug_embedding(ctx, m->label_emb, labels, B);
-        h = ug_linear(ctx, ug_concat(ctx, parts, np, 1), m->w[0], m->b[0]);
-    }
-    /* h is read by nothing else: a sampler's SiLU overwrites it. */
-    for (int l = 1; l < m->nlayers; l++)
-        h = ug_linear(ctx, ug_silu_inplace(ctx, h), m->w[l], m->b[l]);
+    if (!ug_ctx_grad_enabled(ctx)) return forward_eval(ctx, m, x_in, c_noise, labels);
+    ug_tensor *parts[3];
+    int np = 0;
+    parts[np++] = x_in;
+    parts[np++] = ug_sinusoidal(ctx, c_noise, m->cfg.emb_dim, (float)m->cfg.emb_log_fmax, 0);
+    if (m->cfg.num_classes) parts[np++] = ug_embedding(ctx, m->label_emb, labels, B);
+    ug_tensor *h = ug_linear(ctx, ug_concat(ctx, parts, np, 1), m->w[0], m->b[0]);
+    for (int l = 1; l < m->nlayers; l++) h = ug_linear(ctx, ug_silu(ctx, h), m->w[l], m->b[l]);
     return h;
 }

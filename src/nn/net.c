@@ -17,6 +17,7 @@ void ug_net_from_mlp(ug_net *n, const ug_mlp *m) {
     n->mlp = *m;
     n->forward = mlp_forward;
     n->row_tile = 512;   /* W1 sampling: 512 rows beat 128, 256 and 1024 (bench/NOTES.md) */
+    n->rows_alone = 1;   /* mlp.c's evaluation path */
 }
 
 void ug_net_free(ug_net *n) {

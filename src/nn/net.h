@@ -29,10 +29,14 @@ struct ug_net {
     void *impl;            /* other kinds: their own struct, freed with free_impl */
     void (*free_impl)(void *impl);
     ug_net_forward_fn forward;
-    /* Rows per network call when sampling (the last call padded): a sample's value then does
-     * not depend on how many samples share its batch. Large for cheap rows (MLP: 256), small
-     * for images (U-Net: 16), where padding 64 images to 256 would cost 4x. */
+    /* Rows per network call when sampling (the last call padded unless rows_alone): a sample's
+     * value then does not depend on how many samples share its batch. Large for cheap rows
+     * (MLP: 512), small for images (U-Net: 16), where padding 64 images to 256 would cost 4x. */
     int row_tile;
+    /* 1 when, without a tape, every row's output is computed alone, the same way whatever the
+     * number of rows (the MLP's feature-major layers): the last call needs no padding. The
+     * U-Net's batched sgemm calls (time embedding, attention) may round otherwise. */
+    int rows_alone;
 };
 
 /* The MLP kind over a declared ug_mlp. */

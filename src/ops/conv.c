@@ -30,7 +30,9 @@ static void conv_pack(float *dst, const void *arg) {
     const conv_pack_arg *a = arg;
     ug_k_conv2d_pack(dst, a->w, a->g);
 }
-static int conv_pack_tag(const ug_conv_geom *g) { return ug_conv_is_winograd(g) ? 2 : 1; }
+static int conv_pack_tag(const ug_conv_geom *g) {
+    return ug_conv_is_winograd(g) ? UG_PACK_TAG_WINO : UG_PACK_TAG_DIRECT;
+}
 
 ug_tensor *ug_conv2d(ug_ctx *ctx, ug_tensor *x, ug_tensor *w, ug_tensor *b, int stride, int pad) {
     return ug_conv2d_add(ctx, x, w, b, stride, pad, NULL, NULL);
