@@ -516,9 +516,11 @@ TEST(nn_fm_linear_matches_double) {
                       sa[2] = {O, Bp};
         EXPECT(Bp >= B && Bp - B < 32 && (big || Bp == 128), "Bp %lld for B %lld",
                (long long)Bp, (long long)B);
-        ug_tensor *x = ug_test_tensor(2, sx, 33 + big, -2, 2), *a = ug_test_tensor(2, sa, 35, -1, 1);
+        ug_tensor *x = ug_test_tensor(2, sx, 33 + big, -2, 2),
+                  *a = ug_test_tensor(2, sa, 35, -1, 1);
         float *y = malloc(sizeof(float) * O * Bp), *y1 = malloc(sizeof(float) * O * 32),
-              *x1 = calloc((size_t)K * 32, sizeof(float)), *a1 = calloc((size_t)O * 32, sizeof(float));
+              *x1 = calloc((size_t)K * 32, sizeof(float)),
+              *a1 = calloc((size_t)O * 32, sizeof(float));
         for (int mode = 0; mode < 8; mode++) {
             const int hb = mode & 1, ha = mode >> 1 & 1, silu = mode >> 2 & 1;
             ug_set_threads(big || mode % 2 ? 2 : 1);

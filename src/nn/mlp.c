@@ -60,8 +60,8 @@ static void fm_pack(float *dst, const void *arg) {
 static const float *fm_weights(ug_ctx *ctx, const ug_tensor *w, int64_t c0, int64_t K) {
     const int64_t O = w->shape[0], n = ug_k_fm_packed_size(O, K);
     const fm_pack_arg a = {w->data + c0, w->shape[1], O, K};
-    const float *p = ug_pack_cache_get(ctx->packs, w->data, c0 ? UG_PACK_TAG_FM_COL : UG_PACK_TAG_FM,
-                                       n, fm_pack, &a);
+    const int tag = c0 ? UG_PACK_TAG_FM_COL : UG_PACK_TAG_FM;
+    const float *p = ug_pack_cache_get(ctx->packs, w->data, tag, n, fm_pack, &a);
     if (p) return p;
     float *d = ug_ctx_alloc(ctx, (size_t)n * sizeof *d);
     fm_pack(d, &a);
