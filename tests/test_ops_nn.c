@@ -499,9 +499,9 @@ TEST(nn_linear_backward_pair_matches_double) {   /* and the forward */
     ug_test_tensor_free(dx0); ug_test_tensor_free(dw0);
 }
 
-/* The feature-major layer (the MLP's untaped path) against double: O = 21 (three register
- * blocks, the last partial) from K = 37, bias and add in each combination, SiLU or none; a
- * packed block of a wider matrix's columns (ldw 41, from column 4); 100 columns (Bp 128: whole
+/* The feature-major layer (the MLP's untaped path) against double: O = 21 (the last register
+ * block partial) from K = 37, bias and add in each combination, SiLU or none; a packed block of
+ * a wider matrix's columns (ldw 41, from column 4); 100 columns (Bp 128 with AVX-512: whole
  * blocks, the last partly padding) on 1 and 2 threads, and 16384 columns (above the kernel's
  * own split) on 2, every column the same bits as the same column computed alone. */
 TEST(nn_fm_linear_matches_double) {
@@ -511,16 +511,17 @@ TEST(nn_fm_linear_matches_double) {
     float *wpk = malloc(sizeof(float) * ug_k_fm_packed_size(O, K));
     ug_k_fm_pack(wpk, w->data + C0, LD, O, K);
     int threads0 = ug_get_threads();
+    const int64_t w1 = ug_k_fm_cols(1);   /* one register block's columns (32 with AVX-512) */
     for (int big = 0; big < 2; big++) {
         const int64_t B = big ? 16384 : 100, Bp = ug_k_fm_cols(B), sx[2] = {K, Bp},
                       sa[2] = {O, Bp};
-        EXPECT(Bp >= B && Bp - B < 32 && (big || Bp == 128), "Bp %lld for B %lld",
-               (long long)Bp, (long long)B);
+        EXPECT(Bp >= B && Bp - B < w1 && Bp % w1 == 0, "Bp %lld for B %lld (blocks of %lld)",
+               (long long)Bp, (long long)B, (long long)w1);
         ug_tensor *x = ug_test_tensor(2, sx, 33 + big, -2, 2),
                   *a = ug_test_tensor(2, sa, 35, -1, 1);
-        float *y = malloc(sizeof(float) * O * Bp), *y1 = malloc(sizeof(float) * O * 32),
-              *x1 = calloc((size_t)K * 32, sizeof(float)),
-              *a1 = calloc((size_t)O * 32, sizeof(float));
+        float *y = malloc(sizeof(float) * O * Bp), *y1 = malloc(sizeof(float) * O * w1),
+              *x1 = calloc((size_t)(K * w1), sizeof(float)),
+              *a1 = calloc((size_t)(O * w1), sizeof(float));
         for (int mode = 0; mode < 8; mode++) {
             const int hb = mode & 1, ha = mode >> 1 & 1, silu = mode >> 2 & 1;
             ug_set_threads(big || mode % 2 ? 2 : 1);
@@ -530,9 +531,9 @@ TEST(nn_fm_linear_matches_double) {
             int alone = 1;
             for (int64_t c = 0; c < B; c += big ? 997 : 1) {
                 /* column c alone, in a call of one register block */
-                for (int64_t k = 0; k < K; k++) x1[k * 32] = x->data[k * Bp + c];
-                for (int64_t o = 0; o < O; o++) a1[o * 32] = a->data[o * Bp + c];
-                ug_k_fm_forward(y1, x1, 32, wpk, hb ? b->data : NULL, ha ? a1 : NULL, K, O, silu);
+                for (int64_t k = 0; k < K; k++) x1[k * w1] = x->data[k * Bp + c];
+                for (int64_t o = 0; o < O; o++) a1[o * w1] = a->data[o * Bp + c];
+                ug_k_fm_forward(y1, x1, w1, wpk, hb ? b->data : NULL, ha ? a1 : NULL, K, O, silu);
                 for (int64_t o = 0; o < O; o++) {
                     double r = 0;
                     for (int64_t k = 0; k < K; k++)
@@ -541,7 +542,7 @@ TEST(nn_fm_linear_matches_double) {
                     if (ha) r += a->data[o * Bp + c];
                     if (silu) r = r / (1 + exp(-r));
                     err = ug_test_worst(err, fabs(y[o * Bp + c] - r));
-                    alone &= y1[o * 32] == y[o * Bp + c];
+                    alone &= y1[o * w1] == y[o * Bp + c];
                 }
             }
             /* Sums of 37 products of magnitude <= 2 (+ 2 terms): float rounding ~1e-5. */

@@ -121,15 +121,16 @@ void ug_k_fm_pack(float *wpk, const float *w, int64_t ldw, int64_t O, int64_t K)
                 wpk[ob * K + k * DB_O + j] = ob + j < O ? w[(ob + j) * ldw + k] : 0.0f;
 }
 
-static inline __attribute__((always_inline)) ug_vf fm_silu(ug_vf v) {
+/* *v = SiLU(*v) (by pointer: a vector returned by value changes the ABI where the build has
+ * no vector registers of its width, as LOADV). */
+static inline __attribute__((always_inline)) void fm_silu(ug_vf *v) {
 #if defined(__AVX512F__) && VW == 16
-    return (ug_vf)ug_siluf_v16((__m512)v);
+    *v = (ug_vf)ug_siluf_v16((__m512)*v);
 #else
     float t[VW];
-    memcpy(t, &v, sizeof t);
+    memcpy(t, v, sizeof t);
     for (int l = 0; l < VW; l++) t[l] = ug_siluf(t[l]);
-    memcpy(&v, t, sizeof t);
-    return v;
+    memcpy(v, t, sizeof t);
 #endif
 }
 
@@ -157,7 +158,7 @@ void ug_k_fm_forward(float *y, const float *x, int64_t Bp, const float *wpk, con
                         LOADV(r, add + at + v * VW);
                         t += r;
                     }
-                    if (silu) t = fm_silu(t);
+                    if (silu) fm_silu(&t);
                     memcpy(y + at + v * VW, &t, sizeof t);
                 }
             }
