@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# mutation_check.sh — proves the gradient tests can fail: on a copy of the tree, break one
-# backward kernel at a time and require the test suite to FAIL for each. Exit 1 if any
+# mutation_check.sh — proves the kernel tests can fail: on a copy of the tree, break one
+# kernel at a time (mostly backward ones) and require the test suite to FAIL for each. Exit 1 if any
 # mutation survives. Usage: scripts/mutation_check.sh [build-dir-to-reuse]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -39,6 +39,8 @@ mutations=(
   "src/models/model.c|s/for (int t = 1; t < nt; t++) s += rg\[t - 1\]\[j\]/(void)rg/|model_loss_backward_split"
   "src/kernels/conv.c|s/            if (add_add)$/            if (0 \&\& add_add)/|nn_grad_conv2d_add nn_conv2d_add_equals_adds"
   "src/kernels/conv.c|s/dibias\[r\] += (float)ug_sum_f64(src, L)/dibias[r] += 0.5f * (float)ug_sum_f64(src, L)/|nn_grad_conv2d_add nn_conv2d_add_equals_adds"
+  "src/kernels/winograd.c|s/(__mmask16)(me >> 1),/(__mmask16)(me >> 2),/|conv_winograd_matches_naive|avx512f"
+  "src/kernels/linear.c|s/if (b) t += bj;/if (b) t += bj + bj;/|nn_fm_linear"
 )
 for m in "${mutations[@]}"; do
   IFS='|' read -r file expr filter need <<<"$m"
