@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mutation_check.sh — proves the kernel tests can fail: on a copy of the tree, break one
-# kernel at a time (mostly backward ones) and require the test suite to FAIL for each. Exit 1 if any
-# mutation survives. Usage: scripts/mutation_check.sh [build-dir-to-reuse]
+# kernel at a time (mostly backward ones) and require the test suite to FAIL for each. Exit 1
+# if any mutation survives. Usage: scripts/mutation_check.sh [build-dir-to-reuse]
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 tmp=$(mktemp -d)
