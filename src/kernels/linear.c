@@ -1,5 +1,6 @@
 /* linear.c — fully connected layers as OpenBLAS sgemm calls. sgemm already runs on the shared
- * OpenMP pool; the bias is folded in by pre-filling the output and calling sgemm with beta = 1. */
+ * OpenMP pool; the bias is folded in by pre-filling the output and calling sgemm with beta = 1.
+ * The untaped MLP's feature-major layers (ug_k_fm_*) and MADE's prefix layers are below. */
 #include "linear.h"
 #include "conv_simd.h"
 #include "vmath.h"

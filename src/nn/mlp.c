@@ -76,14 +76,24 @@ static float *transposed(ug_ctx *ctx, const float *x, int64_t B, int64_t K, int6
     return t;
 }
 
+/* The conditioning inputs of n rows, appended to parts: sinusoidal(c) [, label embedding]. */
+static int cond_parts(ug_ctx *ctx, const ug_mlp *m, ug_tensor *c, const int32_t *labels,
+                      int64_t n, ug_tensor **parts) {
+    int np = 0;
+    parts[np++] = ug_sinusoidal(ctx, c, m->cfg.emb_dim, (float)m->cfg.emb_log_fmax, 0);
+    if (m->cfg.num_classes) parts[np++] = ug_embedding(ctx, m->label_emb, labels, n);
+    return np;
+}
+
 /* A call without a tape (a sampler's, an evaluation's): the layers run feature-major
  * (ug_k_fm_forward: bias and SiLU in registers, no packing of the activations; W1's sampling
- * 0.52 -> 0.47 s against OpenBLAS's sgemm and a SiLU pass, bench/NOTES.md, session 21), every
- * row computed alone. The first layer splits as W_0 [x, e] + b_0 = W_x x + (W_e e + b_0): when
- * every row shares its noise level and label (a sampler's call), the second part is one column,
- * computed once (the toy MLP then skips 32 of the first layer's 34 inputs, 5.8 % of a sampling
- * step's multiply-adds); otherwise one per row, by the same kernel, so a row's value is the same
- * bits either way and whatever else shares its call. Equal to the taped path to rounding. */
+ * 0.53-0.57 -> 0.48-0.50 s against OpenBLAS's sgemm and a SiLU pass, bench/NOTES.md, session
+ * 21), every row computed alone. The first layer splits as W_0 [x, e] + b_0 = W_x x +
+ * (W_e e + b_0): when every row shares its noise level and label (a sampler's call), the second
+ * part is one column, computed once (the toy MLP then skips 32 of the first layer's 34 inputs,
+ * 5.8 % of a sampling step's multiply-adds); otherwise one per row, by the same kernel, so a
+ * row's value is the same bits either way and whatever else shares its call. Equal to the taped
+ * path to rounding. */
 static ug_tensor *forward_eval(ug_ctx *ctx, const ug_mlp *m, ug_tensor *x_in,
                                ug_tensor *c_noise, const int32_t *labels) {
     const int64_t B = x_in->shape[0], dd = m->cfg.data_dim, in = m->w[0]->shape[1],
@@ -94,9 +104,7 @@ static ug_tensor *forward_eval(ug_ctx *ctx, const ug_mlp *m, ug_tensor *x_in,
         c = ug_tensor_new(ctx, 1, (int64_t[]){1});
         c->data[0] = c_noise->data[0];
     }
-    int np = 0;
-    parts[np++] = ug_sinusoidal(ctx, c, m->cfg.emb_dim, (float)m->cfg.emb_log_fmax, 0);
-    if (m->cfg.num_classes) parts[np++] = ug_embedding(ctx, m->label_emb, labels, Be);
+    const int np = cond_parts(ctx, m, c, labels, Be, parts);
     const ug_tensor *e = np == 1 ? parts[0] : ug_concat(ctx, parts, np, 1);
     /* E (H0, Bpe) = W_e e + b_0, one column per row or one for all */
     float *E = ug_ctx_alloc(ctx, (size_t)(H0 * Bpe) * sizeof *E);
@@ -128,11 +136,8 @@ ug_tensor *ug_mlp_forward(ug_ctx *ctx, const ug_mlp *m, ug_tensor *x_in, ug_tens
     int64_t B = x_in->shape[0];
     UG_CHECK(labels || !m->cfg.num_classes, "mlp: a class-conditional network needs labels");
     if (!ug_ctx_grad_enabled(ctx)) return forward_eval(ctx, m, x_in, c_noise, labels);
-    ug_tensor *parts[3];
-    int np = 0;
-    parts[np++] = x_in;
-    parts[np++] = ug_sinusoidal(ctx, c_noise, m->cfg.emb_dim, (float)m->cfg.emb_log_fmax, 0);
-    if (m->cfg.num_classes) parts[np++] = ug_embedding(ctx, m->label_emb, labels, B);
+    ug_tensor *parts[3] = {x_in};
+    const int np = 1 + cond_parts(ctx, m, c_noise, labels, B, parts + 1);
     ug_tensor *h = ug_linear(ctx, ug_concat(ctx, parts, np, 1), m->w[0], m->b[0]);
     for (int l = 1; l < m->nlayers; l++) h = ug_linear(ctx, ug_silu(ctx, h), m->w[l], m->b[l]);
     return h;
